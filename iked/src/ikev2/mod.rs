@@ -1,0 +1,3 @@
+//! IKEv2 (RFC 7296): wire codec and protocol state machines.
+
+pub mod wire;

@@ -1,0 +1,1 @@
+//! IKEv2 wire codec (placeholder until written).

@@ -1,0 +1,1 @@
+//! racoon2.conf parsing (placeholder until written).
