@@ -5,4 +5,8 @@
 //! parameters, datagrams go in through `handle_datagram` and come out through
 //! `poll_output`. The [`daemon`] module is the thin tokio driver around it.
 
+pub mod daemon;
 pub mod ikev2;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,94 @@
+//! iked: racoon3's IKEv2 daemon. Flags follow racoon2's iked.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// racoon3 IKEv2 daemon.
+#[derive(Parser, Debug)]
+#[command(name = "iked", disable_version_flag = true)]
+struct Args {
+    /// Configuration file (racoon2.conf syntax).
+    #[arg(short = 'f', default_value = "/etc/racoon2/racoon2.conf")]
+    config: PathBuf,
+    /// Stay in the foreground.
+    #[arg(short = 'F')]
+    foreground: bool,
+    /// Debug level: 0 info, 1-2 debug, 3 and more trace.
+    #[arg(short = 'D', default_value_t = 0)]
+    debug: u8,
+    /// Log to this file instead of standard error.
+    #[arg(short = 'l')]
+    logfile: Option<PathBuf>,
+    /// Print the version and exit.
+    #[arg(short = 'V')]
+    version: bool,
+    /// Initiate an IKE SA to this peer address at start (repeatable).
+    #[arg(short = 'I')]
+    initiate: Vec<IpAddr>,
+    /// Directory for the pid file.
+    #[arg(long, default_value = "/run/racoon3")]
+    run_dir: PathBuf,
+    /// Kernel backend. Only `memory` (records SAs, carries no traffic) exists so far.
+    #[arg(long, default_value = "memory")]
+    kernel: String,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if args.version {
+        println!("iked (racoon3) {}", env!("CARGO_PKG_VERSION"));
+        return Ok(());
+    }
+    if args.kernel != "memory" {
+        anyhow::bail!(
+            "--kernel {}: only the memory backend is implemented so far",
+            args.kernel
+        );
+    }
+    if !args.foreground {
+        anyhow::bail!(
+            "backgrounding is not implemented yet: run with -F (under systemd, Type=simple)"
+        );
+    }
+    init_logging(args.debug, args.logfile.as_deref())?;
+    let opts = iked::daemon::Options {
+        config: args.config,
+        initiate: args.initiate,
+        run_dir: args.run_dir,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(iked::daemon::run(opts));
+    if let Err(e) = &result {
+        tracing::error!("{e:#}");
+    }
+    result
+}
+
+fn init_logging(debug: u8, logfile: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let level = match debug {
+        0 => tracing::Level::INFO,
+        1 | 2 => tracing::Level::DEBUG,
+        _ => tracing::Level::TRACE,
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_target(false);
+    match logfile {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
+            builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .init();
+        }
+        None => builder.with_writer(std::io::stderr).init(),
+    }
+    Ok(())
+}

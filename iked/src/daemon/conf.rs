@@ -1,0 +1,367 @@
+//! racoon2.conf model to the protocol core's [`PeerConfig`]s.
+//!
+//! Everything an operator can get wrong is reported here, at start-up,
+//! naming the remote block and the directive, rather than at the first
+//! negotiation.
+
+use std::net::{IpAddr, SocketAddr};
+
+use anyhow::{Context as _, bail};
+use libracoon::config::{
+    AuthAlgName, AuthMethod, Config, DhGroupName, Direction, EncAlgName, IdKind,
+    Identity as ConfId, IpsecMode, Kmp, PeerAddr, Remote, SaProtocol,
+};
+use libracoon::crypto::{DhGroup, EncrAlg, IntegAlg, PrfAlg};
+use zeroize::Zeroizing;
+
+use crate::ikev2::config::{
+    ChildConfig, EspAlgorithms, Identity, IkeAlgorithms, Mode, PeerConfig, Retransmit,
+};
+use crate::ikev2::ts::TsRange;
+
+/// What the daemon needs from the configuration file.
+#[derive(Debug)]
+pub struct DaemonConfig {
+    /// Addresses to listen on (port 500 unless configured), plus 4500 each.
+    pub listen: Vec<SocketAddr>,
+    /// One entry per `remote` that accepts IKEv2.
+    pub peers: Vec<PeerConfig>,
+    /// Non-fatal notes for the log (ignored algorithms and the like).
+    pub notes: Vec<String>,
+}
+
+/// Translates the parsed configuration.
+///
+/// # Errors
+/// A message naming the remote block and what to fix.
+pub fn translate(config: &Config) -> anyhow::Result<DaemonConfig> {
+    let listen: Vec<SocketAddr> = config
+        .interface
+        .ike
+        .iter()
+        .map(|l| SocketAddr::new(l.addr, l.port.unwrap_or(500)))
+        .collect();
+    if listen.is_empty() {
+        bail!("interface {{ ike {{ ADDRESS; }}; }}: list the addresses iked should listen on");
+    }
+    let mut notes = Vec::new();
+    let mut peers = Vec::new();
+    for remote in &config.remotes {
+        if !remote.acceptable_kmp.is_empty() && !remote.acceptable_kmp.contains(&Kmp::Ikev2) {
+            continue;
+        }
+        let peer = peer(config, remote, &listen, &mut notes)
+            .with_context(|| format!("remote {}", remote.name))?;
+        peers.push(peer);
+    }
+    if peers.is_empty() {
+        bail!("no remote block accepts ikev2: nothing to negotiate");
+    }
+    Ok(DaemonConfig {
+        listen,
+        peers,
+        notes,
+    })
+}
+
+fn peer(
+    config: &Config,
+    remote: &Remote,
+    listen: &[SocketAddr],
+    notes: &mut Vec<String>,
+) -> anyhow::Result<PeerConfig> {
+    let v2 = &remote.ikev2;
+    if v2.kmp_auth_method.iter().any(|m| *m != AuthMethod::Psk) {
+        notes.push(format!("remote {}: only psk authentication is implemented; other kmp_auth_method entries are ignored", remote.name));
+    }
+    let psk_path = v2
+        .pre_shared_key
+        .as_ref()
+        .context("pre_shared_key is required for psk authentication")?;
+    let psk = libracoon::config::read_psk(psk_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let remote_addr = match v2.peers_ipaddr {
+        Some(PeerAddr::Addr { addr, .. }) => Some(addr),
+        _ => None,
+    };
+    let local_addr = remote_addr
+        .and_then(|r| listen.iter().find(|l| l.is_ipv4() == r.is_ipv4()))
+        .or_else(|| listen.first())
+        .map(SocketAddr::ip)
+        .context("no listen address")?;
+    let local_id = match &v2.my_id {
+        Some(id) => identity(id)?,
+        None => Identity::addr(local_addr),
+    };
+    let remote_id = v2.peers_id.as_ref().map(identity).transpose()?;
+    let ike = ike_algorithms(remote, notes)?;
+    let child = child_config(config, remote, notes)?;
+    let mut retransmit = Retransmit::default();
+    if let Some(n) = v2.max_retry_to_send {
+        retransmit.tries = n;
+    }
+    if let Some(d) = v2.interval_to_send.filter(|d| !d.is_zero()) {
+        retransmit.base = d;
+    }
+    let nonce_len = v2.nonce_size.map_or(32, |n| n as usize);
+    if !(16..=256).contains(&nonce_len) {
+        bail!("nonce_size {nonce_len}: RFC 7296 §2.10 needs 16 to 256 bytes");
+    }
+    Ok(PeerConfig {
+        name: remote.name.clone(),
+        local_id,
+        remote_id,
+        remote_addr,
+        psk: Zeroizing::new(psk),
+        ike,
+        child,
+        dpd_delay: v2.dpd_delay.filter(|d| !d.is_zero()),
+        retransmit,
+        nonce_len,
+    })
+}
+
+/// The peer address and IKE port to initiate to for a remote block.
+pub fn initiation_target(config: &Config, name: &str) -> Option<SocketAddr> {
+    match config.remote(name)?.ikev2.peers_ipaddr? {
+        PeerAddr::Addr { addr, port } => Some(SocketAddr::new(addr, port.unwrap_or(500))),
+        PeerAddr::RoadWarrior => None,
+    }
+}
+
+fn identity(id: &ConfId) -> anyhow::Result<Identity> {
+    use crate::ikev2::wire::IdType;
+    Ok(match id.kind {
+        IdKind::Ipaddr => Identity::addr(id.value.parse::<IpAddr>().context("ipaddr identity")?),
+        IdKind::Fqdn => Identity::fqdn(&id.value),
+        IdKind::Email => Identity {
+            id_type: IdType::Rfc822Addr,
+            data: id.value.as_bytes().to_vec(),
+        },
+        IdKind::KeyidTag => Identity {
+            id_type: IdType::KeyId,
+            data: id.value.as_bytes().to_vec(),
+        },
+        IdKind::Keyid => {
+            let data =
+                std::fs::read(&id.value).with_context(|| format!("keyid file {}", id.value))?;
+            Identity {
+                id_type: IdType::KeyId,
+                data,
+            }
+        }
+        IdKind::X509Subject => bail!(
+            "x509_subject identities need certificate authentication, which is not implemented"
+        ),
+    })
+}
+
+fn ike_algorithms(remote: &Remote, notes: &mut Vec<String>) -> anyhow::Result<IkeAlgorithms> {
+    let v2 = &remote.ikev2;
+    let encr = or_default(
+        supported(&v2.kmp_enc_alg, encr_alg, "kmp_enc_alg", remote, notes),
+        default_encr,
+    );
+    let integ = or_default(
+        supported(&v2.kmp_hash_alg, integ_alg, "kmp_hash_alg", remote, notes),
+        default_integ,
+    );
+    let prf_src: Vec<AuthAlgName> = if v2.kmp_prf_alg.is_empty() {
+        v2.kmp_hash_alg.clone()
+    } else {
+        v2.kmp_prf_alg.clone()
+    };
+    let prf = or_default(
+        supported(&prf_src, prf_alg, "kmp_prf_alg", remote, notes),
+        default_prf,
+    );
+    let dh = or_default(
+        supported(&v2.kmp_dh_group, dh_group, "kmp_dh_group", remote, notes),
+        default_dh,
+    );
+    for (list, name, asked) in [
+        (encr.is_empty(), "kmp_enc_alg", v2.kmp_enc_alg.is_empty()),
+        (dh.is_empty(), "kmp_dh_group", v2.kmp_dh_group.is_empty()),
+    ] {
+        if list && !asked {
+            bail!("{name}: none of the listed algorithms is implemented");
+        }
+    }
+    Ok(IkeAlgorithms {
+        encr,
+        prf,
+        integ,
+        dh,
+    })
+}
+
+fn child_config(
+    config: &Config,
+    remote: &Remote,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<ChildConfig> {
+    let (selector, policy) = config
+        .selectors
+        .iter()
+        .filter(|s| s.direction == Direction::Outbound)
+        .find_map(|s| {
+            let p = config.policy(&s.policy_index)?;
+            (p.remote_index.as_deref() == Some(&remote.name)).then_some((s, p))
+        })
+        .or_else(|| {
+            let s = config.selector(remote.selector_index.as_deref()?)?;
+            Some((s, config.policy(&s.policy_index)?))
+        })
+        .context(
+            "no selector and policy refer to this remote, so there is no CHILD SA to negotiate",
+        )?;
+    let ts = |p: &libracoon::config::IpPrefix, port: Option<u16>| -> anyhow::Result<TsRange> {
+        let mut r = TsRange::from_prefix(p.addr, p.len).context("selector prefix")?;
+        r.proto = selector.upper_layer_protocol.unwrap_or(0);
+        if let Some(port) = port {
+            r.start_port = port;
+            r.end_port = port;
+        }
+        Ok(r)
+    };
+    let (src, dst) = (
+        ts(&selector.src, selector.src_port)?,
+        ts(&selector.dst, selector.dst_port)?,
+    );
+    let (local, remote_ts) = match selector.direction {
+        Direction::Outbound => (src, dst),
+        Direction::Inbound => (dst, src),
+    };
+    let mode = match policy.ipsec_mode {
+        Some(IpsecMode::Transport) => Mode::Transport,
+        _ => Mode::Tunnel,
+    };
+    let sa = policy
+        .ipsec_index
+        .iter()
+        .filter_map(|i| config.ipsec(i))
+        .flat_map(|i| i.sa_index.iter())
+        .filter_map(|s| config.sa(s))
+        .find(|s| s.sa_protocol == SaProtocol::Esp);
+    let (encr_names, auth_names) = sa
+        .map(|s| (s.esp_enc_alg.clone(), s.esp_auth_alg.clone()))
+        .unwrap_or_default();
+    let encr = or_default(
+        supported(&encr_names, encr_alg, "esp_enc_alg", remote, notes),
+        default_encr,
+    );
+    let integ = or_default(
+        supported(&auth_names, integ_alg, "esp_auth_alg", remote, notes),
+        default_integ,
+    );
+    if encr.is_empty() {
+        bail!("esp_enc_alg: none of the listed algorithms is implemented");
+    }
+    Ok(ChildConfig {
+        local_ts: vec![local],
+        remote_ts: vec![remote_ts],
+        mode,
+        esp: EspAlgorithms { encr, integ },
+        reqid: selector.reqid.unwrap_or(1),
+    })
+}
+
+/// Maps configured names to implemented algorithms, noting the rest.
+fn supported<N: std::fmt::Display, A>(
+    names: &[N],
+    map: fn(&N) -> Option<A>,
+    directive: &str,
+    remote: &Remote,
+    notes: &mut Vec<String>,
+) -> Option<Vec<A>> {
+    if names.is_empty() {
+        return None;
+    }
+    let mut out = Vec::new();
+    for n in names {
+        match map(n) {
+            Some(a) => out.push(a),
+            None => notes.push(format!(
+                "remote {}: {directive} {n} is not implemented by racoon3 and is skipped",
+                remote.name
+            )),
+        }
+    }
+    Some(out)
+}
+
+fn or_default<A>(v: Option<Vec<A>>, default: fn() -> Vec<A>) -> Vec<A> {
+    v.unwrap_or_else(default)
+}
+
+fn encr_alg(n: &EncAlgName) -> Option<EncrAlg> {
+    Some(match n {
+        EncAlgName::Aes128Cbc => EncrAlg::AesCbc128,
+        EncAlgName::Aes256Cbc => EncrAlg::AesCbc256,
+        EncAlgName::Aes128Gcm16 => EncrAlg::AesGcm16_128,
+        EncAlgName::Aes256Gcm16 => EncrAlg::AesGcm16_256,
+        EncAlgName::Chacha20Poly1305 => EncrAlg::ChaCha20Poly1305,
+        _ => return None,
+    })
+}
+
+fn integ_alg(n: &AuthAlgName) -> Option<IntegAlg> {
+    Some(match n.hmac() {
+        AuthAlgName::HmacSha1 => IntegAlg::HmacSha1_96,
+        AuthAlgName::HmacSha2_256 => IntegAlg::HmacSha256_128,
+        AuthAlgName::HmacSha2_384 => IntegAlg::HmacSha384_192,
+        AuthAlgName::HmacSha2_512 => IntegAlg::HmacSha512_256,
+        _ => return None,
+    })
+}
+
+fn prf_alg(n: &AuthAlgName) -> Option<PrfAlg> {
+    Some(match n.hmac() {
+        AuthAlgName::HmacSha1 => PrfAlg::HmacSha1,
+        AuthAlgName::HmacSha2_256 => PrfAlg::HmacSha256,
+        AuthAlgName::HmacSha2_384 => PrfAlg::HmacSha384,
+        AuthAlgName::HmacSha2_512 => PrfAlg::HmacSha512,
+        _ => return None,
+    })
+}
+
+fn dh_group(n: &DhGroupName) -> Option<DhGroup> {
+    DhGroup::from_iana(n.number())
+}
+
+/// Defaults when a list is not configured: AEAD first, all strong.
+fn default_encr() -> Vec<EncrAlg> {
+    vec![
+        EncrAlg::AesGcm16_256,
+        EncrAlg::AesGcm16_128,
+        EncrAlg::ChaCha20Poly1305,
+        EncrAlg::AesCbc256,
+        EncrAlg::AesCbc128,
+    ]
+}
+
+fn default_integ() -> Vec<IntegAlg> {
+    vec![
+        IntegAlg::HmacSha256_128,
+        IntegAlg::HmacSha512_256,
+        IntegAlg::HmacSha384_192,
+        IntegAlg::HmacSha1_96,
+    ]
+}
+
+fn default_prf() -> Vec<PrfAlg> {
+    vec![
+        PrfAlg::HmacSha256,
+        PrfAlg::HmacSha512,
+        PrfAlg::HmacSha384,
+        PrfAlg::HmacSha1,
+    ]
+}
+
+fn default_dh() -> Vec<DhGroup> {
+    vec![
+        DhGroup::Curve25519,
+        DhGroup::Ecp256,
+        DhGroup::Modp2048,
+        DhGroup::Ecp384,
+    ]
+}

@@ -1,0 +1,225 @@
+//! The tokio shell around the sans-IO core: sockets, the clock, the
+//! kernel backend, signals, and one operator log line per event.
+//!
+//! This is the only module that reads the clock or the OS random source.
+
+pub mod conf;
+mod report;
+pub mod udp;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use libracoon::crypto::OsRandom;
+use pfkey::Kernel;
+use pfkey::memory::MemoryKernel;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use crate::ikev2::endpoint::{Endpoint, SaTag};
+use crate::ikev2::output::{Output, Path};
+
+/// How long a stopping daemon waits for the peers to acknowledge its Deletes.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// Start-up options (racoon2's flags).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Configuration file.
+    pub config: PathBuf,
+    /// Peer addresses to initiate to at start (`-I`).
+    pub initiate: Vec<std::net::IpAddr>,
+    /// Where the pid file lives.
+    pub run_dir: PathBuf,
+}
+
+/// Runs iked until SIGTERM or SIGINT.
+///
+/// # Errors
+/// Start-up failures (configuration, sockets, run directory), each naming
+/// what to fix.
+pub async fn run(opts: Options) -> anyhow::Result<()> {
+    let loaded = libracoon::config::load(&opts.config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let conf =
+        conf::translate(&loaded.config).with_context(|| opts.config.display().to_string())?;
+    for n in &conf.notes {
+        tracing::warn!("{n}");
+    }
+    let _pid = PidFile::create(&opts.run_dir)?;
+    let kernel = MemoryKernel::new();
+    tracing::warn!(
+        "kernel backend '{}': SAs are recorded but carry no traffic (no ESP datapath is available yet)",
+        kernel.name()
+    );
+    let (tx, mut rx) = mpsc::channel(1024);
+    let sockets = udp::Sockets::bind(&conf.listen, &tx).await?;
+    let mut endpoint = Endpoint::new(conf.peers, Box::new(OsRandom));
+    for peer in &opts.initiate {
+        initiate(&mut endpoint, &loaded.config, &conf.listen, *peer)?;
+    }
+    tracing::info!("iked started: listening on {:?}", conf.listen);
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut stopping: Option<Instant> = None;
+    loop {
+        drain(&mut endpoint, &sockets, &kernel).await;
+        if let Some(t) = stopping
+            && (endpoint.sas().next().is_none() || Instant::now() >= t)
+        {
+            break;
+        }
+        let deadline = [endpoint.poll_timeout(), stopping]
+            .into_iter()
+            .flatten()
+            .min();
+        let sleep = deadline.map(tokio::time::Instant::from_std);
+        tokio::select! {
+            Some(msg) = rx.recv() => endpoint.handle_datagram(Instant::now(), msg.path, &msg.bytes),
+            () = sleep_until(sleep) => endpoint.handle_timeout(Instant::now()),
+            _ = term.recv(), if stopping.is_none() => stopping = Some(shut_down(&mut endpoint)),
+            _ = int.recv(), if stopping.is_none() => stopping = Some(shut_down(&mut endpoint)),
+        }
+    }
+    tracing::info!("iked stopped");
+    Ok(())
+}
+
+/// Starts an IKE SA to `peer` with the remote block whose `peers_ipaddr` it is.
+fn initiate(
+    endpoint: &mut Endpoint,
+    config: &libracoon::config::Config,
+    listen: &[SocketAddr],
+    peer: std::net::IpAddr,
+) -> anyhow::Result<()> {
+    let Some(name) = endpoint
+        .config_for(peer)
+        .filter(|c| c.remote_addr == Some(peer))
+        .map(|c| c.name.clone())
+    else {
+        bail!("-I {peer}: no remote block has peers_ipaddr {peer}");
+    };
+    let remote = conf::initiation_target(config, &name).context("remote has no peer address")?;
+    let local = *listen
+        .iter()
+        .find(|l| l.is_ipv4() == peer.is_ipv4())
+        .with_context(|| format!("-I {peer}: no listen address of the same family"))?;
+    endpoint
+        .initiate(Instant::now(), &name, Path { local, remote })
+        .map_err(|e| anyhow::anyhow!("-I {peer}: {e}"))?;
+    tracing::info!("initiating IKE SA with {remote} (remote {name})");
+    Ok(())
+}
+
+/// Deletes every IKE SA; returns when to give up waiting for answers.
+fn shut_down(endpoint: &mut Endpoint) -> Instant {
+    tracing::info!("stopping: deleting all IKE SAs");
+    let now = Instant::now();
+    let spis: Vec<u64> = endpoint
+        .sas()
+        .map(crate::ikev2::sa::IkeSa::local_spi)
+        .collect();
+    for spi in spis {
+        endpoint.delete(now, spi);
+    }
+    now + SHUTDOWN_GRACE
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Carries out everything the core asked for, in order.
+async fn drain(endpoint: &mut Endpoint, sockets: &udp::Sockets, kernel: &impl Kernel) {
+    while let Some((tag, out)) = endpoint.poll_output() {
+        match out {
+            Output::Send { path, bytes } => sockets.send(path, &bytes).await,
+            Output::InstallChild(child) => install(&tag, *child, kernel).await,
+            Output::DeleteChild { inbound, outbound } => {
+                for id in [inbound, outbound] {
+                    if let Err(e) = kernel.delete_sa(id).await {
+                        tracing::warn!("{}: removing SA {:08x} failed: {e}", tag.name, id.spi);
+                    }
+                }
+                tracing::info!(
+                    "CHILD SA of {} deleted (SPIs {:08x}/{:08x})",
+                    tag.name,
+                    inbound.spi,
+                    outbound.spi
+                );
+            }
+            Output::Event(ev) => report::event(&tag, &ev),
+        }
+    }
+}
+
+/// Installs inbound first so the peer's first packet finds its SA.
+async fn install(tag: &SaTag, child: crate::ikev2::output::ChildSa, kernel: &impl Kernel) {
+    let (spi_in, spi_out, mode) = (
+        child.inbound.id.spi,
+        child.outbound.id.spi,
+        child.inbound.mode,
+    );
+    let encap = if child.outbound.encap.is_some() {
+        "UDP-encapsulated "
+    } else {
+        ""
+    };
+    for sa in [child.inbound, child.outbound] {
+        if let Err(e) = kernel.add_sa(sa).await {
+            tracing::error!(
+                "{}: kernel backend '{}' refused a CHILD SA: {e}",
+                tag.name,
+                kernel.name()
+            );
+            return;
+        }
+    }
+    let traffic = if kernel.carries_traffic() {
+        ""
+    } else {
+        " (recorded only: this backend carries no traffic)"
+    };
+    tracing::info!(
+        "CHILD SA {} INSTALLED, {encap}{mode:?} ESP {} SPIs in {spi_in:08x} out {spi_out:08x}, {}{traffic}",
+        tag.name,
+        child.esp,
+        child.ts
+    );
+}
+
+/// The pid file, removed when the daemon exits.
+struct PidFile(PathBuf);
+
+impl PidFile {
+    fn create(run_dir: &std::path::Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(run_dir)
+            .with_context(|| format!("cannot create run directory {}", run_dir.display()))?;
+        let path = run_dir.join("iked.pid");
+        if let Ok(old) = std::fs::read_to_string(&path) {
+            let pid = old.trim();
+            if !pid.is_empty() && std::path::Path::new("/proc").join(pid).exists() {
+                bail!(
+                    "iked already running with pid {pid} ({}); use another --run-dir",
+                    path.display()
+                );
+            }
+        }
+        std::fs::write(&path, format!("{}\n", std::process::id()))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

@@ -1,0 +1,268 @@
+//! All IKE SAs of a daemon behind one demultiplexer
+//! (quinn's `Endpoint` shape).
+//!
+//! The endpoint reads only the IKE header to route a datagram: by our SPI
+//! to an existing SA, or, for a new IKE_SA_INIT request, to a fresh
+//! responder SA after the half-open limit is checked. Nothing is allocated
+//! for a datagram that matches no SA and no configuration.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use libracoon::crypto::Random;
+
+use crate::ikev2::config::PeerConfig;
+use crate::ikev2::error::Error;
+use crate::ikev2::output::{Output, Path};
+use crate::ikev2::sa::IkeSa;
+use crate::ikev2::wire::{DecodeError, ExchangeType, Header, Message, NotifyType};
+
+/// Half-open responder SAs allowed at once; beyond this, new IKE_SA_INIT
+/// requests are dropped (COOKIE challenges are not implemented yet).
+pub const MAX_HALF_OPEN: usize = 1024;
+
+/// Which SA an output belongs to, for the operator's log line.
+#[derive(Debug, Clone)]
+pub struct SaTag {
+    /// Our SPI of the IKE SA.
+    pub spi: u64,
+    /// Name of the remote block.
+    pub name: String,
+    /// Peer address.
+    pub peer: SocketAddr,
+}
+
+/// Counters of datagrams that never reached an SA.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Drops {
+    /// Not even an IKE header.
+    pub malformed: u64,
+    /// No SA with that SPI.
+    pub unknown_spi: u64,
+    /// IKE_SA_INIT from an address no remote block accepts.
+    pub no_config: u64,
+    /// Half-open limit reached.
+    pub half_open_limit: u64,
+}
+
+/// The IKE SAs of one daemon.
+pub struct Endpoint {
+    configs: Vec<Arc<PeerConfig>>,
+    sas: HashMap<u64, IkeSa>,
+    /// IKE_SA_INIT requests already answered: (peer, SPIi) to our SPI.
+    by_init: HashMap<(SocketAddr, u64), u64>,
+    rng: Box<dyn Random + Send>,
+    out: VecDeque<(SaTag, Output)>,
+    drops: Drops,
+}
+
+impl Endpoint {
+    /// An endpoint serving these remote configurations.
+    pub fn new(configs: Vec<PeerConfig>, rng: Box<dyn Random + Send>) -> Self {
+        Self {
+            configs: configs.into_iter().map(Arc::new).collect(),
+            sas: HashMap::new(),
+            by_init: HashMap::new(),
+            rng,
+            out: VecDeque::new(),
+            drops: Drops::default(),
+        }
+    }
+
+    /// The configuration named `name`.
+    pub fn config(&self, name: &str) -> Option<&PeerConfig> {
+        self.configs
+            .iter()
+            .find(|c| c.name == name)
+            .map(AsRef::as_ref)
+    }
+
+    /// The configuration for a peer address: an exact `remote_addr` match,
+    /// else the first configuration without a fixed address.
+    pub fn config_for(&self, peer: IpAddr) -> Option<&PeerConfig> {
+        self.find_config(peer).map(AsRef::as_ref)
+    }
+
+    fn find_config(&self, peer: IpAddr) -> Option<&Arc<PeerConfig>> {
+        self.configs
+            .iter()
+            .find(|c| c.remote_addr == Some(peer))
+            .or_else(|| self.configs.iter().find(|c| c.remote_addr.is_none()))
+    }
+
+    /// Starts an IKE SA to `path.remote` under the named configuration.
+    ///
+    /// # Errors
+    /// [`Error::Internal`] if no such configuration exists or the random
+    /// source fails.
+    pub fn initiate(&mut self, now: Instant, name: &str, path: Path) -> Result<u64, Error> {
+        let config = self
+            .configs
+            .iter()
+            .find(|c| c.name == name)
+            .cloned()
+            .ok_or(Error::Internal("no remote block with that name"))?;
+        let sa = IkeSa::initiate(now, self.rng.as_mut(), config, path)?;
+        let spi = sa.local_spi();
+        self.sas.insert(spi, sa);
+        self.drain(spi);
+        Ok(spi)
+    }
+
+    /// Routes one received datagram (without the non-ESP marker).
+    pub fn handle_datagram(&mut self, now: Instant, path: Path, bytes: &[u8]) {
+        let Ok(header) = Header::parse(bytes) else {
+            self.drops.malformed += 1;
+            return;
+        };
+        let is_new_init = header.exchange == ExchangeType::IkeSaInit
+            && !header.flags.response()
+            && header.spi_r == 0;
+        let spi = if is_new_init {
+            match self.by_init.get(&(path.remote, header.spi_i)) {
+                Some(spi) => *spi,
+                None => return self.accept(now, path, bytes),
+            }
+        } else if header.flags.initiator() {
+            header.spi_r
+        } else {
+            header.spi_i
+        };
+        let Some(sa) = self.sas.get_mut(&spi) else {
+            self.drops.unknown_spi += 1;
+            return;
+        };
+        sa.handle_datagram(now, self.rng.as_mut(), path, bytes);
+        self.drain(spi);
+    }
+
+    /// Fires every due timer.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<u64> = self
+            .sas
+            .iter()
+            .filter(|(_, sa)| sa.poll_timeout().is_some_and(|t| t <= now))
+            .map(|(spi, _)| *spi)
+            .collect();
+        for spi in due {
+            if let Some(sa) = self.sas.get_mut(&spi) {
+                sa.handle_timeout(now, self.rng.as_mut());
+            }
+            self.drain(spi);
+        }
+    }
+
+    /// Deletes the IKE SA with our SPI `spi`.
+    pub fn delete(&mut self, now: Instant, spi: u64) -> bool {
+        let Some(sa) = self.sas.get_mut(&spi) else {
+            return false;
+        };
+        sa.handle_delete(now, self.rng.as_mut());
+        self.drain(spi);
+        true
+    }
+
+    /// Next output of any SA, tagged with its SA.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<(SaTag, Output)> {
+        self.out.pop_front()
+    }
+
+    /// Earliest timer of any SA.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.sas.values().filter_map(IkeSa::poll_timeout).min()
+    }
+
+    /// The live IKE SAs.
+    pub fn sas(&self) -> impl Iterator<Item = &IkeSa> {
+        self.sas.values()
+    }
+
+    /// Datagrams dropped before reaching an SA.
+    pub fn drops(&self) -> Drops {
+        self.drops
+    }
+
+    fn accept(&mut self, now: Instant, path: Path, bytes: &[u8]) {
+        let Some(config) = self.find_config(path.remote.ip()).cloned() else {
+            self.drops.no_config += 1;
+            return;
+        };
+        let half_open = self
+            .sas
+            .values()
+            .filter(|s| s.state_name() == "half-open")
+            .count();
+        if half_open >= MAX_HALF_OPEN {
+            self.drops.half_open_limit += 1;
+            return;
+        }
+        let msg = match Message::parse(bytes) {
+            Ok(m) => m,
+            Err(e) => return self.refuse_malformed_init(path, bytes, e),
+        };
+        let sa = IkeSa::accept(now, self.rng.as_mut(), config, path, &msg, bytes);
+        let spi = sa.local_spi();
+        self.by_init.insert((path.remote, msg.header.spi_i), spi);
+        self.sas.insert(spi, sa);
+        self.drain(spi);
+    }
+
+    /// RFC 7296 §2.5: an unsupported critical payload in IKE_SA_INIT gets
+    /// UNSUPPORTED_CRITICAL_PAYLOAD; other garbage is dropped.
+    fn refuse_malformed_init(&mut self, path: Path, bytes: &[u8], e: DecodeError) {
+        let DecodeError::UnknownCritical(ptype) = e else {
+            self.drops.malformed += 1;
+            return;
+        };
+        let Ok(req) = Header::parse(bytes) else {
+            return;
+        };
+        let mut header = req;
+        header.flags = crate::ikev2::wire::Flags(crate::ikev2::wire::Flags::RESPONSE);
+        header.next_payload = crate::ikev2::wire::PayloadType::None;
+        let msg = Message {
+            header,
+            payloads: vec![crate::ikev2::init::notify(
+                NotifyType::UnsupportedCriticalPayload,
+                vec![ptype],
+            )],
+            sk: None,
+        };
+        let tag = SaTag {
+            spi: 0,
+            name: String::new(),
+            peer: path.remote,
+        };
+        self.out.push_back((
+            tag,
+            Output::Send {
+                path,
+                bytes: msg.emit(),
+            },
+        ));
+    }
+
+    /// Moves an SA's outputs to the endpoint queue; forgets it once closed.
+    fn drain(&mut self, spi: u64) {
+        let Some(sa) = self.sas.get_mut(&spi) else {
+            return;
+        };
+        let tag = SaTag {
+            spi,
+            name: sa.config().name.clone(),
+            peer: sa.path().remote,
+        };
+        while let Some(o) = sa.poll_output() {
+            self.out.push_back((tag.clone(), o));
+        }
+        if sa.closed().is_some() {
+            let key = (sa.path().remote, sa.spi_i());
+            self.sas.remove(&spi);
+            self.by_init.retain(|k, v| *v != spi && *k != key);
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! In-crate tests that drive two IKEv2 endpoints against each other in
+//! memory (quinn-proto's `Pair` shape): no sockets, injected clock and
+//! randomness.
+
+mod handshake;
+mod sim;

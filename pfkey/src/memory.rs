@@ -1,0 +1,117 @@
+//! A backend that keeps SAs in a table and carries no traffic.
+//!
+//! Used by tests and by iked when no datapath is available; it reports
+//! `carries_traffic() == false` so nothing claims protection it lacks.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use crate::{Kernel, KernelError, SaId, SaSpec};
+
+/// In-memory SA table.
+#[derive(Debug, Default)]
+pub struct MemoryKernel {
+    sas: Mutex<BTreeMap<SaId, SaSpec>>,
+}
+
+impl MemoryKernel {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A copy of one installed SA, keys included, for tests.
+    pub fn get(&self, id: SaId) -> Option<SaSpec> {
+        self.table().get(&id).cloned()
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, BTreeMap<SaId, SaSpec>> {
+        // A poisoned lock only means another thread panicked mid-insert;
+        // the map itself is still consistent.
+        self.sas
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Kernel for MemoryKernel {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    fn carries_traffic(&self) -> bool {
+        false
+    }
+
+    async fn add_sa(&self, sa: SaSpec) -> Result<(), KernelError> {
+        let mut table = self.table();
+        if table.contains_key(&sa.id) {
+            return Err(KernelError::Exists(sa.id.spi));
+        }
+        table.insert(sa.id, sa);
+        Ok(())
+    }
+
+    async fn delete_sa(&self, id: SaId) -> Result<(), KernelError> {
+        self.table()
+            .remove(&id)
+            .map(|_| ())
+            .ok_or(KernelError::NotFound(id.spi))
+    }
+
+    async fn list_sas(&self) -> Vec<SaId> {
+        self.table().keys().copied().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use zeroize::Zeroizing;
+
+    use super::*;
+    use crate::{EspEncr, IpsecMode, SaDirection};
+
+    fn spec(spi: u32) -> SaSpec {
+        SaSpec {
+            id: SaId {
+                dst: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)),
+                spi,
+            },
+            src: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+            direction: SaDirection::Outbound,
+            mode: IpsecMode::Tunnel,
+            encr: EspEncr {
+                id: 20,
+                key_bits: 128,
+            },
+            encr_key: Zeroizing::new(vec![0; 20]),
+            auth: None,
+            auth_key: Zeroizing::new(Vec::new()),
+            encap: None,
+            selectors: Vec::new(),
+            reqid: 1,
+        }
+    }
+
+    fn block_on<F: Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(f)
+    }
+
+    #[test]
+    fn duplicate_spi_is_refused_and_delete_of_missing_sa_fails() {
+        let k = MemoryKernel::new();
+        block_on(async {
+            k.add_sa(spec(7)).await.expect("first add");
+            assert_eq!(k.add_sa(spec(7)).await, Err(KernelError::Exists(7)));
+            assert_eq!(k.list_sas().await.len(), 1);
+            let id = spec(7).id;
+            k.delete_sa(id).await.expect("delete");
+            assert_eq!(k.delete_sa(id).await, Err(KernelError::NotFound(7)));
+        });
+    }
+}

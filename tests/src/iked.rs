@@ -1,0 +1,249 @@
+//! racoon3's `iked` as a guarded process in a namespace.
+//!
+//! The binary is found, in order, through `$CARGO_BIN_EXE_iked` (at run time, then at compile
+//! time), `$CARGO_TARGET_DIR/debug/iked`, then `target/debug/iked` in the workspace root.
+//! Building it is the test runner's job (`cargo build --workspace --bins`, as
+//! `scripts/test.sh` does); [`Iked::start`] fails with a clear message when it is missing.
+//!
+//! The command line uses racoon2's flags: `iked -F -f CONF -D 2 -l LOGFILE --run-dir DIR
+//! [-I PEER_ADDR]` (foreground, config, trace debug, log file, PID/socket directory, and the
+//! peer to initiate to).
+
+use std::ffi::OsString;
+use std::fs;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::lab::LabDir;
+use crate::netns::Netns;
+use crate::process::{ChildGuard, Launch, log_contains, log_tail, wait_for};
+use crate::{Error, Result, io_context};
+
+/// `-D` flags: racoon2's 2 = trace.
+pub const DEBUG_FLAGS: &str = "2";
+
+/// Where an [`Iked`] keeps its files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IkedPaths {
+    /// The config file (`-f`).
+    pub conf: PathBuf,
+    /// The log file (`-l`).
+    pub log: PathBuf,
+    /// The run directory for PID file and control socket (`--run-dir`).
+    pub run_dir: PathBuf,
+    /// stdout and stderr of the process.
+    pub out: PathBuf,
+}
+
+impl IkedPaths {
+    /// The layout inside an instance directory `dir`.
+    pub fn in_dir(dir: &Path) -> Self {
+        Self {
+            conf: dir.join("racoon2.conf"),
+            log: dir.join("iked.log"),
+            run_dir: dir.join("run"),
+            out: dir.join("iked.out"),
+        }
+    }
+}
+
+/// A running `iked`, stopped on `Drop`.
+#[derive(Debug)]
+pub struct Iked {
+    paths: IkedPaths,
+    netns: Netns,
+    dir: PathBuf,
+    child: ChildGuard,
+    lab: LabDir,
+}
+
+impl Iked {
+    /// The `iked` binary to test (see the module docs).
+    pub fn binary() -> PathBuf {
+        if let Some(path) = std::env::var_os("CARGO_BIN_EXE_iked") {
+            return path.into();
+        }
+        if let Some(path) = option_env!("CARGO_BIN_EXE_iked") {
+            return path.into();
+        }
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| workspace_root().join("target"), PathBuf::from);
+        target.join("debug").join("iked")
+    }
+
+    /// The arguments (after the program name) for `paths` and an optional peer to initiate to.
+    pub fn args(paths: &IkedPaths, peer: Option<IpAddr>) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec!["-F".into(), "-f".into(), paths.conf.clone().into()];
+        args.extend([
+            "-D".into(),
+            DEBUG_FLAGS.into(),
+            "-l".into(),
+            paths.log.clone().into(),
+        ]);
+        args.extend(["--run-dir".into(), paths.run_dir.clone().into()]);
+        if let Some(peer) = peer {
+            args.extend(["-I".into(), peer.to_string().into()]);
+        }
+        args
+    }
+
+    /// Writes `conf` to `lab/iked-<label>/racoon2.conf` and starts iked in `netns`.
+    ///
+    /// `peer`, if given, becomes `-I PEER` (initiate to it at once).
+    ///
+    /// # Errors
+    /// The binary is missing, a file cannot be written, or the process cannot start.
+    pub fn start(
+        lab: &LabDir,
+        netns: &Netns,
+        label: &str,
+        conf: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<Self> {
+        let binary = Self::binary();
+        if !binary.is_file() {
+            return Err(Error::Daemon(format!(
+                "iked binary {} not found: run `cargo build --workspace --bins` first",
+                binary.display()
+            )));
+        }
+        let dir = lab.subdir(&format!("iked-{label}"))?;
+        let paths = IkedPaths::in_dir(&dir);
+        fs::create_dir_all(&paths.run_dir).map_err(io_context("create iked run dir"))?;
+        fs::write(&paths.conf, conf)
+            .map_err(io_context(format!("write {}", paths.conf.display())))?;
+        let child = Launch::new(binary, &paths.out)
+            .netns(netns)
+            .args(Self::args(&paths, peer))
+            // An `anyhow` error would otherwise carry a backtrace (the environment may set
+            // RUST_BACKTRACE=1) that pushes the message out of the log tail we report.
+            // Panics still print theirs.
+            .env("RUST_LIB_BACKTRACE", "0")
+            .spawn()?;
+        Ok(Self {
+            paths,
+            netns: netns.clone(),
+            dir,
+            child,
+            lab: lab.clone(),
+        })
+    }
+
+    /// The log so far (`-l` file).
+    pub fn log(&self) -> String {
+        fs::read(&self.paths.log)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle`.
+    ///
+    /// # Errors
+    /// Not within `timeout`, or iked exited first; the error carries the log's tail.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> Result<()> {
+        let log = &self.paths.log;
+        wait_for(|| log_contains(log, needle) || !self.is_running(), timeout);
+        if log_contains(log, needle) {
+            return Ok(());
+        }
+        let why = if self.is_running() {
+            "timed out"
+        } else {
+            "iked exited"
+        };
+        Err(Error::Daemon(format!(
+            "{why} waiting {timeout:?} for {needle:?} in {}\n--- iked.log ---\n{}\n--- iked.out ---\n{}",
+            log.display(),
+            log_tail(log, 40),
+            log_tail(&self.paths.out, 20)
+        )))
+    }
+
+    /// Whether iked is still running.
+    pub fn is_running(&self) -> bool {
+        self.child.is_running()
+    }
+
+    /// Its files.
+    pub fn paths(&self) -> &IkedPaths {
+        &self.paths
+    }
+
+    /// The namespace it runs in.
+    pub fn netns(&self) -> &Netns {
+        &self.netns
+    }
+
+    /// The process guard (PID, start time), e.g. to stop it early with `stop()`.
+    pub fn child_mut(&mut self) -> &mut ChildGuard {
+        &mut self.child
+    }
+}
+
+impl Drop for Iked {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- iked log, netns {} (last 60 lines) ---\n{}\n--- iked.out ---\n{}",
+                self.netns.name(),
+                log_tail(&self.paths.log, 60),
+                log_tail(&self.paths.out, 20)
+            );
+        }
+        self.child.stop();
+        if !self.lab.keep() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// The workspace root: the parent of this crate's manifest directory.
+fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn args_follow_racoon2_flags() {
+        let paths = IkedPaths::in_dir(Path::new("/tmp/lab/iked-a"));
+        let args = Iked::args(&paths, None);
+        assert_eq!(
+            args,
+            [
+                "-F",
+                "-f",
+                "/tmp/lab/iked-a/racoon2.conf",
+                "-D",
+                "2",
+                "-l",
+                "/tmp/lab/iked-a/iked.log",
+                "--run-dir",
+                "/tmp/lab/iked-a/run"
+            ]
+        );
+        let with_peer = Iked::args(&paths, Some("192.0.2.2".parse().expect("addr")));
+        assert_eq!(with_peer[args.len()..], ["-I", "192.0.2.2"]);
+        let v6 = Iked::args(&paths, Some("2001:db8::2".parse().expect("addr")));
+        assert_eq!(
+            v6.last().map(OsString::as_os_str),
+            Some("2001:db8::2".as_ref())
+        );
+    }
+
+    #[test]
+    fn binary_defaults_to_workspace_target() {
+        let bin = Iked::binary();
+        assert!(bin.ends_with("iked"), "{}", bin.display());
+        if std::env::var_os("CARGO_BIN_EXE_iked").is_none()
+            && std::env::var_os("CARGO_TARGET_DIR").is_none()
+        {
+            assert_eq!(bin, workspace_root().join("target/debug/iked"));
+            assert!(workspace_root().join("Cargo.toml").is_file());
+        }
+    }
+}
