@@ -36,6 +36,7 @@ pub mod iked;
 pub mod lab;
 pub mod netns;
 pub mod process;
+pub mod racoon2conf;
 pub mod strongswan;
 
 pub use iked::Iked;
