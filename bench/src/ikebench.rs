@@ -18,7 +18,7 @@ use iked::ikev2::config::{
     ChildConfig, EspAlgorithms, Identity, IkeAlgorithms, Mode, PeerConfig, Retransmit,
 };
 use iked::ikev2::endpoint::Endpoint;
-use iked::ikev2::output::{Output, Path};
+use iked::ikev2::output::{ChildSa, Output, Path};
 use iked::ikev2::ts::TsRange;
 use libracoon::crypto::{DhGroup, EncrAlg, OsRandom, PrfAlg};
 use zeroize::Zeroizing;
@@ -103,6 +103,8 @@ fn handshakes(n: usize) -> Run {
     );
     let initiator_config = config("to-b", "b.example", "a.example", b_addr);
     let (mut t_i, mut t_r) = (Duration::ZERO, Duration::ZERO);
+    let mut responder_kernel = Vec::with_capacity(n);
+    let mut initiator_kernel = Vec::new();
     let before = LIVE.load(Ordering::Relaxed);
     let start = Instant::now();
     for _ in 0..n {
@@ -110,6 +112,7 @@ fn handshakes(n: usize) -> Run {
         // iteration, so only the responder's state stays allocated.
         let mut initiator = Endpoint::new(vec![initiator_config.clone()], Box::new(OsRandom));
         let t = Instant::now();
+        initiator_kernel.clear();
         initiator
             .initiate(
                 t,
@@ -121,7 +124,7 @@ fn handshakes(n: usize) -> Run {
             )
             .expect("initiate");
         t_i += t.elapsed();
-        let mut to_b = drain(&mut initiator);
+        let mut to_b = drain(&mut initiator, &mut initiator_kernel);
         while !to_b.is_empty() {
             let mut to_a = Vec::new();
             for (path, bytes) in to_b {
@@ -135,7 +138,7 @@ fn handshakes(n: usize) -> Run {
                     &bytes,
                 );
                 t_r += t.elapsed();
-                to_a.extend(drain(&mut responder));
+                to_a.extend(drain(&mut responder, &mut responder_kernel));
             }
             to_b = Vec::new();
             for (path, bytes) in to_a {
@@ -149,13 +152,14 @@ fn handshakes(n: usize) -> Run {
                     &bytes,
                 );
                 t_i += t.elapsed();
-                to_b.extend(drain(&mut initiator));
+                to_b.extend(drain(&mut initiator, &mut initiator_kernel));
             }
         }
     }
     let total = start.elapsed();
     let established = responder.sas().filter(|s| s.is_established()).count();
     assert_eq!(established, n, "every handshake must complete");
+    assert_eq!(responder_kernel.len(), n, "every handshake installs a CHILD SA");
     let bytes_per_sa = (LIVE.load(Ordering::Relaxed) - before) / n as isize;
     Run {
         total,
@@ -165,11 +169,15 @@ fn handshakes(n: usize) -> Run {
     }
 }
 
-fn drain(e: &mut Endpoint) -> Vec<(Path, Vec<u8>)> {
+/// Datagrams to deliver; CHILD SAs go to `kernel`, standing in for the
+/// kernel's SA table so their memory is counted too.
+fn drain(e: &mut Endpoint, kernel: &mut Vec<Box<ChildSa>>) -> Vec<(Path, Vec<u8>)> {
     let mut out = Vec::new();
     while let Some((_, o)) = e.poll_output() {
-        if let Output::Send { path, bytes } = o {
-            out.push((path, bytes));
+        match o {
+            Output::Send { path, bytes } => out.push((path, bytes)),
+            Output::InstallChild(c) => kernel.push(c),
+            _ => {}
         }
     }
     out

@@ -35,8 +35,14 @@ impl InitSent {
         cx: &mut Context<'_>,
         retry: Option<Retry>,
     ) -> Result<Self, Error> {
-        let (group, cookie, nonce_i) = match retry {
-            Some(r) => (r.group, r.cookie, r.nonce_i),
+        let (dh, cookie, nonce_i) = match retry {
+            Some(Retry {
+                dh: Some(dh),
+                cookie,
+                nonce_i,
+                ..
+            }) => (dh, cookie, nonce_i),
+            Some(r) => (r.group.generate(cx.rng)?, r.cookie, r.nonce_i),
             None => {
                 let group = *sa
                     .config
@@ -46,10 +52,10 @@ impl InitSent {
                     .ok_or(Error::NoProposalChosen("no DH group configured"))?;
                 let mut nonce = vec![0u8; sa.config.nonce_len];
                 cx.rng.fill(&mut nonce)?;
-                (group, None, nonce)
+                (group.generate(cx.rng)?, None, nonce)
             }
         };
-        let dh = group.generate(cx.rng)?;
+        let group = dh.group();
         let mut payloads = Vec::new();
         if let Some(c) = cookie {
             payloads.push(notify(NotifyType::Cookie, c));
@@ -104,10 +110,12 @@ impl InitSent {
     ) -> Result<State, Error> {
         let p = &msg.payloads;
         if let Some(c) = find_notify(p, NotifyType::Cookie) {
+            // RFC 7296 §2.6: "all other payloads unchanged", so the same KE too.
             let retry = Retry {
                 group: self.dh.group(),
                 cookie: Some(c.data.clone()),
                 nonce_i: self.nonce_i,
+                dh: Some(self.dh),
             };
             return Ok(State::InitSent(Box::new(Self::start(sa, cx, Some(retry))?)));
         }
@@ -117,6 +125,7 @@ impl InitSent {
                 group,
                 cookie: None,
                 nonce_i: self.nonce_i,
+                dh: None,
             };
             return Ok(State::InitSent(Box::new(Self::start(sa, cx, Some(retry))?)));
         }
@@ -168,6 +177,8 @@ pub(crate) struct Retry {
     group: DhGroup,
     cookie: Option<Vec<u8>>,
     nonce_i: Vec<u8>,
+    /// The key pair to send again (COOKIE), or `None` for a new one (INVALID_KE).
+    dh: Option<DhSecret>,
 }
 
 impl ExpectAuth {

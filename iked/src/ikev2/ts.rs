@@ -127,15 +127,31 @@ impl TsRange {
 
 impl std::fmt::Display for TsRange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.start == self.end {
-            write!(f, "{}", self.start)?;
-        } else {
-            write!(f, "{}..{}", self.start, self.end)?;
+        match self.prefix_len() {
+            Some(len) => write!(f, "{}/{len}", self.start)?,
+            None => write!(f, "{}..{}", self.start, self.end)?,
         }
         if self.proto != 0 {
             write!(f, "[{}]", self.proto)?;
         }
         Ok(())
+    }
+}
+
+impl TsRange {
+    /// The prefix length if the address range is exactly one prefix.
+    fn prefix_len(&self) -> Option<u32> {
+        let (start, end, width) = match (self.start, self.end) {
+            (IpAddr::V4(s), IpAddr::V4(e)) => {
+                (u128::from(u32::from(s)), u128::from(u32::from(e)), 32)
+            }
+            (IpAddr::V6(s), IpAddr::V6(e)) => (u128::from(s), u128::from(e), 128),
+            _ => return None,
+        };
+        let host = start ^ end;
+        let host_bits = 128 - host.leading_zeros();
+        let aligned = host.count_ones() == host_bits && start & host == 0;
+        aligned.then_some(width - host_bits)
     }
 }
 
@@ -188,6 +204,17 @@ mod tests {
         let all = net("0.0.0.0", 0);
         assert_eq!(all.end, "255.255.255.255".parse::<IpAddr>().expect("addr"));
         assert!(TsRange::from_prefix("2001:db8::".parse().expect("addr"), 129).is_none());
+        assert_eq!(r.to_string(), "198.51.100.0/24");
+        assert_eq!(all.to_string(), "0.0.0.0/0");
+        assert_eq!(
+            TsRange::host("2001:db8::1".parse().expect("addr")).to_string(),
+            "2001:db8::1/128"
+        );
+        let odd = TsRange {
+            end: "198.51.100.5".parse().expect("addr"),
+            ..r
+        };
+        assert_eq!(odd.to_string(), "198.51.100.0..198.51.100.5");
     }
 
     #[test]

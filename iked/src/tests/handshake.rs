@@ -227,11 +227,7 @@ fn responder_narrows_traffic_selectors() {
     p.initiate();
     p.drive();
     assert_children_match(&p);
-    assert!(
-        p.seen_a.installed[0]
-            .ts
-            .contains("203.0.113.0..203.0.113.127")
-    );
+    assert!(p.seen_a.installed[0].ts.contains("203.0.113.0/25"));
 }
 
 #[test]

@@ -2,5 +2,6 @@
 //! memory (quinn-proto's `Pair` shape): no sockets, injected clock and
 //! randomness.
 
+mod endpoint;
 mod handshake;
 mod sim;

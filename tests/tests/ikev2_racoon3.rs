@@ -1,0 +1,129 @@
+//! iked against iked: two racoon3 peers in two namespaces, and an iked
+//! that is sent garbage and must keep serving.
+//!
+//! Ignored by default (needs root and namespaces); CI runs them with
+//! `cargo nextest run --run-ignored all`.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use interop::racoon2conf::{self, Algs, Family};
+use interop::{Iked, Lab, require_root_and_tools};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn algs() -> Algs {
+    Algs {
+        ike_enc: "aes256_gcm16",
+        ike_hash: "hmac_sha2_256",
+        dh: "curve25519",
+        esp_enc: "aes128_cbc",
+        esp_auth: "hmac_sha1",
+    }
+}
+
+/// Starts iked on both hosts; A initiates to B.
+fn pair(lab: &Lab, family: Family, mode: &str) -> (Iked, Iked) {
+    let psk = lab.dir.path().join("psk");
+    std::fs::write(&psk, "shared between two racoons").expect("psk");
+    let conf_a = racoon2conf::tunnel(&lab.a, &lab.b, family, &algs(), &psk, mode);
+    let conf_b = racoon2conf::tunnel(&lab.b, &lab.a, family, &algs(), &psk, mode);
+    let b = Iked::start(&lab.dir, &lab.b.netns, "b", &conf_b, None).expect("iked b");
+    b.wait_for_log("iked started", WAIT).expect("b up");
+    let peer: IpAddr = match family {
+        Family::V4 => lab.b.outer_v4.into(),
+        Family::V6 => lab.b.outer_v6.into(),
+    };
+    let a = Iked::start(&lab.dir, &lab.a.netns, "a", &conf_a, Some(peer)).expect("iked a");
+    (a, b)
+}
+
+fn check_up(a: &Iked, b: &Iked, installed: &str) {
+    for (side, d) in [("A", a), ("B", b)] {
+        d.wait_for_log("ESTABLISHED", WAIT)
+            .unwrap_or_else(|e| panic!("{side}: {e}"));
+        d.wait_for_log(installed, WAIT)
+            .unwrap_or_else(|e| panic!("{side}: {e}"));
+        assert!(
+            d.log().contains("AES_CBC-128/HMAC_SHA1_96"),
+            "{side}:\n{}",
+            d.log()
+        );
+        assert!(
+            !d.log().contains("NAT detected"),
+            "{side}: no NAT between the namespaces"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs root and network namespaces (run with --run-ignored all)"]
+fn two_racoon3_peers_negotiate_a_tunnel_over_ipv4_and_delete_it() {
+    require_root_and_tools();
+    let lab = Lab::two_hosts().expect("lab");
+    let (mut a, b) = pair(&lab, Family::V4, "tunnel");
+    check_up(&a, &b, "CHILD SA peer INSTALLED, Tunnel ESP");
+    a.child_mut().stop();
+    b.wait_for_log("deleted by", WAIT)
+        .expect("B hears A's Delete");
+    b.wait_for_log("CHILD SA of peer deleted", WAIT)
+        .expect("B removes the CHILD SA");
+    assert!(b.is_running());
+}
+
+#[test]
+#[ignore = "needs root and network namespaces (run with --run-ignored all)"]
+fn two_racoon3_peers_negotiate_transport_mode_over_ipv6() {
+    require_root_and_tools();
+    let lab = Lab::two_hosts().expect("lab");
+    let (a, b) = pair(&lab, Family::V6, "transport");
+    check_up(&a, &b, "CHILD SA peer INSTALLED, Transport ESP");
+}
+
+#[test]
+#[ignore = "needs root and network namespaces (run with --run-ignored all)"]
+fn garbage_datagrams_do_not_disturb_iked() {
+    require_root_and_tools();
+    let lab = Lab::two_hosts().expect("lab");
+    let psk = lab.dir.path().join("psk");
+    std::fs::write(&psk, "shared between two racoons").expect("psk");
+    let conf_b = racoon2conf::tunnel(&lab.b, &lab.a, Family::V4, &algs(), &psk, "tunnel");
+    let b = Iked::start(&lab.dir, &lab.b.netns, "b", &conf_b, None).expect("iked b");
+    b.wait_for_log("iked started", WAIT).expect("b up");
+    // Truncated headers, a header claiming huge lengths, a valid-looking
+    // IKE_SA_INIT with an unknown critical payload, random bytes, and ESP
+    // and keepalives on 4500.
+    let script = format!(
+        r#"
+import os, socket, struct
+dst = "{dst}"
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+hdr = lambda nxt, length: os.urandom(8) + bytes(8) + bytes([nxt, 0x20, 34, 0x08]) + bytes(4) + struct.pack("!I", length)
+crit = bytes([0, 0x80, 0, 8]) + b"abcd"
+msgs = [b"", b"\x00", os.urandom(27), hdr(33, 0xffffffff), hdr(200, 36) + crit]
+msgs += [os.urandom(n) for n in range(1, 400, 7)]
+for m in msgs:
+    s.sendto(m, (dst, 500))
+for m in [b"\xff", os.urandom(60), bytes(4) + os.urandom(40)]:
+    s.sendto(m, (dst, 4500))
+"#,
+        dst = lab.b.outer_v4
+    );
+    lab.a
+        .netns
+        .run("python3", &["-c", &script])
+        .expect("send garbage");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(b.is_running(), "iked died on garbage:\n{}", b.log());
+    // And it still negotiates afterwards.
+    let conf_a = racoon2conf::tunnel(&lab.a, &lab.b, Family::V4, &algs(), &psk, "tunnel");
+    let a = Iked::start(
+        &lab.dir,
+        &lab.a.netns,
+        "a",
+        &conf_a,
+        Some(lab.b.outer_v4.into()),
+    )
+    .expect("iked a");
+    check_up(&a, &b, "CHILD SA peer INSTALLED, Tunnel ESP");
+}
