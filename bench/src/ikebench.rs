@@ -159,7 +159,11 @@ fn handshakes(n: usize) -> Run {
     let total = start.elapsed();
     let established = responder.sas().filter(|s| s.is_established()).count();
     assert_eq!(established, n, "every handshake must complete");
-    assert_eq!(responder_kernel.len(), n, "every handshake installs a CHILD SA");
+    assert_eq!(
+        responder_kernel.len(),
+        n,
+        "every handshake installs a CHILD SA"
+    );
     let bytes_per_sa = (LIVE.load(Ordering::Relaxed) - before) / n as isize;
     Run {
         total,
