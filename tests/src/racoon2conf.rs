@@ -55,7 +55,7 @@ pub fn tunnel(
         ),
     };
     let (src, dst) = if mode == "transport" {
-        (format!("{my}"), format!("{peer}"))
+        (my.clone(), peer.clone())
     } else {
         (src, dst)
     };

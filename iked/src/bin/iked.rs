@@ -12,7 +12,7 @@ struct Args {
     /// Configuration file (racoon2.conf syntax).
     #[arg(short = 'f', default_value = "/etc/racoon2/racoon2.conf")]
     config: PathBuf,
-    /// Stay in the foreground.
+    /// Stay in the foreground (otherwise iked detaches and logs to -l, or to RUN_DIR/iked.log).
     #[arg(short = 'F')]
     foreground: bool,
     /// Debug level: 0 info, 1-2 debug, 3 and more trace.
@@ -35,8 +35,17 @@ struct Args {
     kernel: String,
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+fn main() -> std::process::ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("iked: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
     if args.version {
         println!("iked (racoon3) {}", env!("CARGO_PKG_VERSION"));
         return Ok(());
@@ -47,23 +56,46 @@ fn main() -> anyhow::Result<()> {
             args.kernel
         );
     }
-    if !args.foreground {
-        anyhow::bail!(
-            "backgrounding is not implemented yet: run with -F (under systemd, Type=simple)"
-        );
+    // In the background there is no terminal: log to the run directory unless -l says otherwise.
+    let logfile = match (&args.logfile, args.foreground) {
+        (Some(l), _) => Some(l.clone()),
+        (None, true) => None,
+        (None, false) => Some(args.run_dir.join("iked.log")),
+    };
+    if let Some(dir) = logfile.as_deref().and_then(std::path::Path::parent) {
+        std::fs::create_dir_all(dir)?;
     }
-    init_logging(args.debug, args.logfile.as_deref())?;
+    init_logging(args.debug, logfile.as_deref())?;
     let opts = iked::daemon::Options {
         config: args.config,
         initiate: args.initiate,
         run_dir: args.run_dir,
     };
+    // Configuration errors are reported before going to the background.
+    // Failures reach stderr from main; a log file gets them too.
+    let log_failure = |e: &anyhow::Error| {
+        if logfile.is_some() {
+            tracing::error!("{e:#}");
+        }
+    };
+    let prepared = iked::daemon::Prepared::load(&opts).inspect_err(log_failure)?;
+    if !args.foreground {
+        if let Some(l) = &logfile {
+            eprintln!(
+                "iked: running in the background, logging to {}",
+                l.display()
+            );
+        }
+        // Keeps the working directory so relative paths in the configuration
+        // mean what they meant at start. Called before any thread exists.
+        nix::unistd::daemon(true, false)?;
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let result = runtime.block_on(iked::daemon::run(opts));
+    let result = runtime.block_on(iked::daemon::run(opts, prepared));
     if let Err(e) = &result {
-        tracing::error!("{e:#}");
+        log_failure(e);
     }
     result
 }

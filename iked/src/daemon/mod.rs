@@ -35,21 +35,42 @@ pub struct Options {
     pub run_dir: PathBuf,
 }
 
+/// The configuration, loaded and checked before the daemon forks, so
+/// mistakes reach the operator's terminal.
+pub struct Prepared {
+    config: libracoon::config::Config,
+    conf: conf::DaemonConfig,
+}
+
+impl Prepared {
+    /// Loads and translates the configuration file; logs its warnings.
+    ///
+    /// # Errors
+    /// The first configuration error, with file:line:col or the remote block.
+    pub fn load(opts: &Options) -> anyhow::Result<Self> {
+        let loaded = libracoon::config::load(&opts.config).map_err(|e| anyhow::anyhow!("{e}"))?;
+        for w in &loaded.warnings {
+            tracing::warn!("{w}");
+        }
+        let conf =
+            conf::translate(&loaded.config).with_context(|| opts.config.display().to_string())?;
+        for n in &conf.notes {
+            tracing::warn!("{n}");
+        }
+        Ok(Self {
+            config: loaded.config,
+            conf,
+        })
+    }
+}
+
 /// Runs iked until SIGTERM or SIGINT.
 ///
 /// # Errors
 /// Start-up failures (configuration, sockets, run directory), each naming
 /// what to fix.
-pub async fn run(opts: Options) -> anyhow::Result<()> {
-    let loaded = libracoon::config::load(&opts.config).map_err(|e| anyhow::anyhow!("{e}"))?;
-    for w in &loaded.warnings {
-        tracing::warn!("{w}");
-    }
-    let conf =
-        conf::translate(&loaded.config).with_context(|| opts.config.display().to_string())?;
-    for n in &conf.notes {
-        tracing::warn!("{n}");
-    }
+pub async fn run(opts: Options, prepared: Prepared) -> anyhow::Result<()> {
+    let Prepared { config, conf } = prepared;
     let _pid = PidFile::create(&opts.run_dir)?;
     let kernel = MemoryKernel::new();
     tracing::warn!(
@@ -60,7 +81,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let sockets = udp::Sockets::bind(&conf.listen, &tx).await?;
     let mut endpoint = Endpoint::new(conf.peers, Box::new(OsRandom));
     for peer in &opts.initiate {
-        initiate(&mut endpoint, &loaded.config, &conf.listen, *peer)?;
+        initiate(&mut endpoint, &config, &conf.listen, *peer)?;
     }
     tracing::info!("iked started: listening on {:?}", conf.listen);
     let mut term = signal(SignalKind::terminate())?;
