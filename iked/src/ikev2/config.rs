@@ -117,6 +117,20 @@ pub struct Retransmit {
     pub tries: u32,
 }
 
+/// No single wait between retransmissions exceeds this, whatever the
+/// configuration says, so the arithmetic cannot overflow and a peer that
+/// comes back is noticed within minutes.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(600);
+
+impl Retransmit {
+    /// The wait after the `sent`-th transmission: `base * 2^(sent)`, capped.
+    pub fn backoff(&self, sent: u32) -> Duration {
+        self.base
+            .checked_mul(2u32.saturating_pow(sent))
+            .map_or(MAX_BACKOFF, |d| d.min(MAX_BACKOFF))
+    }
+}
+
 impl Default for Retransmit {
     fn default() -> Self {
         Self {
@@ -149,4 +163,26 @@ pub struct PeerConfig {
     pub retransmit: Retransmit,
     /// Nonce length in bytes (RFC 7296 §2.10: at least half the PRF key size, 16..=256).
     pub nonce_len: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped_without_overflow() {
+        let r = Retransmit {
+            base: Duration::from_secs(2),
+            tries: 5,
+        };
+        assert_eq!(r.backoff(0), Duration::from_secs(2));
+        assert_eq!(r.backoff(3), Duration::from_secs(16));
+        assert_eq!(r.backoff(40), MAX_BACKOFF);
+        let huge = Retransmit {
+            base: Duration::MAX,
+            tries: 5,
+        };
+        assert_eq!(huge.backoff(0), MAX_BACKOFF);
+        assert_eq!(huge.backoff(31), MAX_BACKOFF);
+    }
 }

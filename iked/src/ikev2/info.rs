@@ -38,7 +38,7 @@ impl Established {
         if self.deleting {
             return None;
         }
-        config.dpd_delay.map(|d| self.last_rx + d)
+        config.dpd_delay.and_then(|d| self.last_rx.checked_add(d))
     }
 
     /// Deletes the IKE SA (and with it the CHILD SA): INFORMATIONAL with D(IKE).

@@ -356,7 +356,7 @@ impl IkeSa {
             return;
         }
         if let Some(p) = self.pending.as_mut().filter(|p| cx.now >= p.deadline) {
-            let backoff = self.config.retransmit.base * 2u32.saturating_pow(p.sent);
+            let backoff = self.config.retransmit.backoff(p.sent);
             p.sent += 1;
             p.deadline = cx.now + backoff;
             cx.out.push_back(Output::Send {
@@ -416,7 +416,7 @@ impl IkeSa {
             message_id,
             bytes,
             sent: 1,
-            deadline: cx.now + self.config.retransmit.base,
+            deadline: cx.now + self.config.retransmit.backoff(0),
         });
     }
 
