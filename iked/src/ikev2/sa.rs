@@ -3,12 +3,12 @@
 //!
 //! Call order: after any `handle_*` call, drain [`IkeSa::poll_output`] and
 //! re-read [`IkeSa::poll_timeout`]. Time and randomness come in through
-//! [`Context`]; this module never reads a clock or a socket.
+//! `Context`; this module never reads a clock or a socket.
 //!
-//! The exchanges themselves live in [`super::init`], [`super::ike_auth`] and
-//! [`super::info`]; this file routes messages to them and owns everything
+//! The exchanges themselves live in `init`, `ike_auth` and
+//! `info`; this file routes messages to them and owns everything
 //! that is common: which message may be processed, what is resent when, and
-//! how a failure ends the SA (`fail`).
+//! how a failure ends the SA (`close`).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
