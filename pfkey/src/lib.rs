@@ -1,14 +1,20 @@
 //! racoon3's kernel abstraction: SAs and policies where packets meet them.
 //!
 //! Protocol code (iked, kinkd, spmd) talks to one [`Kernel`] trait and never
-//! knows which backend runs. This crate currently ships one backend,
-//! [`memory::MemoryKernel`], which keeps SAs in a table and carries no
-//! traffic; it exists so that key exchange can be tested without a
-//! datapath, and it says so in its name. The XFRM, PF_KEY and userspace ESP
-//! backends are separate pieces of work.
+//! knows which backend runs. Backends so far:
+//!
+//! - [`memory::MemoryKernel`] keeps SAs in a table and carries no traffic;
+//!   it exists so that key exchange can be tested without a datapath, and
+//!   it says so in its name.
+//! - [`userspace::UserspaceKernel`] is an ESP datapath in user space (TUN
+//!   device, raw ESP and ESP-in-UDP sockets) for kernels without ESP; its
+//!   core ([`userspace::EspSa`], [`userspace::Sad`]) is sans-IO.
+//!
+//! The XFRM and PF_KEY backends are separate pieces of work.
 
 pub mod memory;
 mod types;
+pub mod userspace;
 
 pub use types::{EspAuth, EspEncr, IpsecMode, SaDirection, SaId, SaSpec, Selector, UdpEncap};
 
@@ -30,6 +36,15 @@ pub enum KernelError {
         /// Which backend refused.
         backend: &'static str,
         /// What it could not do.
+        what: String,
+    },
+    /// The backend failed while carrying out a request it supports (an
+    /// I/O error, a device that cannot be created, a stopped task).
+    #[error("backend {backend} failed: {what}")]
+    Failed {
+        /// Which backend failed.
+        backend: &'static str,
+        /// What went wrong.
         what: String,
     },
 }

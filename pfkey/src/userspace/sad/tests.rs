@@ -1,0 +1,326 @@
+//! SAD pipeline tests: tunnel-mode round trips, the strongSwan capture
+//! through the inbound checks, every drop reason the core detects,
+//! lifetimes and rekey precedence.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use libracoon::crypto::SeededRandom;
+
+use super::*;
+use crate::userspace::esp::tests::spec;
+
+const ICMP: &[u8] =
+    include_bytes!("../../../testdata/esp/strongswan-gcm128-7b371abe-seq1.inner.bin");
+const CAPTURED: &[u8] =
+    include_bytes!("../../../testdata/esp/strongswan-gcm128-7b371abe-seq1.esp.bin");
+const KEY: &str = "e86c23208b5186e8193b6fcc74fbe05480e5b8da";
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("address")
+}
+
+/// 198.51.100.0/24 -> 203.0.113.0/24, any protocol.
+fn lan_selector() -> Selector {
+    Selector {
+        src: (ip("198.51.100.0"), ip("198.51.100.255")),
+        dst: (ip("203.0.113.0"), ip("203.0.113.255")),
+        proto: 0,
+    }
+}
+
+/// The SA of the capture's first packets (192.0.2.1 -> 192.0.2.2).
+fn gcm_spec(spi: u32, direction: SaDirection) -> SaSpec {
+    let mut s = spec(
+        spi,
+        (20, 128),
+        None,
+        hex::decode(KEY).expect("hex"),
+        Vec::new(),
+    );
+    s.direction = direction;
+    s.selectors = vec![lan_selector()];
+    s
+}
+
+fn entry(spec: &SaSpec, now: Instant) -> SadEntry {
+    SadEntry::new(spec, EspOptions::default(), &mut SeededRandom::new(3), now).expect("entry")
+}
+
+fn sad() -> Sad {
+    Sad::new(Arc::default())
+}
+
+/// Host A with the outbound SA, host B with the matching inbound SA.
+fn pair(now: Instant) -> (Sad, Sad) {
+    let (mut a, mut b) = (sad(), sad());
+    a.insert(entry(&gcm_spec(0x7b37_1abe, SaDirection::Outbound), now))
+        .expect("insert");
+    b.insert(entry(&gcm_spec(0x7b37_1abe, SaDirection::Inbound), now))
+        .expect("insert");
+    (a, b)
+}
+
+fn outbound_id() -> SaId {
+    SaId {
+        dst: ip("192.0.2.2"),
+        spi: 0x7b37_1abe,
+    }
+}
+
+#[test]
+fn tunnel_round_trip_through_spd_and_inbound_check() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    let mut out = [0u8; 256];
+    let tx = a.encapsulate(ICMP, &mut out).expect("covered by the SA");
+    assert_eq!(
+        (tx.src, tx.dst, tx.encap),
+        (ip("192.0.2.1"), ip("192.0.2.2"), None)
+    );
+    let range = b.decapsulate(&mut out[..tx.len]).expect("opens");
+    assert_eq!(&out[range], ICMP);
+    let (sa_a, sa_b) = (a.stats().sas, b.stats().sas);
+    assert_eq!((sa_a[0].packets, sa_a[0].bytes), (1, 84));
+    assert_eq!((sa_b[0].packets, sa_b[0].bytes), (1, 84));
+}
+
+#[test]
+fn strongswan_packet_passes_the_inbound_selector_check() {
+    let mut b = sad();
+    b.insert(entry(
+        &gcm_spec(0x7b37_1abe, SaDirection::Inbound),
+        Instant::now(),
+    ))
+    .expect("insert");
+    let mut pkt = CAPTURED.to_vec();
+    let range = b.decapsulate(&mut pkt).expect("opens");
+    assert_eq!(&pkt[range], ICMP);
+}
+
+#[test]
+fn packet_outside_the_sa_selectors_is_dropped_after_decryption() {
+    let mut b = sad();
+    let mut spec = gcm_spec(0x7b37_1abe, SaDirection::Inbound);
+    spec.selectors[0].dst = (ip("203.0.113.2"), ip("203.0.113.2"));
+    b.insert(entry(&spec, Instant::now())).expect("insert");
+    assert_eq!(
+        b.decapsulate(&mut CAPTURED.to_vec()),
+        Err(DropReason::SelectorMismatch)
+    );
+    assert_eq!(b.stats().dropped(DropReason::SelectorMismatch), 1);
+    assert_eq!(b.stats().sas[0].packets, 0);
+}
+
+#[test]
+fn unknown_spi_short_packets_and_replays_are_counted() {
+    let (_, mut b) = pair(Instant::now());
+    let mut unknown = CAPTURED.to_vec();
+    unknown[3] ^= 1;
+    assert_eq!(b.decapsulate(&mut unknown), Err(DropReason::BadSpi));
+    assert_eq!(b.decapsulate(&mut [0, 0, 0]), Err(DropReason::Malformed));
+    assert_eq!(
+        b.decapsulate(&mut CAPTURED[..30].to_vec()),
+        Err(DropReason::Malformed)
+    );
+    assert!(b.decapsulate(&mut CAPTURED.to_vec()).is_ok());
+    assert_eq!(
+        b.decapsulate(&mut CAPTURED.to_vec()),
+        Err(DropReason::Replay)
+    );
+    let mut forged = CAPTURED.to_vec();
+    forged[30] ^= 1;
+    forged[7] = 9;
+    assert_eq!(b.decapsulate(&mut forged), Err(DropReason::Integrity));
+    let s = b.stats();
+    for r in [
+        DropReason::BadSpi,
+        DropReason::Replay,
+        DropReason::Integrity,
+    ] {
+        assert_eq!(s.dropped(r), 1, "{r}");
+    }
+    assert_eq!(s.dropped(DropReason::Malformed), 2);
+}
+
+#[test]
+fn outbound_traffic_without_sa_or_not_ip_is_dropped() {
+    let (mut a, _) = pair(Instant::now());
+    let mut reverse = ICMP.to_vec();
+    reverse[12..16].copy_from_slice(&[203, 0, 113, 1]);
+    reverse[16..20].copy_from_slice(&[198, 51, 100, 1]);
+    let mut out = [0u8; 256];
+    assert_eq!(a.encapsulate(&reverse, &mut out), Err(DropReason::NoSa));
+    assert_eq!(
+        a.encapsulate(&[0x00; 40], &mut out),
+        Err(DropReason::Malformed)
+    );
+    assert_eq!(
+        a.encapsulate(ICMP, &mut out[..100]),
+        Err(DropReason::Oversize)
+    );
+    let s = a.stats();
+    assert_eq!(
+        (
+            s.dropped(DropReason::NoSa),
+            s.dropped(DropReason::Malformed)
+        ),
+        (1, 1)
+    );
+}
+
+#[test]
+fn dummy_packets_and_wrong_next_header_are_dropped() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    let tx = a.outbound.get_mut(&outbound_id()).expect("installed");
+    let mut out = [0u8; 256];
+    let n = tx
+        .esp
+        .seal(&[1, 2, 3], NEXT_HEADER_NONE, &mut out)
+        .expect("seals");
+    assert_eq!(b.decapsulate(&mut out[..n]), Err(DropReason::Dummy));
+    let n = tx
+        .esp
+        .seal(ICMP, NEXT_HEADER_IPV6, &mut out)
+        .expect("seals");
+    assert_eq!(b.decapsulate(&mut out[..n]), Err(DropReason::Malformed));
+    let n = tx.esp.seal(ICMP, 6, &mut out).expect("seals");
+    assert_eq!(b.decapsulate(&mut out[..n]), Err(DropReason::Malformed));
+}
+
+#[test]
+fn tfc_padding_after_the_inner_packet_is_trimmed() {
+    let (mut a, mut b) = pair(Instant::now());
+    let tx = a.outbound.get_mut(&outbound_id()).expect("installed");
+    let mut padded = ICMP.to_vec();
+    padded.extend_from_slice(&[0; 33]);
+    let mut out = [0u8; 256];
+    let n = tx
+        .esp
+        .seal(&padded, NEXT_HEADER_IPV4, &mut out)
+        .expect("seals");
+    let range = b.decapsulate(&mut out[..n]).expect("opens");
+    assert_eq!(&out[range], ICMP);
+}
+
+#[test]
+fn volume_lifetimes_fire_soft_then_hard_and_hard_stops_traffic() {
+    let now = Instant::now();
+    let (mut a, _) = pair(now);
+    let limits = Lifetime {
+        soft_packets: Some(2),
+        hard_packets: Some(3),
+        soft_bytes: Some(10_000),
+        ..Lifetime::default()
+    };
+    assert!(a.set_lifetime(outbound_id(), limits));
+    let mut out = [0u8; 256];
+    let mut events = Vec::new();
+    for _ in 0..4 {
+        let _ = a.encapsulate(ICMP, &mut out);
+        events.extend(std::iter::from_fn(|| a.poll_expiry()));
+    }
+    let hard: Vec<bool> = events.iter().map(|e| e.hard).collect();
+    assert_eq!(hard, [false, true]);
+    assert!(events.iter().all(|e| e.id == outbound_id() && e.reqid == 1));
+    let s = a.stats();
+    assert_eq!((s.sas[0].packets, s.dropped(DropReason::Expired)), (3, 1));
+    assert!(a.outbound_by_reqid(1).is_none());
+}
+
+#[test]
+fn byte_lifetime_counts_inner_bytes() {
+    let (mut a, _) = pair(Instant::now());
+    let limits = Lifetime {
+        hard_bytes: Some(2 * 84),
+        ..Lifetime::default()
+    };
+    a.set_lifetime(outbound_id(), limits);
+    let mut out = [0u8; 256];
+    assert!(a.encapsulate(ICMP, &mut out).is_ok());
+    assert_eq!(a.poll_expiry(), None);
+    assert!(a.encapsulate(ICMP, &mut out).is_ok());
+    assert_eq!(a.poll_expiry().map(|e| e.hard), Some(true));
+    assert_eq!(a.encapsulate(ICMP, &mut out), Err(DropReason::Expired));
+}
+
+#[test]
+fn time_lifetimes_fire_on_timeout_only_once() {
+    let t0 = Instant::now();
+    let (_, mut b) = pair(t0);
+    let id = SaId {
+        dst: ip("192.0.2.2"),
+        spi: 0x7b37_1abe,
+    };
+    let limits = Lifetime {
+        soft_time: Some(Duration::from_secs(5)),
+        hard_time: Some(Duration::from_secs(20)),
+        ..Lifetime::default()
+    };
+    assert!(b.set_lifetime(id, limits));
+    b.handle_timeout(t0 + Duration::from_secs(4));
+    assert_eq!(b.poll_expiry(), None);
+    b.handle_timeout(t0 + Duration::from_secs(5));
+    b.handle_timeout(t0 + Duration::from_secs(6));
+    assert_eq!(b.poll_expiry().map(|e| e.hard), Some(false));
+    assert_eq!(b.poll_expiry(), None);
+    b.handle_timeout(t0 + Duration::from_secs(21));
+    assert_eq!(b.poll_expiry().map(|e| e.hard), Some(true));
+    assert_eq!(
+        b.decapsulate(&mut CAPTURED.to_vec()),
+        Err(DropReason::Expired)
+    );
+}
+
+#[test]
+fn exhausted_sequence_numbers_expire_the_sa() {
+    let (mut a, _) = pair(Instant::now());
+    let tx = a.outbound.get_mut(&outbound_id()).expect("installed");
+    tx.esp.set_last_seq(u64::from(u32::MAX));
+    let mut out = [0u8; 256];
+    assert_eq!(a.encapsulate(ICMP, &mut out), Err(DropReason::SeqExhausted));
+    assert_eq!(a.poll_expiry().map(|e| e.hard), Some(true));
+    assert_eq!(a.encapsulate(ICMP, &mut out), Err(DropReason::Expired));
+}
+
+#[test]
+fn rekeyed_outbound_sa_takes_over_and_deleting_it_falls_back() {
+    let now = Instant::now();
+    let (mut a, _) = pair(now);
+    let mut newer = gcm_spec(0x0bad_cafe, SaDirection::Outbound);
+    newer.encap = Some(UdpEncap {
+        sport: 4500,
+        dport: 4500,
+    });
+    a.insert(entry(&newer, now)).expect("insert");
+    let mut out = [0u8; 256];
+    let tx = a.encapsulate(ICMP, &mut out).expect("covered");
+    assert_eq!(EspHeader::new_unchecked(&out[..]).spi(), 0x0bad_cafe);
+    assert_eq!(tx.encap.map(|e| e.dport), Some(4500));
+    assert!(a.remove(newer.id).is_some());
+    a.encapsulate(ICMP, &mut out).expect("covered");
+    assert_eq!(EspHeader::new_unchecked(&out[..]).spi(), 0x7b37_1abe);
+}
+
+#[test]
+fn duplicates_are_refused_and_inbound_spis_are_unique() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    let out = gcm_spec(0x7b37_1abe, SaDirection::Outbound);
+    assert_eq!(a.insert(entry(&out, now)), Err(Exists(0x7b37_1abe)));
+    let mut other_dst = gcm_spec(0x7b37_1abe, SaDirection::Inbound);
+    other_dst.id.dst = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9));
+    assert_eq!(b.insert(entry(&other_dst, now)), Err(Exists(0x7b37_1abe)));
+    // Removing with the wrong destination leaves the inbound SA alone.
+    assert!(b.remove(other_dst.id).is_none());
+    let id = gcm_spec(0x7b37_1abe, SaDirection::Inbound).id;
+    assert!(b.contains(id));
+    assert!(b.inbound(0x7b37_1abe).is_some());
+    assert!(b.remove(id).is_some());
+    assert!(!b.contains(id));
+    assert!(a.outbound(outbound_id()).is_some());
+    assert_eq!(
+        a.outbound_by_reqid(1).map(SadEntry::id),
+        Some(outbound_id())
+    );
+}

@@ -1,0 +1,138 @@
+//! Raw ESP sockets (IP protocol 50) for SAs without UDP encapsulation.
+//!
+//! One socket per family receives every ESP packet the host gets (the
+//! kernel has no ESP handler to consume them) and sends ours. The outer
+//! source address is set per packet with `IP_PKTINFO` / `IPV6_PKTINFO`
+//! ancillary data, so one socket serves every local address. The control
+//! message bytes are laid out here by hand (native endianness, `cmsghdr`
+//! alignment), which keeps this file free of `unsafe`; registering the
+//! socket with tokio is in [`super::sys`].
+
+use std::io::{self, IoSlice, Read};
+use std::mem::size_of;
+use std::net::{IpAddr, SocketAddr};
+
+use socket2::{Domain, MsgHdr, Protocol, SockAddr, Socket, Type};
+use tokio::io::unix::AsyncFd;
+
+/// IP protocol number of ESP.
+pub(crate) const IPPROTO_ESP: i32 = 50;
+
+/// Opens a non-blocking raw ESP socket of `domain`.
+pub(crate) fn open(domain: Domain) -> io::Result<AsyncFd<Socket>> {
+    let sock = Socket::new(domain, Type::RAW, Some(Protocol::from(IPPROTO_ESP)))?;
+    sock.set_nonblocking(true)?;
+    super::sys::register(sock)
+}
+
+/// Reads one datagram: for IPv4 the whole IP packet, for IPv6 the ESP
+/// packet only (raw socket semantics).
+pub(crate) fn recv(sock: &Socket, buf: &mut [u8]) -> io::Result<usize> {
+    let mut s = sock;
+    s.read(buf)
+}
+
+/// Where the ESP packet starts in a datagram read from the IPv4 raw
+/// socket, and where it ends (the IPv4 Total Length), if it is ESP.
+#[must_use]
+pub(crate) fn ipv4_esp_payload(packet: &[u8]) -> Option<std::ops::Range<usize>> {
+    let ihl = usize::from(packet.first()? & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([*packet.get(2)?, *packet.get(3)?]));
+    let proto = *packet.get(9)?;
+    let ok = packet[0] >> 4 == 4 && ihl >= 20 && total >= ihl && total <= packet.len();
+    (ok && i32::from(proto) == IPPROTO_ESP).then_some(ihl..total)
+}
+
+/// Sends `payload` as ESP from `src` to `dst`; the kernel writes the IP
+/// header.
+pub(crate) fn send(sock: &Socket, src: IpAddr, dst: IpAddr, payload: &[u8]) -> io::Result<usize> {
+    let addr = SockAddr::from(SocketAddr::new(dst, 0));
+    let mut control = [0u8; 64];
+    let len = pktinfo(src, &mut control);
+    let bufs = [IoSlice::new(payload)];
+    let msg = MsgHdr::new()
+        .with_addr(&addr)
+        .with_buffers(&bufs)
+        .with_control(&control[..len]);
+    sock.sendmsg(&msg, 0)
+}
+
+/// Writes one `IP_PKTINFO` (`struct in_pktinfo { ifindex, spec_dst, addr }`)
+/// or `IPV6_PKTINFO` (`struct in6_pktinfo { addr, ifindex }`) control
+/// message selecting `src`; returns its space in bytes.
+fn pktinfo(src: IpAddr, out: &mut [u8; 64]) -> usize {
+    let mut data = [0u8; 20];
+    let (level, kind, data_len) = match src {
+        IpAddr::V4(a) => {
+            // ipi_ifindex = 0, ipi_spec_dst = src, ipi_addr = 0.
+            data[4..8].copy_from_slice(&a.octets());
+            (libc::IPPROTO_IP, libc::IP_PKTINFO, 12)
+        }
+        IpAddr::V6(a) => {
+            // ipi6_addr = src, ipi6_ifindex = 0.
+            data[..16].copy_from_slice(&a.octets());
+            (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, 20)
+        }
+    };
+    let header = cmsg_align(size_of::<libc::cmsghdr>());
+    let cmsg_len = header + data_len;
+    let word = size_of::<usize>();
+    out[..word].copy_from_slice(&cmsg_len.to_ne_bytes());
+    out[word..word + 4].copy_from_slice(&level.to_ne_bytes());
+    out[word + 4..word + 8].copy_from_slice(&kind.to_ne_bytes());
+    out[header..header + data_len].copy_from_slice(&data[..data_len]);
+    cmsg_align(cmsg_len)
+}
+
+/// `CMSG_ALIGN`: control messages are aligned to `size_t`.
+fn cmsg_align(len: usize) -> usize {
+    len.next_multiple_of(size_of::<usize>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cmsghdr_layout_is_size_t_then_two_ints() {
+        // The hand-built header must match libc's struct.
+        assert_eq!(size_of::<libc::cmsghdr>(), size_of::<usize>() + 8);
+    }
+
+    #[test]
+    fn pktinfo_v4_is_a_16_byte_header_and_12_bytes_of_data() {
+        let mut buf = [0u8; 64];
+        let n = pktinfo("192.0.2.1".parse().expect("v4"), &mut buf);
+        assert_eq!(n, 32);
+        assert_eq!(usize::from_ne_bytes(buf[..8].try_into().expect("8")), 28);
+        assert_eq!(
+            i32::from_ne_bytes(buf[12..16].try_into().expect("4")),
+            libc::IP_PKTINFO
+        );
+        assert_eq!(&buf[20..24], &[192, 0, 2, 1]);
+    }
+
+    #[test]
+    fn pktinfo_v6_carries_the_address_first() {
+        let mut buf = [0u8; 64];
+        let n = pktinfo("2001:db8::1".parse().expect("v6"), &mut buf);
+        assert_eq!(n, 40);
+        assert_eq!(usize::from_ne_bytes(buf[..8].try_into().expect("8")), 36);
+        assert_eq!(&buf[16..20], &[0x20, 0x01, 0x0d, 0xb8]);
+    }
+
+    #[test]
+    fn esp_payload_of_an_ipv4_datagram() {
+        let mut p = vec![0u8; 40];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&36u16.to_be_bytes());
+        p[9] = 50;
+        assert_eq!(ipv4_esp_payload(&p), Some(20..36));
+        p[9] = 17;
+        assert_eq!(ipv4_esp_payload(&p), None);
+        p[9] = 50;
+        p[2..4].copy_from_slice(&41u16.to_be_bytes());
+        assert_eq!(ipv4_esp_payload(&p), None);
+        assert_eq!(ipv4_esp_payload(&[]), None);
+    }
+}

@@ -1,0 +1,539 @@
+//! Two `UserspaceKernel`s in two network namespaces, joined by a veth pair,
+//! carry `ping` both ways: plain ESP over IPv4 and IPv6 and ESP-in-UDP.
+//!
+//! ```text
+//! netns A                                     netns B
+//! lo 198.51.100.1/32, 2001:db8:a::1/128       lo 203.0.113.1/32, 2001:db8:b::1/128
+//! r3va 192.0.2.1/24, 2001:db8::1/64  <-----> r3vb 192.0.2.2/24, 2001:db8::2/64
+//! TUN r3esp0 (datapath A)                     TUN r3esp0 (datapath B)
+//! ```
+//!
+//! Each kernel runs on its own thread, which `setns`es into its namespace
+//! before building a tokio runtime, so the TUN device, sockets and `ip`
+//! child processes all live there. The test plays iked: it installs
+//! matching SA pairs with the same keys and, for NAT-T, owns the port-4500
+//! sockets and hands ESP datagrams to `handle_udp_esp`.
+//!
+//! Needs root, `ip` and `ping`; `#[ignore]`d so `cargo test` stays
+//! hermetic (run with `cargo nextest run -p pfkey --run-ignored all`).
+
+use std::fs::File;
+use std::net::{IpAddr, SocketAddr};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
+use std::thread;
+use std::time::Duration;
+
+use nix::sched::{CloneFlags, setns};
+use pfkey::userspace::{DatapathStats, DropReason, UserspaceConfig, UserspaceKernel};
+use pfkey::{
+    EspAuth, EspEncr, IpsecMode, Kernel, KernelError, SaDirection, SaId, SaSpec, Selector, UdpEncap,
+};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use zeroize::Zeroizing;
+
+/// A network namespace, deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn create(name: String) -> Self {
+        if std::path::Path::new("/run/netns").join(&name).exists() {
+            // Left by a crashed run of a process with the same PID.
+            let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        }
+        run(&["ip", "netns", "add", &name]);
+        let ns = Self(name);
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    fn ip(&self, args: &[&str]) -> String {
+        let mut argv = vec!["ip", "-n", &self.0];
+        argv.extend_from_slice(args);
+        run(&argv)
+    }
+
+    fn exec(&self, args: &[&str]) -> std::process::Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.0])
+            .args(args)
+            .output()
+            .expect("ip netns exec runs")
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn run(argv: &[&str]) -> String {
+    let out = Command::new(argv[0])
+        .args(&argv[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{argv:?}: {e} (needs root and iproute2)"));
+    assert!(
+        out.status.success(),
+        "{argv:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The two-host lab of the module docs.
+fn lab() -> (Netns, Netns) {
+    let pid = std::process::id();
+    let a = Netns::create(format!("r3pk{pid}a"));
+    let b = Netns::create(format!("r3pk{pid}b"));
+    run(&[
+        "ip", "link", "add", "r3va", "netns", &a.0, "type", "veth", "peer", "name", "r3vb",
+        "netns", &b.0,
+    ]);
+    for (ns, dev, v4, v6, lan4, lan6) in [
+        (
+            &a,
+            "r3va",
+            "192.0.2.1/24",
+            "2001:db8::1/64",
+            "198.51.100.1/32",
+            "2001:db8:a::1/128",
+        ),
+        (
+            &b,
+            "r3vb",
+            "192.0.2.2/24",
+            "2001:db8::2/64",
+            "203.0.113.1/32",
+            "2001:db8:b::1/128",
+        ),
+    ] {
+        ns.ip(&["addr", "add", v4, "dev", dev]);
+        ns.ip(&["addr", "add", v6, "dev", dev, "nodad"]);
+        ns.ip(&["addr", "add", lan4, "dev", "lo"]);
+        ns.ip(&["addr", "add", lan6, "dev", "lo", "nodad"]);
+        ns.ip(&["link", "set", dev, "up"]);
+    }
+    (a, b)
+}
+
+/// Requests from the test thread to a host thread.
+enum Req {
+    Add(Box<SaSpec>, oneshot::Sender<Result<(), KernelError>>),
+    Delete(SaId, oneshot::Sender<Result<(), KernelError>>),
+    Stats(oneshot::Sender<DatapathStats>),
+}
+
+/// A `UserspaceKernel` on a thread inside a namespace, with a port-4500
+/// socket the way iked would own it.
+struct Host {
+    tx: Option<mpsc::UnboundedSender<Req>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Host {
+    fn start(ns: &Netns, nat_t: SocketAddr) -> Self {
+        let path = format!("/run/netns/{}", ns.0);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = std_mpsc::channel();
+        let thread = thread::spawn(move || {
+            let fd = File::open(&path).expect("netns file");
+            setns(fd, CloneFlags::CLONE_NEWNET).expect("setns");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(serve(nat_t, rx, ready_tx));
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("host thread starts")
+            .expect("datapath starts");
+        Self {
+            tx: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    fn call<T>(&self, req: impl FnOnce(oneshot::Sender<T>) -> Req) -> T {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .as_ref()
+            .expect("running")
+            .send(req(tx))
+            .expect("host alive");
+        rx.blocking_recv().expect("host answers")
+    }
+
+    fn add(&self, sa: SaSpec) -> Result<(), KernelError> {
+        self.call(|tx| Req::Add(Box::new(sa), tx))
+    }
+
+    fn delete(&self, id: SaId) -> Result<(), KernelError> {
+        self.call(|tx| Req::Delete(id, tx))
+    }
+
+    fn stats(&self) -> DatapathStats {
+        self.call(Req::Stats)
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn serve(
+    nat_t: SocketAddr,
+    mut rx: mpsc::UnboundedReceiver<Req>,
+    ready: std_mpsc::Sender<Result<(), String>>,
+) {
+    let cfg = UserspaceConfig {
+        tun_name: "r3esp0".into(),
+        mtu: 1400,
+    };
+    let kernel = match UserspaceKernel::start(cfg).await {
+        Ok(k) => k,
+        Err(e) => {
+            let _ = ready.send(Err(e.to_string()));
+            return;
+        }
+    };
+    let sock = Arc::new(UdpSocket::bind(nat_t).await.expect("bind 4500"));
+    kernel.attach_nat_t_socket(nat_t, sock.clone());
+    let reader = tokio::spawn(read_nat_t(kernel.clone(), sock, nat_t));
+    let _ = ready.send(Ok(()));
+    while let Some(req) = rx.recv().await {
+        match req {
+            Req::Add(sa, reply) => {
+                let _ = reply.send(kernel.add_sa(*sa).await);
+            }
+            Req::Delete(id, reply) => {
+                let _ = reply.send(kernel.delete_sa(id).await);
+            }
+            Req::Stats(reply) => {
+                let _ = reply.send(kernel.stats());
+            }
+        }
+    }
+    reader.abort();
+    let _ = reader.await;
+}
+
+/// What iked does with its port-4500 socket: IKE behind the non-ESP marker
+/// and keepalives are not ours; everything else is ESP.
+async fn read_nat_t(kernel: Arc<UserspaceKernel>, sock: Arc<UdpSocket>, local: SocketAddr) {
+    let mut buf = vec![0u8; 65_535];
+    while let Ok((n, from)) = sock.recv_from(&mut buf).await {
+        let d = &buf[..n];
+        if d == [0xff] || d.starts_with(&[0, 0, 0, 0]) {
+            continue;
+        }
+        kernel.handle_udp_esp(local, from, d);
+    }
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("address")
+}
+
+fn range(lo: &str, hi: &str) -> (IpAddr, IpAddr) {
+    (ip(lo), ip(hi))
+}
+
+/// One direction's SA: `from` -> `to` (outer), protecting `src_lan` ->
+/// `dst_lan`.
+#[allow(clippy::too_many_arguments)]
+fn sa(
+    direction: SaDirection,
+    spi: u32,
+    from: &str,
+    to: &str,
+    lans: ((IpAddr, IpAddr), (IpAddr, IpAddr)),
+    suite: Suite,
+    encap: Option<UdpEncap>,
+) -> SaSpec {
+    let (encr, auth, ek, ak) = suite.keys(spi);
+    SaSpec {
+        id: SaId { dst: ip(to), spi },
+        src: ip(from),
+        direction,
+        mode: IpsecMode::Tunnel,
+        encr,
+        encr_key: Zeroizing::new(ek),
+        auth,
+        auth_key: Zeroizing::new(ak),
+        encap,
+        selectors: vec![Selector {
+            src: lans.0,
+            dst: lans.1,
+            proto: 0,
+        }],
+        reqid: spi,
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Suite {
+    Gcm128,
+    CbcSha256,
+    ChaCha,
+}
+
+impl Suite {
+    fn keys(self, spi: u32) -> (EspEncr, Option<EspAuth>, Vec<u8>, Vec<u8>) {
+        let bytes = |n: usize| {
+            (0..n)
+                .map(|i| (spi as usize * 7 + i) as u8)
+                .collect::<Vec<_>>()
+        };
+        match self {
+            Self::Gcm128 => (
+                EspEncr {
+                    id: 20,
+                    key_bits: 128,
+                },
+                None,
+                bytes(20),
+                Vec::new(),
+            ),
+            Self::CbcSha256 => (
+                EspEncr {
+                    id: 12,
+                    key_bits: 256,
+                },
+                Some(EspAuth { id: 12 }),
+                bytes(32),
+                bytes(32),
+            ),
+            Self::ChaCha => (
+                EspEncr {
+                    id: 28,
+                    key_bits: 256,
+                },
+                None,
+                bytes(36),
+                Vec::new(),
+            ),
+        }
+    }
+}
+
+/// The four SAs of one child SA pair: A's outbound/inbound and B's mirror.
+struct Pair {
+    a: [SaSpec; 2],
+    b: [SaSpec; 2],
+}
+
+fn pair(
+    spis: (u32, u32),
+    outer: (&str, &str),
+    lans: ((IpAddr, IpAddr), (IpAddr, IpAddr)),
+    suite: Suite,
+    encap: Option<UdpEncap>,
+) -> Pair {
+    let (a_out, b_out) = spis;
+    let (oa, ob) = outer;
+    let (la, lb) = lans;
+    use SaDirection::{Inbound, Outbound};
+    Pair {
+        a: [
+            sa(Outbound, a_out, oa, ob, (la, lb), suite, encap),
+            sa(Inbound, b_out, ob, oa, (lb, la), suite, encap),
+        ],
+        b: [
+            sa(Outbound, b_out, ob, oa, (lb, la), suite, encap),
+            sa(Inbound, a_out, oa, ob, (la, lb), suite, encap),
+        ],
+    }
+}
+
+fn install(a: &Host, b: &Host, p: &Pair) {
+    for s in &p.a {
+        a.add(s.clone()).expect("A installs");
+    }
+    for s in &p.b {
+        b.add(s.clone()).expect("B installs");
+    }
+}
+
+fn remove(a: &Host, b: &Host, p: &Pair) {
+    for s in &p.a {
+        a.delete(s.id).expect("A deletes");
+    }
+    for s in &p.b {
+        b.delete(s.id).expect("B deletes");
+    }
+}
+
+fn ping(ns: &Netns, v6: bool, from: &str, to: &str) {
+    let mut argv = vec!["ping"];
+    if v6 {
+        argv.push("-6");
+    }
+    argv.extend(["-c", "3", "-i", "0.2", "-W", "2", "-I", from, to]);
+    let out = ns.exec(&argv);
+    assert!(
+        out.status.success(),
+        "{argv:?} in {} failed:\n{}{}",
+        ns.0,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `Udp: OutDatagrams` of the namespace (/proc/net/snmp).
+fn udp_out_datagrams(ns: &Netns) -> u64 {
+    let out = ns.exec(&["cat", "/proc/net/snmp"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut udp = text.lines().filter(|l| l.starts_with("Udp:"));
+    let (names, values) = (udp.next().expect("header"), udp.next().expect("values"));
+    let col = names
+        .split_whitespace()
+        .position(|n| n == "OutDatagrams")
+        .expect("OutDatagrams column");
+    values
+        .split_whitespace()
+        .nth(col)
+        .and_then(|v| v.parse().ok())
+        .expect("a number")
+}
+
+/// Both directions' pings went through every SA of `p`, and nothing was
+/// dropped as forged, replayed or unknown.
+fn check_counters(a: &Host, b: &Host, p: &Pair) {
+    let (sa, sb) = (a.stats(), b.stats());
+    for (stats, specs) in [(&sa, &p.a), (&sb, &p.b)] {
+        for s in specs {
+            let line = stats.sa(s.id).expect("SA listed");
+            assert!(line.packets >= 6, "{stats}");
+            assert!(line.bytes >= 6 * 84, "{stats}");
+        }
+        for r in [
+            DropReason::Integrity,
+            DropReason::Replay,
+            DropReason::BadSpi,
+        ] {
+            assert_eq!(stats.dropped(r), 0, "{stats}");
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs root: creates network namespaces, TUN devices and raw sockets"]
+fn ping_crosses_two_userspace_datapaths_plain_and_udp_encapsulated() {
+    let (na, nb) = lab();
+    let a = Host::start(&na, "192.0.2.1:4500".parse().expect("addr"));
+    let b = Host::start(&nb, "192.0.2.2:4500".parse().expect("addr"));
+    let lans4 = (
+        range("198.51.100.0", "198.51.100.255"),
+        range("203.0.113.0", "203.0.113.255"),
+    );
+
+    // 1. Plain ESP (IP protocol 50), AES-GCM-16-128.
+    let plain = pair(
+        (0x1001, 0x2001),
+        ("192.0.2.1", "192.0.2.2"),
+        lans4,
+        Suite::Gcm128,
+        None,
+    );
+    install(&a, &b, &plain);
+    let routes = na.ip(&["route", "show", "table", "3948"]);
+    assert!(routes.contains("203.0.113.0/24 dev r3esp0"), "{routes}");
+    assert!(routes.contains("src 198.51.100.1"), "{routes}");
+    ping(&na, false, "198.51.100.1", "203.0.113.1");
+    ping(&nb, false, "203.0.113.1", "198.51.100.1");
+    check_counters(&a, &b, &plain);
+    eprintln!("plain ESP, A:\n{}\nB:\n{}", a.stats(), b.stats());
+    remove(&a, &b, &plain);
+    assert_eq!(na.ip(&["route", "show", "table", "3948"]), "");
+
+    // 2. ESP-in-UDP (RFC 3948) through the test's port-4500 sockets,
+    //    AES-CBC-256 + HMAC-SHA2-256-128.
+    let nat_t = Some(UdpEncap {
+        sport: 4500,
+        dport: 4500,
+    });
+    let udp = pair(
+        (0x1002, 0x2002),
+        ("192.0.2.1", "192.0.2.2"),
+        lans4,
+        Suite::CbcSha256,
+        nat_t,
+    );
+    install(&a, &b, &udp);
+    let udp_out = udp_out_datagrams(&na);
+    ping(&na, false, "198.51.100.1", "203.0.113.1");
+    ping(&nb, false, "203.0.113.1", "198.51.100.1");
+    check_counters(&a, &b, &udp);
+    // The ESP left A as UDP datagrams (6: three requests, three replies).
+    assert!(udp_out_datagrams(&na) >= udp_out + 6);
+    eprintln!("ESP-in-UDP, A:\n{}\nB:\n{}", a.stats(), b.stats());
+    remove(&a, &b, &udp);
+
+    // 3. IPv6 inside and outside, plain ESP, ChaCha20-Poly1305.
+    let lans6 = (
+        range("2001:db8:a::", "2001:db8:a::ffff"),
+        range("2001:db8:b::", "2001:db8:b::ffff"),
+    );
+    let v6 = pair(
+        (0x1003, 0x2003),
+        ("2001:db8::1", "2001:db8::2"),
+        lans6,
+        Suite::ChaCha,
+        None,
+    );
+    install(&a, &b, &v6);
+    ping(&na, true, "2001:db8:a::1", "2001:db8:b::1");
+    ping(&nb, true, "2001:db8:b::1", "2001:db8:a::1");
+    check_counters(&a, &b, &v6);
+    eprintln!("IPv6, A:\n{}\nB:\n{}", a.stats(), b.stats());
+    remove(&a, &b, &v6);
+
+    // With the SAs gone, so are the routes: nothing carries the traffic.
+    let out = na.exec(&[
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "1",
+        "-I",
+        "198.51.100.1",
+        "203.0.113.1",
+    ]);
+    assert!(!out.status.success(), "no route without an SA");
+
+    // 4. A host-to-host SA (the peer inside the selectors) is refused.
+    let peer = range("192.0.2.2", "192.0.2.2");
+    let me = range("192.0.2.1", "192.0.2.1");
+    let h2h = pair(
+        (0x1004, 0x2004),
+        ("192.0.2.1", "192.0.2.2"),
+        (me, peer),
+        Suite::Gcm128,
+        None,
+    );
+    let err = a.add(h2h.a[0].clone()).expect_err("refused");
+    assert!(
+        matches!(&err, KernelError::Unsupported { what, .. } if what.contains("fwmark")),
+        "{err}"
+    );
+    let mut transport = plain.a[0].clone();
+    transport.mode = IpsecMode::Transport;
+    assert!(matches!(
+        a.add(transport),
+        Err(KernelError::Unsupported { .. })
+    ));
+
+    drop((a, b));
+    // The routing rule leaves with the kernel object.
+    let rules = na.ip(&["rule", "show"]);
+    assert!(!rules.contains("3948"), "{rules}");
+}
