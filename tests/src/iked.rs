@@ -101,6 +101,21 @@ impl Iked {
         conf: &str,
         peer: Option<IpAddr>,
     ) -> Result<Self> {
+        Self::start_with(lab, netns, label, conf, peer, &[])
+    }
+
+    /// As [`Self::start`], with extra command-line arguments (e.g. `--kernel memory`).
+    ///
+    /// # Errors
+    /// As [`Self::start`].
+    pub fn start_with(
+        lab: &LabDir,
+        netns: &Netns,
+        label: &str,
+        conf: &str,
+        peer: Option<IpAddr>,
+        extra: &[&str],
+    ) -> Result<Self> {
         let binary = Self::binary();
         if !binary.is_file() {
             return Err(Error::Daemon(format!(
@@ -116,6 +131,7 @@ impl Iked {
         let child = Launch::new(binary, &paths.out)
             .netns(netns)
             .args(Self::args(&paths, peer))
+            .args(extra.iter().map(OsString::from))
             // An `anyhow` error would otherwise carry a backtrace (the environment may set
             // RUST_BACKTRACE=1) that pushes the message out of the log tail we report.
             // Panics still print theirs.

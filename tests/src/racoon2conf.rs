@@ -110,3 +110,20 @@ pub fn tunnel(
     );
     s
 }
+
+/// Pings from `from`'s LAN address to `to`'s, three times; the output on success.
+///
+/// # Errors
+/// The ping output when fewer than three replies came back.
+pub fn ping_lan(from: &Host, to: &Host, family: Family) -> Result<String, String> {
+    let (src, dst) = match family {
+        Family::V4 => (from.lan_v4.to_string(), to.lan_v4.to_string()),
+        Family::V6 => (from.lan_v6.to_string(), to.lan_v6.to_string()),
+    };
+    let args = ["-n", "-c", "3", "-i", "0.2", "-W", "2", "-I", &src, &dst];
+    match from.netns.run("ping", &args) {
+        Ok(out) if out.contains("3 received") => Ok(out),
+        Ok(out) => Err(out),
+        Err(e) => Err(e.to_string()),
+    }
+}

@@ -102,7 +102,26 @@ fn check_established(r: &Running, case: &Case) {
         "iked logs the ESP suite:\n{}",
         r.iked.log()
     );
-    let _ = &r.lab;
+}
+
+/// Pings cross the tunnel both ways, and strongSwan's SA counts them.
+fn check_traffic(r: &Running, case: &Case) {
+    for (from, to) in [(&r.lab.a, &r.lab.b), (&r.lab.b, &r.lab.a)] {
+        if let Err(out) = racoon2conf::ping_lan(from, to, case.family) {
+            panic!(
+                "ping {} -> {} failed:\n{out}\n--- iked log ---\n{}\n--- list-sas ---\n{}",
+                from.label,
+                to.label,
+                r.iked.log(),
+                r.swan.list_sas().unwrap_or_default()
+            );
+        }
+    }
+    let listing = r.swan.list_sas().expect("list-sas");
+    assert!(
+        listing.contains("6 packets"),
+        "strongSwan saw the pings on its SA:\n{listing}"
+    );
 }
 
 /// Stopping iked deletes the IKE SA on strongSwan's side too.
@@ -195,6 +214,7 @@ fn racoon3_initiates_ipv4_curve25519_aes_gcm() {
     let case = x25519_gcm();
     let r = start(&case, true, PSK);
     check_established(&r, &case);
+    check_traffic(&r, &case);
     check_delete_on_stop(r);
 }
 
@@ -204,6 +224,7 @@ fn strongswan_initiates_ipv4_ecp256_aes_cbc_hmac() {
     let case = ecp256_cbc();
     let r = start(&case, false, PSK);
     check_established(&r, &case);
+    check_traffic(&r, &case);
     check_delete_on_stop(r);
 }
 
@@ -213,6 +234,7 @@ fn racoon3_initiates_ipv6_modp2048_aes_cbc_sha384() {
     let case = modp2048_v6();
     let r = start(&case, true, PSK);
     check_established(&r, &case);
+    check_traffic(&r, &case);
 }
 
 #[test]
@@ -221,6 +243,7 @@ fn strongswan_initiates_ipv6_curve25519_chacha20() {
     let case = chacha_v6();
     let r = start(&case, false, PSK);
     check_established(&r, &case);
+    check_traffic(&r, &case);
 }
 
 #[test]

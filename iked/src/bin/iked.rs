@@ -30,9 +30,14 @@ struct Args {
     /// Directory for the pid file.
     #[arg(long, default_value = "/run/racoon3")]
     run_dir: PathBuf,
-    /// Kernel backend. Only `memory` (records SAs, carries no traffic) exists so far.
-    #[arg(long, default_value = "memory")]
+    /// Kernel backend: `auto` (the userspace ESP datapath until the XFRM
+    /// backend exists), `userspace`, or `memory` (records SAs, carries no
+    /// traffic; for tests).
+    #[arg(long, default_value = "auto")]
     kernel: String,
+    /// TUN device of the userspace datapath.
+    #[arg(long, default_value = "r3esp0")]
+    tun: String,
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,12 +55,17 @@ fn run(args: Args) -> anyhow::Result<()> {
         println!("iked (racoon3) {}", env!("CARGO_PKG_VERSION"));
         return Ok(());
     }
-    if args.kernel != "memory" {
-        anyhow::bail!(
-            "--kernel {}: only the memory backend is implemented so far",
+    let kernel = match args.kernel.as_str() {
+        "auto" | "userspace" => iked::daemon::KernelChoice::Userspace {
+            tun_name: args.tun.clone(),
+        },
+        "memory" => iked::daemon::KernelChoice::Memory,
+        "xfrm" | "pfkey" => anyhow::bail!(
+            "--kernel {}: this backend is not implemented yet; use userspace",
             args.kernel
-        );
-    }
+        ),
+        other => anyhow::bail!("--kernel {other}: expected auto, userspace or memory"),
+    };
     // In the background there is no terminal: log to the run directory unless -l says otherwise.
     let logfile = match (&args.logfile, args.foreground) {
         (Some(l), _) => Some(l.clone()),
@@ -70,6 +80,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         config: args.config,
         initiate: args.initiate,
         run_dir: args.run_dir,
+        kernel,
     };
     // Configuration errors are reported before going to the background.
     // Failures reach stderr from main; a log file gets them too.

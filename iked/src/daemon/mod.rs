@@ -9,12 +9,14 @@ pub mod udp;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use libracoon::crypto::OsRandom;
 use pfkey::Kernel;
 use pfkey::memory::MemoryKernel;
+use pfkey::userspace::{UserspaceConfig, UserspaceKernel};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
@@ -33,6 +35,20 @@ pub struct Options {
     pub initiate: Vec<std::net::IpAddr>,
     /// Where the pid file lives.
     pub run_dir: PathBuf,
+    /// Where CHILD SAs go.
+    pub kernel: KernelChoice,
+}
+
+/// The kernel backend (`--kernel`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelChoice {
+    /// pfkey's userspace ESP datapath over a TUN device with this name.
+    Userspace {
+        /// TUN device name.
+        tun_name: String,
+    },
+    /// Records SAs only; protects no traffic (for tests without a datapath).
+    Memory,
 }
 
 /// The configuration, loaded and checked before the daemon forks, so
@@ -70,15 +86,52 @@ impl Prepared {
 /// Start-up failures (configuration, sockets, run directory), each naming
 /// what to fix.
 pub async fn run(opts: Options, prepared: Prepared) -> anyhow::Result<()> {
-    let Prepared { config, conf } = prepared;
     let _pid = PidFile::create(&opts.run_dir)?;
-    let kernel = MemoryKernel::new();
-    tracing::warn!(
-        "kernel backend '{}': SAs are recorded but carry no traffic (no ESP datapath is available yet)",
-        kernel.name()
-    );
+    match &opts.kernel {
+        KernelChoice::Memory => {
+            tracing::warn!("kernel backend 'memory': SAs are recorded but carry no traffic");
+            serve(&opts, prepared, &MemoryKernel::new(), None).await
+        }
+        KernelChoice::Userspace { tun_name } => {
+            let cfg = UserspaceConfig {
+                tun_name: tun_name.clone(),
+                mtu: 1400,
+            };
+            let kernel = UserspaceKernel::start(cfg).await.with_context(|| {
+                format!("cannot start the userspace ESP datapath on TUN device {tun_name}")
+            })?;
+            tracing::info!("kernel backend 'userspace': ESP over TUN device {tun_name}");
+            let datapath = kernel.clone();
+            let sink: udp::EspSink = Arc::new(move |local, remote, packet| {
+                datapath.handle_udp_esp(local, remote, packet)
+            });
+            let result = serve(&opts, prepared, kernel.as_ref(), Some((sink, &kernel))).await;
+            tracing::info!("datapath: {}", kernel.stats());
+            result
+        }
+    }
+}
+
+/// The event loop, for any kernel backend.
+async fn serve<K: Kernel>(
+    opts: &Options,
+    prepared: Prepared,
+    kernel: &K,
+    datapath: Option<(udp::EspSink, &Arc<UserspaceKernel>)>,
+) -> anyhow::Result<()> {
+    let Prepared { config, conf } = prepared;
     let (tx, mut rx) = mpsc::channel(1024);
-    let sockets = udp::Sockets::bind(&conf.listen, &tx).await?;
+    let sockets = udp::Sockets::bind(
+        &conf.listen,
+        &tx,
+        datapath.as_ref().map(|(sink, _)| sink.clone()),
+    )
+    .await?;
+    if let Some((_, dp)) = &datapath {
+        for (local, sock) in sockets.nat_t_sockets() {
+            dp.attach_nat_t_socket(local, sock);
+        }
+    }
     let mut endpoint = Endpoint::new(conf.peers, Box::new(OsRandom));
     for peer in &opts.initiate {
         initiate(&mut endpoint, &config, &conf.listen, *peer)?;
@@ -88,7 +141,7 @@ pub async fn run(opts: Options, prepared: Prepared) -> anyhow::Result<()> {
     let mut int = signal(SignalKind::interrupt())?;
     let mut stopping: Option<Instant> = None;
     loop {
-        drain(&mut endpoint, &sockets, &kernel).await;
+        drain(&mut endpoint, &sockets, kernel).await;
         if let Some(t) = stopping
             && (endpoint.sas().next().is_none() || Instant::now() >= t)
         {

@@ -1,9 +1,10 @@
 //! IKE sockets: port 500 and the NAT-T port 4500 on every listen address.
 //!
 //! On port 4500 IKE travels behind a four-zero non-ESP marker and ESP
-//! without one (RFC 3948 §2.2). iked owns port 4500 here; with no ESP
-//! datapath attached, ESP arriving there is counted and dropped, never
-//! mistaken for IKE.
+//! without one (RFC 3948 §2.2). iked owns port 4500 and hands ESP to the
+//! userspace datapath through an [`EspSink`] (one owner of the port, so no
+//! SO_REUSEPORT steering is needed); with no datapath, ESP is counted and
+//! dropped, never mistaken for IKE.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +28,9 @@ pub struct Received {
     pub bytes: Vec<u8>,
 }
 
+/// Takes ESP-in-UDP datagrams: `(local, remote, packet)`.
+pub type EspSink = Arc<dyn Fn(SocketAddr, SocketAddr, &[u8]) + Send + Sync>;
+
 /// All bound sockets.
 pub struct Sockets {
     socks: Vec<(SocketAddr, Arc<UdpSocket>)>,
@@ -40,7 +44,11 @@ impl Sockets {
     ///
     /// # Errors
     /// When an address cannot be bound (names it).
-    pub async fn bind(listen: &[SocketAddr], tx: &mpsc::Sender<Received>) -> anyhow::Result<Self> {
+    pub async fn bind(
+        listen: &[SocketAddr],
+        tx: &mpsc::Sender<Received>,
+        esp: Option<EspSink>,
+    ) -> anyhow::Result<Self> {
         let mut socks = Vec::new();
         let esp_dropped = Arc::new(AtomicU64::new(0));
         for addr in listen {
@@ -54,11 +62,23 @@ impl Sockets {
                     .await
                     .with_context(|| format!("cannot bind UDP {a}"))?;
                 let sock = Arc::new(sock);
-                tokio::spawn(read_loop(a, sock.clone(), tx.clone(), esp_dropped.clone()));
+                let sink = EspRoute {
+                    sink: esp.clone(),
+                    dropped: esp_dropped.clone(),
+                };
+                tokio::spawn(read_loop(a, sock.clone(), tx.clone(), sink));
                 socks.push((a, sock));
             }
         }
         Ok(Self { socks, esp_dropped })
+    }
+
+    /// The port-4500 sockets, for the datapath to send ESP-in-UDP from.
+    pub fn nat_t_sockets(&self) -> impl Iterator<Item = (SocketAddr, Arc<UdpSocket>)> + '_ {
+        self.socks
+            .iter()
+            .filter(|(a, _)| a.port() == NAT_T_PORT)
+            .map(|(a, s)| (*a, s.clone()))
     }
 
     /// Sends an IKE message from `path.local`, adding the non-ESP marker on 4500.
@@ -85,11 +105,17 @@ impl Sockets {
     }
 }
 
+/// Where ESP read from a 4500 socket goes.
+struct EspRoute {
+    sink: Option<EspSink>,
+    dropped: Arc<AtomicU64>,
+}
+
 async fn read_loop(
     local: SocketAddr,
     sock: Arc<UdpSocket>,
     tx: mpsc::Sender<Received>,
-    esp_dropped: Arc<AtomicU64>,
+    esp: EspRoute,
 ) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
@@ -102,11 +128,23 @@ async fn read_loop(
         };
         let data = buf.get(..n).unwrap_or_default();
         let ike = if local.port() == NAT_T_PORT {
-            strip_marker(data, &esp_dropped)
+            strip_marker(data)
         } else {
-            Some(data)
+            Ok(Some(data))
         };
-        let Some(ike) = ike else { continue };
+        let ike = match ike {
+            Ok(Some(ike)) => ike,
+            Ok(None) => continue,
+            Err(esp_packet) => {
+                match &esp.sink {
+                    Some(sink) => sink(local, remote, esp_packet),
+                    None => {
+                        esp.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                continue;
+            }
+        };
         let msg = Received {
             path: Path { local, remote },
             bytes: ike.to_vec(),
@@ -117,16 +155,13 @@ async fn read_loop(
     }
 }
 
-/// RFC 3948 §2.2: IKE behind four zero octets; a single 0xff is a NAT
-/// keepalive; anything else is ESP.
-fn strip_marker<'a>(data: &'a [u8], esp_dropped: &AtomicU64) -> Option<&'a [u8]> {
+/// RFC 3948 §2.2: IKE behind four zero octets (`Ok(Some)`); a single 0xff
+/// is a NAT keepalive (`Ok(None)`); anything else is ESP (`Err`).
+fn strip_marker(data: &[u8]) -> Result<Option<&[u8]>, &[u8]> {
     match data {
-        [0, 0, 0, 0, rest @ ..] => Some(rest),
-        [0xff] => None,
-        _ => {
-            esp_dropped.fetch_add(1, Ordering::Relaxed);
-            None
-        }
+        [0, 0, 0, 0, rest @ ..] => Ok(Some(rest)),
+        [0xff] => Ok(None),
+        esp => Err(esp),
     }
 }
 
@@ -136,13 +171,8 @@ mod tests {
 
     #[test]
     fn marker_separates_ike_from_esp_and_keepalives() {
-        let drops = AtomicU64::new(0);
-        assert_eq!(
-            strip_marker(&[0, 0, 0, 0, 7, 8], &drops),
-            Some(&[7u8, 8][..])
-        );
-        assert_eq!(strip_marker(&[0xff], &drops), None);
-        assert_eq!(strip_marker(&[1, 2, 3, 4, 5], &drops), None);
-        assert_eq!(drops.load(Ordering::Relaxed), 1);
+        assert_eq!(strip_marker(&[0, 0, 0, 0, 7, 8]), Ok(Some(&[7u8, 8][..])));
+        assert_eq!(strip_marker(&[0xff]), Ok(None));
+        assert_eq!(strip_marker(&[1, 2, 3, 4, 5]), Err(&[1u8, 2, 3, 4, 5][..]));
     }
 }
