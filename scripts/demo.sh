@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # racoon3's main job on an embedded default configuration:
-# two peers in network namespaces negotiate IKEv2 (PSK, Curve25519,
-# AES-GCM), the SAs are shown, and everything is torn down again.
+# two peers in network namespaces; a ping from A's LAN to B's LAN makes
+# A's datapath raise an ACQUIRE, iked negotiates IKEv2 (PSK, Curve25519,
+# AES-GCM), pings pass through ESP (racoon3's userspace datapath), the SAs
+# and ESP counters are shown, and everything is torn down again.
 #
 #   sudo bash scripts/demo.sh
 #
@@ -77,13 +79,18 @@ CONF
 conf 192.0.2.1 192.0.2.2 198.51.100.0/24 203.0.113.0/24 a.example b.example >"$WORK/a.conf"
 conf 192.0.2.2 192.0.2.1 203.0.113.0/24 198.51.100.0/24 b.example a.example >"$WORK/b.conf"
 
-echo "==> starting iked on B (responder), then on A (initiating to B)"
+echo "==> starting iked on both hosts"
 ip netns exec r3demo-b "$IKED" -F -f "$WORK/b.conf" -l "$WORK/b.log" --run-dir "$WORK/run-b" &
 PIDS+=($!)
-sleep 0.3
-ip netns exec r3demo-a "$IKED" -F -f "$WORK/a.conf" -l "$WORK/a.log" --run-dir "$WORK/run-a" -I 192.0.2.2 &
+ip netns exec r3demo-a "$IKED" -F -f "$WORK/a.conf" -l "$WORK/a.log" --run-dir "$WORK/run-a" &
 PIDS+=($!)
+for _ in $(seq 50); do
+  if grep -q "iked started" "$WORK/a.log" 2>/dev/null && grep -q "iked started" "$WORK/b.log" 2>/dev/null; then break; fi
+  sleep 0.1
+done
 
+echo "==> first ping from A's LAN: no SA yet, so A's datapath raises an ACQUIRE (this packet is dropped)"
+ip netns exec r3demo-a ping -n -c 1 -W 1 -I 198.51.100.1 203.0.113.1 >/dev/null || true
 for _ in $(seq 50); do
   if grep -q INSTALLED "$WORK/a.log" 2>/dev/null && grep -q INSTALLED "$WORK/b.log" 2>/dev/null; then break; fi
   sleep 0.1
@@ -98,4 +105,13 @@ if ! grep -q INSTALLED "$WORK/a.log"; then
   cat "$WORK/a.log" "$WORK/b.log" >&2
   exit 1
 fi
-echo "==> tearing down (iked deletes its SAs on SIGTERM)"
+echo "==> ping 198.51.100.1 -> 203.0.113.1 through ESP"
+ip netns exec r3demo-a ping -n -c 3 -i 0.2 -W 2 -I 198.51.100.1 203.0.113.1
+echo "==> ping 203.0.113.1 -> 198.51.100.1 through ESP"
+ip netns exec r3demo-b ping -n -c 3 -i 0.2 -W 2 -I 203.0.113.1 198.51.100.1
+echo "==> tearing down (iked deletes its SAs on SIGTERM and prints its ESP counters)"
+for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+PIDS=()
+grep -h "ACQUIRE\|datapath:" "$WORK/a.log" "$WORK/b.log" | sed 's/^[^ ]* *//'
+echo "==> done"

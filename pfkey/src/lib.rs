@@ -16,7 +16,10 @@ pub mod memory;
 mod types;
 pub mod userspace;
 
-pub use types::{EspAuth, EspEncr, IpsecMode, SaDirection, SaId, SaSpec, Selector, UdpEncap};
+pub use types::{
+    Counters, EspAuth, EspEncr, IpsecMode, KernelEvent, PolicyAction, PolicySpec, SaDirection,
+    SaId, SaSpec, Selector, UdpEncap,
+};
 
 use std::future::Future;
 
@@ -70,4 +73,29 @@ pub trait Kernel: Send + Sync {
 
     /// All SAs currently installed (keys are not returned).
     fn list_sas(&self) -> impl Future<Output = Vec<SaId>> + Send;
+
+    /// Install a policy. A `Protect` policy whose traffic has no SA makes
+    /// the backend raise [`KernelEvent::Acquire`] (negotiation on demand).
+    fn add_policy(
+        &self,
+        policy: PolicySpec,
+    ) -> impl Future<Output = Result<(), KernelError>> + Send;
+
+    /// Remove the policy with this selector and direction.
+    fn delete_policy(
+        &self,
+        selector: Selector,
+        direction: SaDirection,
+    ) -> impl Future<Output = Result<(), KernelError>> + Send;
+
+    /// Traffic counters of one SA, where the backend counts (RFC 4301
+    /// §4.4.2.1 lifetime counters). `None` if unknown or not counted.
+    fn sa_counters(&self, id: SaId) -> Option<Counters> {
+        let _ = id;
+        None
+    }
+
+    /// The backend's event stream. The first call takes it; later calls
+    /// return `None`.
+    fn take_events(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<KernelEvent>>;
 }

@@ -6,12 +6,30 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use crate::{Kernel, KernelError, SaId, SaSpec};
+use tokio::sync::mpsc;
+
+use crate::{Kernel, KernelError, KernelEvent, PolicySpec, SaDirection, SaId, SaSpec, Selector};
 
 /// In-memory SA table.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryKernel {
     sas: Mutex<BTreeMap<SaId, SaSpec>>,
+    policies: Mutex<Vec<PolicySpec>>,
+    /// Kept so the event stream stays open; this backend never raises events.
+    _events: mpsc::UnboundedSender<KernelEvent>,
+    receiver: Mutex<Option<mpsc::UnboundedReceiver<KernelEvent>>>,
+}
+
+impl Default for MemoryKernel {
+    fn default() -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Self {
+            sas: Mutex::default(),
+            policies: Mutex::default(),
+            _events: tx,
+            receiver: Mutex::new(Some(rx)),
+        }
+    }
 }
 
 impl MemoryKernel {
@@ -62,6 +80,40 @@ impl Kernel for MemoryKernel {
     async fn list_sas(&self) -> Vec<SaId> {
         self.table().keys().copied().collect()
     }
+
+    async fn add_policy(&self, policy: PolicySpec) -> Result<(), KernelError> {
+        let mut policies = lock(&self.policies);
+        policies.retain(|p| p.selector != policy.selector || p.direction != policy.direction);
+        policies.push(policy);
+        Ok(())
+    }
+
+    async fn delete_policy(
+        &self,
+        selector: Selector,
+        direction: SaDirection,
+    ) -> Result<(), KernelError> {
+        let mut policies = lock(&self.policies);
+        let before = policies.len();
+        policies.retain(|p| p.selector != selector || p.direction != direction);
+        if policies.len() == before {
+            return Err(KernelError::Unsupported {
+                backend: "memory",
+                what: "no such policy".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn take_events(&self) -> Option<mpsc::UnboundedReceiver<KernelEvent>> {
+        lock(&self.receiver).take()
+    }
+}
+
+/// A poisoned lock only means another thread panicked mid-update; the
+/// tables themselves stay consistent.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

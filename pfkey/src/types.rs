@@ -94,3 +94,69 @@ pub struct SaSpec {
     /// Request ID tying both directions and the policy together.
     pub reqid: u32,
 }
+
+/// What a policy does with the packets its selector matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyAction {
+    /// Protect with the SA of this request ID; with none installed, raise
+    /// an ACQUIRE and drop the packet (no queueing).
+    Protect {
+        /// Ties the policy to the SAs a key exchange installs.
+        reqid: u32,
+        /// Tunnel or transport.
+        mode: IpsecMode,
+    },
+    /// Let the packets pass unprotected.
+    Bypass,
+    /// Drop them.
+    Discard,
+}
+
+/// One security policy (RFC 4301 §4.4.1): a selector, a direction, an action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySpec {
+    /// Traffic the policy applies to.
+    pub selector: Selector,
+    /// Inbound or outbound traffic.
+    pub direction: SaDirection,
+    /// What to do with it.
+    pub action: PolicyAction,
+    /// Outer addresses (local, remote) for tunnel mode.
+    pub tunnel: Option<(IpAddr, IpAddr)>,
+}
+
+/// What a backend tells the key-exchange daemons.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelEvent {
+    /// Outbound traffic matched a `Protect` policy that has no SA yet:
+    /// negotiate one (RFC 2367 SADB_ACQUIRE, XFRM_MSG_ACQUIRE). Raised once
+    /// per policy until an SA with its request ID is installed, or again
+    /// after a few seconds if none is.
+    Acquire {
+        /// The policy's request ID.
+        reqid: u32,
+        /// Source of the packet that triggered it.
+        src: IpAddr,
+        /// Its destination.
+        dst: IpAddr,
+        /// Its IP protocol.
+        proto: u8,
+    },
+    /// An SA reached a lifetime limit: soft means renegotiate now, hard
+    /// means it is already gone.
+    Expire {
+        /// Which SA.
+        id: SaId,
+        /// Hard (removed) or soft (warning).
+        hard: bool,
+    },
+}
+
+/// Bytes and packets an SA has protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counters {
+    /// Payload bytes.
+    pub bytes: u64,
+    /// Packets.
+    pub packets: u64,
+}

@@ -1,5 +1,8 @@
 //! Two `UserspaceKernel`s in two network namespaces, joined by a veth pair,
-//! carry `ping` both ways: plain ESP over IPv4 and IPv6 and ESP-in-UDP.
+//! carry `ping` both ways: plain ESP over IPv4 and IPv6 and ESP-in-UDP,
+//! gateway tunnels between the loopback "LANs", transport mode and
+//! host-to-host tunnels between the veth addresses themselves (which
+//! relies on the sockets' `BYPASS_MARK`); a trap policy raises ACQUIRE.
 //!
 //! ```text
 //! netns A                                     netns B
@@ -26,9 +29,12 @@ use std::thread;
 use std::time::Duration;
 
 use nix::sched::{CloneFlags, setns};
-use pfkey::userspace::{DatapathStats, DropReason, UserspaceConfig, UserspaceKernel};
+use pfkey::userspace::{
+    BYPASS_MARK, DatapathStats, DropReason, Lifetime, UserspaceConfig, UserspaceKernel, mark_socket,
+};
 use pfkey::{
-    EspAuth, EspEncr, IpsecMode, Kernel, KernelError, SaDirection, SaId, SaSpec, Selector, UdpEncap,
+    EspAuth, EspEncr, IpsecMode, Kernel, KernelError, KernelEvent, PolicyAction, PolicySpec,
+    SaDirection, SaId, SaSpec, Selector, UdpEncap,
 };
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -83,11 +89,12 @@ fn run(argv: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The two-host lab of the module docs.
-fn lab() -> (Netns, Netns) {
+/// The two-host lab of the module docs; `tag` keeps the namespace names
+/// of tests running in one process apart.
+fn lab(tag: &str) -> (Netns, Netns) {
     let pid = std::process::id();
-    let a = Netns::create(format!("r3pk{pid}a"));
-    let b = Netns::create(format!("r3pk{pid}b"));
+    let a = Netns::create(format!("r3pk{pid}{tag}a"));
+    let b = Netns::create(format!("r3pk{pid}{tag}b"));
     run(&[
         "ip", "link", "add", "r3va", "netns", &a.0, "type", "veth", "peer", "name", "r3vb",
         "netns", &b.0,
@@ -123,6 +130,11 @@ fn lab() -> (Netns, Netns) {
 enum Req {
     Add(Box<SaSpec>, oneshot::Sender<Result<(), KernelError>>),
     Delete(SaId, oneshot::Sender<Result<(), KernelError>>),
+    AddPolicy(Box<PolicySpec>, oneshot::Sender<Result<(), KernelError>>),
+    SetLifetime(SaId, Lifetime, oneshot::Sender<Result<(), KernelError>>),
+    /// Send a datagram from the port-4500 socket (as iked sends IKE).
+    SendNatT(SocketAddr, Vec<u8>, oneshot::Sender<()>),
+    DeletePolicy(Box<PolicySpec>, oneshot::Sender<Result<(), KernelError>>),
     Stats(oneshot::Sender<DatapathStats>),
 }
 
@@ -130,6 +142,10 @@ enum Req {
 /// socket the way iked would own it.
 struct Host {
     tx: Option<mpsc::UnboundedSender<Req>>,
+    /// The kernel's event stream (`take_events`), forwarded.
+    events: std_mpsc::Receiver<KernelEvent>,
+    /// IKE datagrams (behind the non-ESP marker) read on port 4500.
+    ike: std_mpsc::Receiver<Vec<u8>>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
@@ -138,6 +154,8 @@ impl Host {
         let path = format!("/run/netns/{}", ns.0);
         let (tx, rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = std_mpsc::channel();
+        let (ev_tx, events) = std_mpsc::channel();
+        let (ike_tx, ike) = std_mpsc::channel();
         let thread = thread::spawn(move || {
             let fd = File::open(&path).expect("netns file");
             setns(fd, CloneFlags::CLONE_NEWNET).expect("setns");
@@ -145,7 +163,7 @@ impl Host {
                 .enable_all()
                 .build()
                 .expect("runtime");
-            rt.block_on(serve(nat_t, rx, ready_tx));
+            rt.block_on(serve(nat_t, rx, ready_tx, (ev_tx, ike_tx)));
         });
         ready_rx
             .recv_timeout(Duration::from_secs(10))
@@ -153,6 +171,8 @@ impl Host {
             .expect("datapath starts");
         Self {
             tx: Some(tx),
+            events,
+            ike,
             thread: Some(thread),
         }
     }
@@ -175,8 +195,30 @@ impl Host {
         self.call(|tx| Req::Delete(id, tx))
     }
 
+    fn add_policy(&self, p: &PolicySpec) -> Result<(), KernelError> {
+        self.call(|tx| Req::AddPolicy(Box::new(p.clone()), tx))
+    }
+
+    fn delete_policy(&self, p: &PolicySpec) -> Result<(), KernelError> {
+        self.call(|tx| Req::DeletePolicy(Box::new(p.clone()), tx))
+    }
+
     fn stats(&self) -> DatapathStats {
         self.call(Req::Stats)
+    }
+
+    fn set_lifetime(&self, id: SaId, lt: Lifetime) -> Result<(), KernelError> {
+        self.call(|tx| Req::SetLifetime(id, lt, tx))
+    }
+
+    fn send_nat_t(&self, to: &str, data: &[u8]) {
+        let to = SocketAddr::new(ip(to), 4500);
+        self.call(|tx| Req::SendNatT(to, data.to_vec(), tx));
+    }
+
+    /// The events raised so far.
+    fn drain_events(&self) -> Vec<KernelEvent> {
+        self.events.try_iter().collect()
     }
 }
 
@@ -193,6 +235,7 @@ async fn serve(
     nat_t: SocketAddr,
     mut rx: mpsc::UnboundedReceiver<Req>,
     ready: std_mpsc::Sender<Result<(), String>>,
+    (events, ike): (std_mpsc::Sender<KernelEvent>, std_mpsc::Sender<Vec<u8>>),
 ) {
     let cfg = UserspaceConfig {
         tun_name: "r3esp0".into(),
@@ -207,7 +250,14 @@ async fn serve(
     };
     let sock = Arc::new(UdpSocket::bind(nat_t).await.expect("bind 4500"));
     kernel.attach_nat_t_socket(nat_t, sock.clone());
-    let reader = tokio::spawn(read_nat_t(kernel.clone(), sock, nat_t));
+    let reader = tokio::spawn(read_nat_t(kernel.clone(), sock.clone(), nat_t, ike));
+    let mut stream = kernel.take_events().expect("first take");
+    assert!(kernel.take_events().is_none(), "the stream is taken once");
+    let forward = tokio::spawn(async move {
+        while let Some(ev) = stream.recv().await {
+            let _ = events.send(ev);
+        }
+    });
     let _ = ready.send(Ok(()));
     while let Some(req) = rx.recv().await {
         match req {
@@ -217,22 +267,46 @@ async fn serve(
             Req::Delete(id, reply) => {
                 let _ = reply.send(kernel.delete_sa(id).await);
             }
+            Req::AddPolicy(p, reply) => {
+                let _ = reply.send(kernel.add_policy(*p).await);
+            }
+            Req::DeletePolicy(p, reply) => {
+                let _ = reply.send(kernel.delete_policy(p.selector, p.direction).await);
+            }
+            Req::SetLifetime(id, lt, reply) => {
+                let _ = reply.send(kernel.set_lifetime(id, lt).await);
+            }
+            Req::SendNatT(to, data, reply) => {
+                sock.send_to(&data, to).await.expect("send from 4500");
+                let _ = reply.send(());
+            }
             Req::Stats(reply) => {
                 let _ = reply.send(kernel.stats());
             }
         }
     }
-    reader.abort();
-    let _ = reader.await;
+    for task in [reader, forward] {
+        task.abort();
+        let _ = task.await;
+    }
 }
 
 /// What iked does with its port-4500 socket: IKE behind the non-ESP marker
 /// and keepalives are not ours; everything else is ESP.
-async fn read_nat_t(kernel: Arc<UserspaceKernel>, sock: Arc<UdpSocket>, local: SocketAddr) {
+async fn read_nat_t(
+    kernel: Arc<UserspaceKernel>,
+    sock: Arc<UdpSocket>,
+    local: SocketAddr,
+    ike: std_mpsc::Sender<Vec<u8>>,
+) {
     let mut buf = vec![0u8; 65_535];
     while let Ok((n, from)) = sock.recv_from(&mut buf).await {
         let d = &buf[..n];
-        if d == [0xff] || d.starts_with(&[0, 0, 0, 0]) {
+        if d == [0xff] {
+            continue;
+        }
+        if let Some(msg) = d.strip_prefix(&[0, 0, 0, 0]) {
+            let _ = ike.send(msg.to_vec());
             continue;
         }
         kernel.handle_udp_esp(local, from, d);
@@ -428,7 +502,7 @@ fn check_counters(a: &Host, b: &Host, p: &Pair) {
 #[test]
 #[ignore = "needs root: creates network namespaces, TUN devices and raw sockets"]
 fn ping_crosses_two_userspace_datapaths_plain_and_udp_encapsulated() {
-    let (na, nb) = lab();
+    let (na, nb) = lab("p");
     let a = Host::start(&na, "192.0.2.1:4500".parse().expect("addr"));
     let b = Host::start(&nb, "192.0.2.2:4500".parse().expect("addr"));
     let lans4 = (
@@ -510,30 +584,253 @@ fn ping_crosses_two_userspace_datapaths_plain_and_udp_encapsulated() {
     ]);
     assert!(!out.status.success(), "no route without an SA");
 
-    // 4. A host-to-host SA (the peer inside the selectors) is refused.
-    let peer = range("192.0.2.2", "192.0.2.2");
-    let me = range("192.0.2.1", "192.0.2.1");
-    let h2h = pair(
-        (0x1004, 0x2004),
-        ("192.0.2.1", "192.0.2.2"),
-        (me, peer),
-        Suite::Gcm128,
-        None,
-    );
-    let err = a.add(h2h.a[0].clone()).expect_err("refused");
-    assert!(
-        matches!(&err, KernelError::Unsupported { what, .. } if what.contains("fwmark")),
-        "{err}"
-    );
-    let mut transport = plain.a[0].clone();
-    transport.mode = IpsecMode::Transport;
-    assert!(matches!(
-        a.add(transport),
-        Err(KernelError::Unsupported { .. })
-    ));
-
     drop((a, b));
     // The routing rule leaves with the kernel object.
     let rules = na.ip(&["rule", "show"]);
     assert!(!rules.contains("3948"), "{rules}");
+}
+
+/// `ping` that is expected to fail (its packets are dropped).
+fn ping_fails(ns: &Netns, from: &str, to: &str) {
+    let out = ns.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "1", "-I", from, to]);
+    assert!(!out.status.success(), "ping {from} -> {to} got through");
+}
+
+#[test]
+#[ignore = "needs root: creates network namespaces, TUN devices and raw sockets"]
+fn trap_policy_raises_one_acquire_and_traffic_flows_once_sas_are_in() {
+    let (na, nb) = lab("t");
+    let a = Host::start(&na, "192.0.2.1:4500".parse().expect("addr"));
+    let b = Host::start(&nb, "192.0.2.2:4500".parse().expect("addr"));
+    let lans4 = (
+        range("198.51.100.0", "198.51.100.255"),
+        range("203.0.113.0", "203.0.113.255"),
+    );
+    let sas = pair(
+        (0x1005, 0x2005),
+        ("192.0.2.1", "192.0.2.2"),
+        lans4,
+        Suite::Gcm128,
+        None,
+    );
+    let reqid = sas.a[0].reqid;
+    let policy = PolicySpec {
+        selector: Selector {
+            src: lans4.0,
+            dst: lans4.1,
+            proto: 0,
+        },
+        direction: SaDirection::Outbound,
+        action: PolicyAction::Protect {
+            reqid,
+            mode: IpsecMode::Tunnel,
+        },
+        tunnel: Some((ip("192.0.2.1"), ip("192.0.2.2"))),
+    };
+
+    // 1. Only the policy: its destination is routed into the TUN device
+    //    at once, and three pings within a second raise one ACQUIRE.
+    a.add_policy(&policy).expect("policy installs");
+    let routes = na.ip(&["route", "show", "table", "3948"]);
+    assert!(routes.contains("203.0.113.0/24 dev r3esp0"), "{routes}");
+    assert!(routes.contains("src 198.51.100.1"), "{routes}");
+    ping_fails(&na, "198.51.100.1", "203.0.113.1");
+    let acquire = KernelEvent::Acquire {
+        reqid,
+        src: ip("198.51.100.1"),
+        dst: ip("203.0.113.1"),
+        proto: 1,
+    };
+    assert_eq!(a.drain_events(), std::slice::from_ref(&acquire));
+    // One drop per echo request (the TUN device's own IPv6 router
+    // solicitations, covered by no policy, count as `no-sa`).
+    assert_eq!(a.stats().dropped(DropReason::Acquire), 3, "{}", a.stats());
+
+    // 2. The key exchange "completes": pings pass, no further ACQUIRE;
+    //    a soft lifetime crossed arrives on the same stream as an Expire.
+    install(&a, &b, &sas);
+    let soft = Lifetime {
+        soft_packets: Some(4),
+        ..Lifetime::default()
+    };
+    a.set_lifetime(sas.a[0].id, soft).expect("SA installed");
+    ping(&na, false, "198.51.100.1", "203.0.113.1");
+    ping(&nb, false, "203.0.113.1", "198.51.100.1");
+    check_counters(&a, &b, &sas);
+    let expire = KernelEvent::Expire {
+        id: sas.a[0].id,
+        hard: false,
+    };
+    assert_eq!(a.drain_events(), [expire]);
+
+    // 3. The SAs go, the policy (and its route) stays: the next packet
+    //    asks for new SAs at once.
+    remove(&a, &b, &sas);
+    let routes = na.ip(&["route", "show", "table", "3948"]);
+    assert!(routes.contains("203.0.113.0/24 dev r3esp0"), "{routes}");
+    ping_fails(&na, "198.51.100.1", "203.0.113.1");
+    assert_eq!(a.drain_events(), [acquire]);
+
+    // 4. Without the policy the route is gone too.
+    a.delete_policy(&policy).expect("policy removed");
+    assert_eq!(na.ip(&["route", "show", "table", "3948"]), "");
+    assert!(a.delete_policy(&policy).is_err(), "already gone");
+    eprintln!("trap policy, A:\n{}", a.stats());
+}
+
+/// Every SA of `p` switched to `mode`.
+fn with_mode(mut p: Pair, mode: IpsecMode) -> Pair {
+    for s in p.a.iter_mut().chain(p.b.iter_mut()) {
+        s.mode = mode;
+    }
+    p
+}
+
+/// Runs `f` on a thread inside `ns` (sockets it opens live there).
+fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{}", ns.0);
+    thread::spawn(move || {
+        let fd = File::open(&path).expect("netns file");
+        setns(fd, CloneFlags::CLONE_NEWNET).expect("setns");
+        f()
+    })
+    .join()
+    .expect("netns thread")
+}
+
+/// Packets sent so far by the outbound SA of `p` on A.
+fn out_packets(a: &Host, p: &Pair) -> u64 {
+    a.stats().sa(p.a[0].id).expect("SA listed").packets
+}
+
+/// A UDP datagram from 192.0.2.1 to 192.0.2.2:5001, from a socket marked
+/// with `BYPASS_MARK` or not; returns what B received.
+fn udp_probe(na: &Netns, nb: &Netns, marked: bool) -> Vec<u8> {
+    let (bound_tx, bound_rx) = std_mpsc::channel();
+    let receiver = {
+        let path = format!("/run/netns/{}", nb.0);
+        thread::spawn(move || {
+            let fd = File::open(&path).expect("netns file");
+            setns(fd, CloneFlags::CLONE_NEWNET).expect("setns");
+            let sock = std::net::UdpSocket::bind("192.0.2.2:5001").expect("bind");
+            sock.set_read_timeout(Some(Duration::from_secs(2)))
+                .expect("timeout");
+            bound_tx.send(()).expect("test waits");
+            let mut buf = [0u8; 64];
+            let n = sock.recv(&mut buf).expect("the probe arrives");
+            buf[..n].to_vec()
+        })
+    };
+    bound_rx.recv().expect("receiver bound");
+    in_netns(na, move || {
+        let sock = std::net::UdpSocket::bind("192.0.2.1:0").expect("bind");
+        if marked {
+            mark_socket(&sock).expect("SO_MARK");
+        }
+        let msg: &[u8] = if marked { b"marked" } else { b"plain" };
+        sock.send_to(msg, "192.0.2.2:5001").expect("send");
+    });
+    receiver.join().expect("receiver")
+}
+
+#[test]
+#[ignore = "needs root: creates network namespaces, TUN devices and raw sockets"]
+fn transport_mode_and_host_to_host_tunnels_between_the_veth_addresses() {
+    let (na, nb) = lab("h");
+    let a = Host::start(&na, "192.0.2.1:4500".parse().expect("addr"));
+    let b = Host::start(&nb, "192.0.2.2:4500".parse().expect("addr"));
+    let rules = na.ip(&["rule", "show"]);
+    assert!(
+        rules.contains(&format!("not from all fwmark {BYPASS_MARK:#x} lookup 3948")),
+        "{rules}"
+    );
+    let hosts4 = (
+        range("192.0.2.1", "192.0.2.1"),
+        range("192.0.2.2", "192.0.2.2"),
+    );
+    let hosts6 = (
+        range("2001:db8::1", "2001:db8::1"),
+        range("2001:db8::2", "2001:db8::2"),
+    );
+    let outer4 = ("192.0.2.1", "192.0.2.2");
+
+    // 1. Transport mode, IPv4, plain ESP: the peer itself is routed into
+    //    the TUN device, the marked raw ESP socket is not.
+    let t4 = with_mode(
+        pair((0x1011, 0x2011), outer4, hosts4, Suite::Gcm128, None),
+        IpsecMode::Transport,
+    );
+    install(&a, &b, &t4);
+    let routes = na.ip(&["route", "show", "table", "3948"]);
+    assert!(routes.contains("192.0.2.2 dev r3esp0"), "{routes}");
+    assert!(routes.contains("src 192.0.2.1"), "{routes}");
+    ping(&na, false, "192.0.2.1", "192.0.2.2");
+    ping(&nb, false, "192.0.2.2", "192.0.2.1");
+    check_counters(&a, &b, &t4);
+    eprintln!("transport IPv4, A:\n{}\nB:\n{}", a.stats(), b.stats());
+    remove(&a, &b, &t4);
+
+    // 2. Transport mode, IPv6, plain ESP.
+    let t6 = with_mode(
+        pair(
+            (0x1012, 0x2012),
+            ("2001:db8::1", "2001:db8::2"),
+            hosts6,
+            Suite::ChaCha,
+            None,
+        ),
+        IpsecMode::Transport,
+    );
+    install(&a, &b, &t6);
+    ping(&na, true, "2001:db8::1", "2001:db8::2");
+    ping(&nb, true, "2001:db8::2", "2001:db8::1");
+    check_counters(&a, &b, &t6);
+    eprintln!("transport IPv6, A:\n{}\nB:\n{}", a.stats(), b.stats());
+    remove(&a, &b, &t6);
+
+    // 3. Transport mode, IPv4, ESP-in-UDP from the attached (and so
+    //    marked) port-4500 sockets.
+    let nat_t = Some(UdpEncap {
+        sport: 4500,
+        dport: 4500,
+    });
+    let tu = with_mode(
+        pair((0x1013, 0x2013), outer4, hosts4, Suite::CbcSha256, nat_t),
+        IpsecMode::Transport,
+    );
+    install(&a, &b, &tu);
+    let udp_out = udp_out_datagrams(&na);
+    ping(&na, false, "192.0.2.1", "192.0.2.2");
+    ping(&nb, false, "192.0.2.2", "192.0.2.1");
+    check_counters(&a, &b, &tu);
+    assert!(udp_out_datagrams(&na) >= udp_out + 6);
+    remove(&a, &b, &tu);
+
+    // 4. A host-to-host tunnel (tunnel mode, selectors = the outer
+    //    addresses).
+    let h2h = pair((0x1014, 0x2014), outer4, hosts4, Suite::CbcSha256, None);
+    install(&a, &b, &h2h);
+    ping(&na, false, "192.0.2.1", "192.0.2.2");
+    ping(&nb, false, "192.0.2.2", "192.0.2.1");
+    check_counters(&a, &b, &h2h);
+    eprintln!("host-to-host tunnel, A:\n{}\nB:\n{}", a.stats(), b.stats());
+
+    // 5. Which traffic to the peer bypasses the SA: an unmarked UDP socket
+    //    goes through it (one more ESP packet), a marked one leaves
+    //    through the veth unprotected, and so does IKE from the attached
+    //    port-4500 socket.
+    let before = out_packets(&a, &h2h);
+    assert_eq!(udp_probe(&na, &nb, false), b"plain");
+    assert_eq!(out_packets(&a, &h2h), before + 1, "unmarked: through ESP");
+    assert_eq!(udp_probe(&na, &nb, true), b"marked");
+    assert_eq!(out_packets(&a, &h2h), before + 1, "marked: around ESP");
+    a.send_nat_t("192.0.2.2", b"\0\0\0\0IKE_SA_INIT");
+    let got = b
+        .ike
+        .recv_timeout(Duration::from_secs(2))
+        .expect("IKE reaches B's port 4500");
+    assert_eq!(got, b"IKE_SA_INIT");
+    assert_eq!(out_packets(&a, &h2h), before + 1, "IKE: around ESP");
+    remove(&a, &b, &h2h);
+    assert_eq!(na.ip(&["route", "show", "table", "3948"]), "");
 }

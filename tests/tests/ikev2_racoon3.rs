@@ -85,13 +85,21 @@ fn two_racoon3_peers_negotiate_a_tunnel_over_ipv4_and_delete_it() {
 
 #[test]
 #[ignore = "needs root and network namespaces (run with --run-ignored all)"]
-fn two_racoon3_peers_negotiate_transport_mode_over_ipv6() {
+fn two_racoon3_peers_carry_transport_mode_over_ipv6() {
     require_root_and_tools();
     let lab = Lab::two_hosts().expect("lab");
-    // The userspace datapath refuses transport mode (it would loop IKE into
-    // its TUN device), so this checks the negotiation against the memory backend.
-    let (a, b) = pair(&lab, Family::V6, "transport", &["--kernel", "memory"]);
+    let (a, b) = pair(&lab, Family::V6, "transport", &[]);
     check_up(&a, &b, "CHILD SA peer INSTALLED, Transport ESP");
+    // Host to host: the peer's own address is inside the SA, so the IKE
+    // sockets must bypass the datapath's routes (fwmark) for this to work.
+    let (src, dst) = (lab.a.outer_v6.to_string(), lab.b.outer_v6.to_string());
+    let out = lab.a.netns.run("ping", &["-n", "-c", "3", "-i", "0.2", "-W", "2", "-I", &src, &dst]).expect("ping");
+    assert!(out.contains("3 received"), "{out}\n{}\n{}", a.log(), b.log());
+    drop(a);
+    b.wait_for_log("CHILD SA of peer deleted (SPIs in", WAIT).expect("B deletes");
+    let log = b.log();
+    let line = log.lines().find(|l| l.contains("CHILD SA of peer deleted")).expect("line");
+    assert!(line.contains(" 3 packets/"), "the pings went through ESP: {line}");
 }
 
 #[test]
@@ -140,4 +148,27 @@ for m in [b"\xff", os.urandom(60), bytes(4) + os.urandom(40)]:
     )
     .expect("iked a");
     check_up(&a, &b, "CHILD SA peer INSTALLED, Tunnel ESP");
+}
+
+#[test]
+#[ignore = "needs root and network namespaces (run with --run-ignored all)"]
+fn first_packet_triggers_negotiation_through_acquire() {
+    require_root_and_tools();
+    let lab = Lab::two_hosts().expect("lab");
+    let psk = lab.dir.path().join("psk");
+    std::fs::write(&psk, "shared between two racoons").expect("psk");
+    let conf_a = racoon2conf::tunnel(&lab.a, &lab.b, Family::V4, &algs(), &psk, "tunnel");
+    let conf_b = racoon2conf::tunnel(&lab.b, &lab.a, Family::V4, &algs(), &psk, "tunnel");
+    let b = Iked::start(&lab.dir, &lab.b.netns, "b", &conf_b, None).expect("iked b");
+    let a = Iked::start(&lab.dir, &lab.a.netns, "a", &conf_a, None).expect("iked a");
+    for d in [&a, &b] {
+        d.wait_for_log("iked started", WAIT).expect("up");
+    }
+    assert!(!a.log().contains("initiating"), "nothing is negotiated before traffic");
+    // The first packets are dropped while negotiating (no queueing); ping
+    // until they pass.
+    let passed = interop::wait_for(|| racoon2conf::ping_lan(&lab.a, &lab.b, Family::V4).is_ok(), WAIT);
+    assert!(passed, "no ping passed:\n{}\n{}", a.log(), b.log());
+    a.wait_for_log("ACQUIRE for 198.51.100.1 -> 203.0.113.1: initiating", WAIT).expect("ACQUIRE logged");
+    assert_eq!(a.log().matches("initiating IKE SA").count(), 1, "one negotiation, no ACQUIRE storm:\n{}", a.log());
 }

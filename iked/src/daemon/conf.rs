@@ -50,7 +50,8 @@ pub fn translate(config: &Config) -> anyhow::Result<DaemonConfig> {
         if !remote.acceptable_kmp.is_empty() && !remote.acceptable_kmp.contains(&Kmp::Ikev2) {
             continue;
         }
-        let peer = peer(config, remote, &listen, &mut notes)
+        let reqid = u32::try_from(peers.len() + 1).unwrap_or(u32::MAX);
+        let peer = peer(config, remote, &listen, reqid, &mut notes)
             .with_context(|| format!("remote {}", remote.name))?;
         peers.push(peer);
     }
@@ -68,6 +69,7 @@ fn peer(
     config: &Config,
     remote: &Remote,
     listen: &[SocketAddr],
+    reqid: u32,
     notes: &mut Vec<String>,
 ) -> anyhow::Result<PeerConfig> {
     let v2 = &remote.ikev2;
@@ -94,7 +96,7 @@ fn peer(
     };
     let remote_id = v2.peers_id.as_ref().map(identity).transpose()?;
     let ike = ike_algorithms(remote, notes)?;
-    let child = child_config(config, remote, notes)?;
+    let child = child_config(config, remote, reqid, notes)?;
     let mut retransmit = Retransmit::default();
     if let Some(n) = v2.max_retry_to_send {
         retransmit.tries = n;
@@ -194,9 +196,11 @@ fn ike_algorithms(remote: &Remote, notes: &mut Vec<String>) -> anyhow::Result<Ik
     })
 }
 
+/// `default_reqid` ties the CHILD SA to its policy when the selector sets no `reqid`.
 fn child_config(
     config: &Config,
     remote: &Remote,
+    default_reqid: u32,
     notes: &mut Vec<String>,
 ) -> anyhow::Result<ChildConfig> {
     let (selector, policy) = config
@@ -261,7 +265,7 @@ fn child_config(
         remote_ts: vec![remote_ts],
         mode,
         esp: EspAlgorithms { encr, integ },
-        reqid: selector.reqid.unwrap_or(1),
+        reqid: selector.reqid.unwrap_or(default_reqid),
     })
 }
 

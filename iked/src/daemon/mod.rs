@@ -4,6 +4,7 @@
 //! This is the only module that reads the clock or the OS random source.
 
 pub mod conf;
+pub mod policy;
 mod report;
 pub mod udp;
 
@@ -132,6 +133,13 @@ async fn serve<K: Kernel>(
             dp.attach_nat_t_socket(local, sock);
         }
     }
+    let plan: Vec<_> = conf
+        .peers
+        .iter()
+        .map(|p| (p.clone(), local_address(&conf.listen, p)))
+        .collect();
+    let installed = policy::install(kernel, &plan).await;
+    let mut events = kernel.take_events();
     let mut endpoint = Endpoint::new(conf.peers, Box::new(OsRandom));
     for peer in &opts.initiate {
         initiate(&mut endpoint, &config, &conf.listen, *peer)?;
@@ -157,8 +165,10 @@ async fn serve<K: Kernel>(
             () = sleep_until(sleep) => endpoint.handle_timeout(Instant::now()),
             _ = term.recv(), if stopping.is_none() => stopping = Some(shut_down(&mut endpoint)),
             _ = int.recv(), if stopping.is_none() => stopping = Some(shut_down(&mut endpoint)),
+            Some(ev) = next_event(&mut events) => policy::on_event(&mut endpoint, &conf.listen, &ev),
         }
     }
+    policy::remove(kernel, installed).await;
     tracing::info!("iked stopped");
     Ok(())
 }
@@ -189,6 +199,27 @@ fn initiate(
     Ok(())
 }
 
+/// Our address towards a peer: the listen address of its family.
+fn local_address(listen: &[SocketAddr], peer: &crate::ikev2::config::PeerConfig) -> SocketAddr {
+    let family = peer.remote_addr.map(|r| r.is_ipv4());
+    listen
+        .iter()
+        .find(|l| family.is_none_or(|v4| l.is_ipv4() == v4))
+        .or_else(|| listen.first())
+        .copied()
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 500)))
+}
+
+/// The next kernel event, or never if the backend has no event stream.
+async fn next_event(
+    events: &mut Option<mpsc::UnboundedReceiver<pfkey::KernelEvent>>,
+) -> Option<pfkey::KernelEvent> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Deletes every IKE SA; returns when to give up waiting for answers.
 fn shut_down(endpoint: &mut Endpoint) -> Instant {
     tracing::info!("stopping: deleting all IKE SAs");
@@ -217,21 +248,32 @@ async fn drain(endpoint: &mut Endpoint, sockets: &udp::Sockets, kernel: &impl Ke
             Output::Send { path, bytes } => sockets.send(path, &bytes).await,
             Output::InstallChild(child) => install(&tag, *child, kernel).await,
             Output::DeleteChild { inbound, outbound } => {
-                for id in [inbound, outbound] {
-                    if let Err(e) = kernel.delete_sa(id).await {
-                        tracing::warn!("{}: removing SA {:08x} failed: {e}", tag.name, id.spi);
-                    }
-                }
-                tracing::info!(
-                    "CHILD SA of {} deleted (SPIs {:08x}/{:08x})",
-                    tag.name,
-                    inbound.spi,
-                    outbound.spi
-                );
+                remove(&tag, inbound, outbound, kernel).await
             }
             Output::Event(ev) => report::event(&tag, &ev),
         }
     }
+}
+
+/// Removes both SAs of a CHILD SA, logging what they carried.
+async fn remove(tag: &SaTag, inbound: pfkey::SaId, outbound: pfkey::SaId, kernel: &impl Kernel) {
+    let carried = |id| {
+        kernel.sa_counters(id).map_or_else(String::new, |c| {
+            format!(" {} packets/{} bytes", c.packets, c.bytes)
+        })
+    };
+    let (rx, tx) = (carried(inbound), carried(outbound));
+    for id in [inbound, outbound] {
+        if let Err(e) = kernel.delete_sa(id).await {
+            tracing::warn!("{}: removing SA {:08x} failed: {e}", tag.name, id.spi);
+        }
+    }
+    tracing::info!(
+        "CHILD SA of {} deleted (SPIs in {:08x}{rx}, out {:08x}{tx})",
+        tag.name,
+        inbound.spi,
+        outbound.spi
+    );
 }
 
 /// Installs inbound first so the peer's first packet finds its SA.

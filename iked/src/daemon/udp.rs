@@ -49,6 +49,10 @@ impl Sockets {
         tx: &mpsc::Sender<Received>,
         esp: Option<EspSink>,
     ) -> anyhow::Result<Self> {
+        // With the userspace datapath, IKE must bypass its TUN routes: the
+        // peer's own address may be routed into the tunnel (transport mode,
+        // host-to-host), and the mark sends our packets around it.
+        let mark = esp.is_some();
         let mut socks = Vec::new();
         let esp_dropped = Arc::new(AtomicU64::new(0));
         for addr in listen {
@@ -61,6 +65,10 @@ impl Sockets {
                 let sock = UdpSocket::bind(a)
                     .await
                     .with_context(|| format!("cannot bind UDP {a}"))?;
+                if mark {
+                    pfkey::userspace::mark_socket(&sock)
+                        .with_context(|| format!("cannot mark UDP {a} to bypass the datapath"))?;
+                }
                 let sock = Arc::new(sock);
                 let sink = EspRoute {
                     sink: esp.clone(),

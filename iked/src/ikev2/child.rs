@@ -11,16 +11,27 @@ use crate::ikev2::proposal::EspSuite;
 use crate::ikev2::sa::Role;
 use crate::ikev2::ts::TsRange;
 
-/// What an established CHILD SA keeps: enough to delete it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ChildHandle {
+/// What an established CHILD SA keeps: enough to delete it and to show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildHandle {
     /// Our inbound SPI.
-    pub(crate) spi_in: u32,
+    pub spi_in: u32,
     /// The peer's inbound SPI (our outbound).
-    pub(crate) spi_out: u32,
-    /// Kernel IDs of both SAs.
-    pub(crate) inbound: SaId,
-    pub(crate) outbound: SaId,
+    pub spi_out: u32,
+    /// Kernel ID of our inbound SA.
+    pub inbound: SaId,
+    /// Kernel ID of our outbound SA.
+    pub outbound: SaId,
+    /// Tunnel or transport.
+    pub mode: Mode,
+    /// strongSwan-style ESP algorithm summary.
+    pub esp: String,
+    /// Whether ESP is UDP-encapsulated (NAT).
+    pub encap: bool,
+    /// Our side's negotiated selectors.
+    pub local_ts: Vec<TsRange>,
+    /// The peer's side.
+    pub remote_ts: Vec<TsRange>,
 }
 
 /// Everything negotiated for a CHILD SA.
@@ -166,6 +177,11 @@ pub(crate) fn build(
         spi_out: n.spi_out,
         inbound: inbound_id,
         outbound: outbound_id,
+        mode: n.mode,
+        esp: n.suite.summary(),
+        encap: encap.is_some(),
+        local_ts: n.local_ts.clone(),
+        remote_ts: n.remote_ts.clone(),
     };
     (child, handle)
 }

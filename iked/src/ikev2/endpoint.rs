@@ -92,6 +92,15 @@ impl Endpoint {
             .or_else(|| self.configs.iter().find(|c| c.remote_addr.is_none()))
     }
 
+    /// The remote block whose CHILD SA uses request ID `reqid`: its name
+    /// and fixed peer address.
+    pub fn config_for_reqid(&self, reqid: u32) -> Option<(String, Option<IpAddr>)> {
+        self.configs
+            .iter()
+            .find(|c| c.child.reqid == reqid)
+            .map(|c| (c.name.clone(), c.remote_addr))
+    }
+
     /// Starts an IKE SA to `path.remote` under the named configuration.
     ///
     /// # Errors

@@ -27,6 +27,10 @@ pub(crate) struct AuthSent {
 }
 
 impl AuthSent {
+    pub(crate) fn keyed(&self) -> &Keyed {
+        &self.keyed
+    }
+
     /// Sends IKE_AUTH: our identity, AUTH, and the first CHILD SA's proposal.
     pub(crate) fn send(
         sa: &mut IkeSa,
@@ -98,7 +102,7 @@ impl AuthSent {
             return std::mem::replace(&mut sa.state, State::Closed(Error::LocallyClosed));
         }
         cx.out.push_back(Output::Event(Event::IkeEstablished {
-            peer_id: peer_id_string(&inner),
+            peer_id: record_peer(sa, &inner),
             suite: self.keyed.suite.summary(),
             nat: self.keyed.nat.any(),
         }));
@@ -184,6 +188,10 @@ pub(crate) struct ExpectAuth {
 }
 
 impl ExpectAuth {
+    pub(crate) fn keyed(&self) -> &Keyed {
+        &self.keyed
+    }
+
     pub(crate) fn new(keyed: Keyed, init_req: Vec<u8>, init_resp: Vec<u8>) -> Self {
         Self {
             keyed,
@@ -292,7 +300,7 @@ impl ExpectAuth {
             }
         }
         cx.out.push_back(Output::Event(Event::IkeEstablished {
-            peer_id: peer_id_string(inner),
+            peer_id: record_peer(sa, inner),
             suite: self.keyed.suite.summary(),
             nat: self.keyed.nat.any(),
         }));
@@ -451,6 +459,13 @@ fn find_ts(payloads: &[Payload]) -> Option<TsPair<'_>> {
         _ => None,
     })?;
     Some((tsi, tsr))
+}
+
+/// Remembers the authenticated peer identity on the SA; returns it for the event.
+fn record_peer(sa: &mut IkeSa, payloads: &[Payload]) -> String {
+    let id = peer_id_string(payloads);
+    sa.peer_id = Some(id.clone());
+    id
 }
 
 /// The peer's ID from an IKE_AUTH message, for the log.

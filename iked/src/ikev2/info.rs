@@ -15,8 +15,8 @@ use crate::ikev2::wire::{DeletePayload, ExchangeType, Message, NotifyType, Paylo
 
 /// An authenticated IKE SA and its CHILD SA, if one is up.
 pub(crate) struct Established {
-    keyed: Keyed,
-    child: Option<ChildHandle>,
+    pub(crate) keyed: Keyed,
+    pub(crate) child: Option<ChildHandle>,
     /// Last authenticated message from the peer, for liveness checks.
     last_rx: Instant,
     /// Our Delete of the IKE SA is in flight.
@@ -155,7 +155,7 @@ impl Established {
                     return None;
                 }
                 ProtocolId::Esp => {
-                    let ours = self.child.filter(|c| {
+                    let ours = self.child.clone().filter(|c| {
                         d.spis
                             .iter()
                             .any(|s| s.as_slice() == c.spi_out.to_be_bytes())

@@ -7,7 +7,7 @@
 //! `poll_timeout`.
 
 pub mod auth;
-pub(crate) mod child;
+pub mod child;
 pub mod config;
 pub mod endpoint;
 pub mod error;

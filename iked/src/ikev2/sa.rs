@@ -67,6 +67,10 @@ pub(crate) struct Pending {
 
 /// One IKE SA.
 pub struct IkeSa {
+    /// When the SA was created, for its age.
+    created: Instant,
+    /// The peer's authenticated identity, once IKE_AUTH is done.
+    pub(crate) peer_id: Option<String>,
     pub(crate) role: Role,
     pub(crate) spi_i: u64,
     pub(crate) spi_r: u64,
@@ -96,6 +100,7 @@ impl IkeSa {
         let mut spi = [0u8; 8];
         rng.fill(&mut spi)?;
         let mut sa = Self::new(
+            now,
             Role::Initiator,
             u64::from_be_bytes(spi) | 1,
             0,
@@ -129,7 +134,7 @@ impl IkeSa {
             Ok(()) => u64::from_be_bytes(spi) | 1,
             Err(_) => 1,
         };
-        let mut sa = Self::new(Role::Responder, msg.header.spi_i, spi_r, config, path);
+        let mut sa = Self::new(now, Role::Responder, msg.header.spi_i, spi_r, config, path);
         let mut out = VecDeque::new();
         let mut cx = Context {
             now,
@@ -150,8 +155,17 @@ impl IkeSa {
         sa
     }
 
-    fn new(role: Role, spi_i: u64, spi_r: u64, config: Arc<PeerConfig>, path: Path) -> Self {
+    fn new(
+        now: Instant,
+        role: Role,
+        spi_i: u64,
+        spi_r: u64,
+        config: Arc<PeerConfig>,
+        path: Path,
+    ) -> Self {
         Self {
+            created: now,
+            peer_id: None,
             role,
             spi_i,
             spi_r,
@@ -206,6 +220,39 @@ impl IkeSa {
     pub fn closed(&self) -> Option<&Error> {
         match &self.state {
             State::Closed(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Responder's SPI (zero until IKE_SA_INIT is answered).
+    pub fn spi_r(&self) -> u64 {
+        self.spi_r
+    }
+
+    /// How long ago the SA was created.
+    pub fn age(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.created)
+    }
+
+    /// The peer's authenticated identity, once established.
+    pub fn peer_id(&self) -> Option<&str> {
+        self.peer_id.as_deref()
+    }
+
+    /// The negotiated IKE algorithms, once IKE_SA_INIT is done.
+    pub fn suite(&self) -> Option<crate::ikev2::keys::IkeSuite> {
+        match &self.state {
+            State::AuthSent(s) => Some(s.keyed().suite),
+            State::ExpectAuth(s) => Some(s.keyed().suite),
+            State::Established(s) => Some(s.keyed.suite),
+            _ => None,
+        }
+    }
+
+    /// The CHILD SA, while one is up.
+    pub fn child(&self) -> Option<&crate::ikev2::child::ChildHandle> {
+        match &self.state {
+            State::Established(s) => s.child.as_ref(),
             _ => None,
         }
     }

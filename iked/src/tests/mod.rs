@@ -5,3 +5,8 @@
 mod endpoint;
 mod handshake;
 mod sim;
+
+/// A's simulator configuration, for tests elsewhere in the crate.
+pub(crate) fn sim_config_a() -> crate::ikev2::config::PeerConfig {
+    sim::config_a()
+}

@@ -1,8 +1,9 @@
 //! The shell around the sans-IO core: a TUN device, raw ESP sockets and
 //! iked's port-4500 sockets on one side, the [`Sad`] on the other.
 //!
-//! **Shape.** One tokio task owns the [`Sad`] and every datapath buffer, so
-//! the per-packet path takes no lock and allocates nothing:
+//! **Shape.** One tokio task (`task.rs`) owns the [`Sad`] and every
+//! datapath buffer, so the per-packet path takes no lock and allocates
+//! nothing:
 //!
 //! - TUN read → [`Sad::encapsulate`] → raw socket (plain ESP) or the
 //!   attached UDP socket (ESP-in-UDP, RFC 3948, no marker);
@@ -17,46 +18,53 @@
 //! responder installs before it answers). Counters are atomics that
 //! [`UserspaceKernel::stats`] reads without stopping the datapath.
 //!
-//! **Routing.** See [`super::route`]: outbound SAs' destination
-//! selectors are routed into the TUN device through a table of our own.
-//! Traffic to the peer itself must not be routed there, or IKE and ESP
-//! would loop into the tunnel; until the daemons' sockets carry an SO_MARK
-//! that a rule routes around the table (strongSwan's fwmark recipe), SAs
-//! whose selectors contain the peer (transport mode, host-to-host tunnels)
-//! are refused with [`KernelError::Unsupported`].
+//! **Routing.** See [`super::route`]: the destination selectors of
+//! outbound SAs and of outbound `Protect`/`Discard` policies are routed
+//! into the TUN device through a table of our own, shared and
+//! reference-counted. When those selectors contain the peer itself
+//! (transport mode, host-to-host tunnels), IKE and ESP to the peer would
+//! loop into the tunnel too; as with strongSwan's libipsec, the sockets
+//! that carry them are marked with [`BYPASS_MARK`](super::BYPASS_MARK)
+//! and the rule sending lookups to our table skips marked packets (`not
+//! fwmark`), so they use the main table. The datapath marks its raw ESP sockets and every socket
+//! given to [`UserspaceKernel::attach_nat_t_socket`]; the daemons must mark
+//! their IKE sockets (ports 500 and 4500) with [`mark_socket`].
+//!
+//! **Events.** [`Kernel::take_events`] carries ACQUIREs (see
+//! [`super::policy`]) and every SA's soft and hard lifetime expiries as
+//! [`KernelEvent::Expire`].
+//!
+//! **Transport mode** is handled in [`super::sad`] with
+//! [`super::transport`]: the payload after the inner IP header is sealed
+//! and sent between the SA's addresses; inbound, the IP header is rebuilt
+//! in front of the decrypted payload.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crossbeam_queue::ArrayQueue;
 use libracoon::crypto::OsRandom;
-use socket2::{Domain, Socket};
-use tokio::io::unix::AsyncFd;
+use socket2::Domain;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
-use tun_rs::AsyncDevice;
 
 use super::esp::EspOptions;
 use super::route::{self, Prefix, RouteTable};
-use super::sad::{Exists, Expiry, Lifetime, Sad, SadEntry, Transmit};
-use super::socket;
-use super::spd::in_range;
+use super::sad::{Exists, Lifetime, Sad, SadEntry};
+use super::socket::{self, mark_socket};
 use super::stats::{DatapathStats, DropCounters, DropReason, SaCounters, SaStats};
-use crate::{IpsecMode, Kernel, KernelError, SaDirection, SaId, SaSpec};
+use super::task::{Buffers, Command, Datagram, Datapath, Io};
+use crate::{
+    Kernel, KernelError, KernelEvent, PolicyAction, PolicySpec, SaDirection, SaId, SaSpec, Selector,
+};
 
 const BACKEND: &str = "userspace";
-/// Largest packet handled (an IP datagram's maximum).
-const MAX_PACKET: usize = 65_535;
-/// Room for ESP header, IV, padding and ICV beyond the inner packet.
-const MAX_OVERHEAD: usize = 8 + 16 + 16 + 2 + 32;
 /// ESP-in-UDP datagrams queued from `handle_udp_esp`, and pooled buffers.
 const UDP_QUEUE: usize = 256;
 /// Initial capacity of pooled buffers (a datagram on a 1500-byte path).
 const UDP_BUF: usize = 2048;
-/// Packets handled per readiness event before yielding to other sources.
-const BURST: usize = 64;
 
 /// How to set up the datapath.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,11 +77,15 @@ pub struct UserspaceConfig {
 
 /// The userspace ESP datapath as a [`Kernel`] backend.
 ///
-/// Call order: [`start`](Self::start) inside a tokio runtime; then, for
-/// NAT-T, [`attach_nat_t_socket`](Self::attach_nat_t_socket) per port-4500
-/// socket before installing SAs with `encap`, and
+/// Call order: [`start`](Self::start) inside a tokio runtime;
+/// [`Kernel::take_events`] once, and keep reading it (ACQUIRE, expiries);
+/// [`mark_socket`] on every IKE socket (ports 500 and
+/// 4500) of the daemons; then, for NAT-T,
+/// [`attach_nat_t_socket`](Self::attach_nat_t_socket) per port-4500 socket
+/// before installing SAs with `encap`, and
 /// [`handle_udp_esp`](Self::handle_udp_esp) for each ESP datagram read from
-/// it; [`Kernel::add_sa`]/[`Kernel::delete_sa`] as SAs come and go. Dropping
+/// it; [`Kernel::add_policy`] for trap policies and
+/// [`Kernel::add_sa`]/[`Kernel::delete_sa`] as SAs come and go. Dropping
 /// the last handle stops the task, deletes the TUN device and removes the
 /// routing rule.
 pub struct UserspaceKernel {
@@ -83,7 +95,7 @@ pub struct UserspaceKernel {
     pool: Arc<ArrayQueue<Vec<u8>>>,
     drops: Arc<DropCounters>,
     control: Mutex<Control>,
-    expiries: Mutex<Option<mpsc::UnboundedReceiver<Expiry>>>,
+    events: Mutex<Option<mpsc::UnboundedReceiver<KernelEvent>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -91,8 +103,13 @@ pub struct UserspaceKernel {
 #[derive(Debug, Default)]
 struct Control {
     sas: BTreeMap<SaId, Installed>,
+    /// Installed policies and the routes each holds.
+    policies: Vec<(Selector, SaDirection, Routes)>,
     routes: RouteTable,
 }
+
+/// Prefixes routed into the TUN device, with their preferred source.
+type Routes = Vec<(Prefix, Option<IpAddr>)>;
 
 #[derive(Debug)]
 struct Installed {
@@ -100,18 +117,7 @@ struct Installed {
     reqid: u32,
     transform: String,
     counters: Arc<SaCounters>,
-    routes: Vec<(Prefix, Option<IpAddr>)>,
-}
-
-enum Command {
-    Add(Box<SadEntry>, oneshot::Sender<Result<(), Exists>>),
-    Delete(SaId, oneshot::Sender<bool>),
-    SetLifetime(SaId, Lifetime, oneshot::Sender<bool>),
-    Attach(SocketAddr, Arc<UdpSocket>),
-}
-
-struct Datagram {
-    buf: Vec<u8>,
+    routes: Routes,
 }
 
 impl UserspaceKernel {
@@ -142,7 +148,7 @@ impl UserspaceKernel {
         }
         let (ctl, ctl_rx) = mpsc::unbounded_channel();
         let (udp_in, udp_rx) = mpsc::channel(UDP_QUEUE);
-        let (exp_tx, exp_rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let datapath = Datapath {
             sad: Sad::new(drops.clone()),
             io: Io {
@@ -151,15 +157,11 @@ impl UserspaceKernel {
                 raw6,
                 udp: HashMap::new(),
             },
-            bufs: Buffers {
-                tun_in: vec![0; MAX_PACKET],
-                raw_in: vec![0; MAX_PACKET],
-                out: vec![0; MAX_PACKET + MAX_OVERHEAD],
-            },
+            bufs: Buffers::new(),
             ctl: ctl_rx,
             udp: udp_rx,
             pool: pool.clone(),
-            expiries: exp_tx,
+            events: ev_tx,
         };
         let task = tokio::spawn(datapath.run());
         Ok(Arc::new(Self {
@@ -169,7 +171,7 @@ impl UserspaceKernel {
             pool,
             drops,
             control: Mutex::default(),
-            expiries: Mutex::new(Some(exp_rx)),
+            events: Mutex::new(Some(ev_rx)),
             task,
         }))
     }
@@ -178,7 +180,16 @@ impl UserspaceKernel {
     /// for SAs with `encap` leaves from. iked owns and reads it; the
     /// datapath only sends. A socket bound to the unspecified address
     /// serves every source address of its family.
+    ///
+    /// The socket is marked with [`BYPASS_MARK`](super::BYPASS_MARK) here (see
+    /// [`mark_socket`]), so that its packets to a peer whose address is
+    /// routed into the TUN device still leave through the main table. A
+    /// failure to mark is logged: host-to-host SAs over this socket would
+    /// then loop into the TUN device.
     pub fn attach_nat_t_socket(&self, local: SocketAddr, sock: Arc<UdpSocket>) {
+        if let Err(e) = mark_socket(&*sock) {
+            tracing::error!(%local, error = %e, "cannot set SO_MARK on the NAT-T socket");
+        }
         let _ = self.ctl.send(Command::Attach(local, sock));
     }
 
@@ -239,15 +250,6 @@ impl UserspaceKernel {
         }
     }
 
-    /// The stream of lifetime events (soft and hard expiry); `None` after
-    /// the first call.
-    pub fn take_expiries(&self) -> Option<mpsc::UnboundedReceiver<Expiry>> {
-        self.expiries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-    }
-
     fn control(&self) -> MutexGuard<'_, Control> {
         // Poisoning only means a panic elsewhere; the maps stay consistent.
         self.control.lock().unwrap_or_else(PoisonError::into_inner)
@@ -271,6 +273,23 @@ impl UserspaceKernel {
         let routes = installed.map(|i| i.routes).unwrap_or_default();
         Ok(control.routes.release(&routes))
     }
+
+    /// Adds routes new to the table (undoing nothing on failure: the
+    /// caller rolls back).
+    async fn add_routes(&self, routes: Routes) -> Result<(), KernelError> {
+        for (prefix, src) in routes {
+            route::add(&self.tun_name, prefix, src)
+                .await
+                .map_err(failed)?;
+        }
+        Ok(())
+    }
+
+    async fn del_routes(&self, prefixes: Vec<Prefix>) {
+        for prefix in prefixes {
+            route::del(&self.tun_name, prefix).await;
+        }
+    }
 }
 
 impl Kernel for UserspaceKernel {
@@ -283,7 +302,6 @@ impl Kernel for UserspaceKernel {
     }
 
     async fn add_sa(&self, sa: SaSpec) -> Result<(), KernelError> {
-        check_supported(&sa)?;
         let entry = SadEntry::new(&sa, EspOptions::default(), &mut OsRandom, Instant::now())
             .map_err(|e| unsupported(e.to_string()))?;
         let installed = Installed {
@@ -307,25 +325,109 @@ impl Kernel for UserspaceKernel {
             control.sas.insert(sa.id, installed);
             new
         };
-        for (prefix, src) in new_routes {
-            if let Err(e) = route::add(&self.tun_name, prefix, src).await {
-                let _ = self.delete_sa(sa.id).await;
-                return Err(failed(e));
-            }
+        if let Err(e) = self.add_routes(new_routes).await {
+            let _ = self.delete_sa(sa.id).await;
+            return Err(e);
         }
         Ok(())
     }
 
     async fn delete_sa(&self, id: SaId) -> Result<(), KernelError> {
-        for prefix in self.remove(id).await? {
-            route::del(&self.tun_name, prefix).await;
-        }
+        let gone = self.remove(id).await?;
+        self.del_routes(gone).await;
         Ok(())
     }
 
     async fn list_sas(&self) -> Vec<SaId> {
         self.control().sas.keys().copied().collect()
     }
+
+    /// Outbound `Protect` and `Discard` policies route their destination
+    /// range into the TUN device at once (a "trap" policy: the first packet
+    /// reaches the datapath before any SA exists, and raises the ACQUIRE),
+    /// sharing routes with SAs. `Bypass` and inbound policies are recorded
+    /// only (see [`super::policy`]).
+    async fn add_policy(&self, policy: PolicySpec) -> Result<(), KernelError> {
+        let (selector, direction) = (policy.selector.clone(), policy.direction);
+        let routes = policy_routes(&policy);
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::AddPolicy(policy, tx))?;
+        rx.await.map_err(|_| stopped())?;
+        let (new, gone) = {
+            let mut control = self.control();
+            let new = control.routes.acquire(&routes);
+            let old = take_policy(&mut control.policies, &selector, direction);
+            let gone = control.routes.release(&old.unwrap_or_default());
+            control.policies.push((selector.clone(), direction, routes));
+            (new, gone)
+        };
+        self.del_routes(gone).await;
+        if let Err(e) = self.add_routes(new).await {
+            let _ = self.delete_policy(selector, direction).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    async fn delete_policy(
+        &self,
+        selector: Selector,
+        direction: SaDirection,
+    ) -> Result<(), KernelError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::DeletePolicy(selector.clone(), direction, tx))?;
+        let found = rx.await.map_err(|_| stopped())?;
+        let gone = {
+            let mut control = self.control();
+            let routes = take_policy(&mut control.policies, &selector, direction);
+            if !found && routes.is_none() {
+                return Err(no_policy());
+            }
+            control.routes.release(&routes.unwrap_or_default())
+        };
+        self.del_routes(gone).await;
+        Ok(())
+    }
+
+    fn sa_counters(&self, id: SaId) -> Option<crate::Counters> {
+        let control = self.control();
+        let c = &control.sas.get(&id)?.counters;
+        Some(crate::Counters { bytes: c.bytes(), packets: c.packets() })
+    }
+
+    /// Carries ACQUIREs and the SAs' soft and hard expiries.
+    fn take_events(&self) -> Option<mpsc::UnboundedReceiver<KernelEvent>> {
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+}
+
+/// The routes an installed policy holds.
+fn policy_routes(p: &PolicySpec) -> Routes {
+    let routed = match p.action {
+        PolicyAction::Protect { .. } | PolicyAction::Discard => true,
+        PolicyAction::Bypass => false,
+    };
+    if routed && p.direction == SaDirection::Outbound {
+        route::plan(std::slice::from_ref(&p.selector))
+    } else {
+        Vec::new()
+    }
+}
+
+/// Removes the policy entry for `selector` and `direction`; returns its
+/// routes.
+fn take_policy(
+    policies: &mut Vec<(Selector, SaDirection, Routes)>,
+    selector: &Selector,
+    direction: SaDirection,
+) -> Option<Routes> {
+    let at = policies
+        .iter()
+        .position(|(s, d, _)| s == selector && *d == direction)?;
+    Some(policies.remove(at).2)
 }
 
 impl Drop for UserspaceKernel {
@@ -345,34 +447,6 @@ impl std::fmt::Debug for UserspaceKernel {
     }
 }
 
-/// Refuses what this version cannot carry without looping IKE/ESP into
-/// the TUN device (see the module docs).
-fn check_supported(sa: &SaSpec) -> Result<(), KernelError> {
-    if sa.mode == IpsecMode::Transport {
-        return Err(unsupported(
-            "transport mode over the userspace datapath needs fwmark routing (SO_MARK on the \
-             daemons' sockets + ip rule) so IKE and ESP bypass the TUN device; not yet done"
-                .into(),
-        ));
-    }
-    let peer = match sa.direction {
-        SaDirection::Outbound => sa.id.dst,
-        SaDirection::Inbound => sa.src,
-    };
-    let covers_peer = sa.selectors.iter().any(|s| match sa.direction {
-        SaDirection::Outbound => in_range(peer, s.dst),
-        SaDirection::Inbound => in_range(peer, s.src),
-    });
-    if covers_peer {
-        return Err(unsupported(format!(
-            "the peer's own address {peer} is inside the traffic selectors: routing it into the \
-             TUN device would capture IKE and ESP too; host-to-host tunnels over the userspace \
-             datapath need fwmark routing, not yet done"
-        )));
-    }
-    Ok(())
-}
-
 fn unsupported(what: String) -> KernelError {
     KernelError::Unsupported {
         backend: BACKEND,
@@ -387,249 +461,61 @@ fn failed(what: String) -> KernelError {
     }
 }
 
+fn no_policy() -> KernelError {
+    KernelError::Unsupported {
+        backend: BACKEND,
+        what: "no such policy".into(),
+    }
+}
+
 fn stopped() -> KernelError {
     failed("the datapath task has stopped".into())
-}
-
-/// The datapath task's state.
-struct Datapath {
-    sad: Sad,
-    io: Io,
-    bufs: Buffers,
-    ctl: mpsc::UnboundedReceiver<Command>,
-    udp: mpsc::Receiver<Datagram>,
-    pool: Arc<ArrayQueue<Vec<u8>>>,
-    expiries: mpsc::UnboundedSender<Expiry>,
-}
-
-struct Io {
-    tun: AsyncDevice,
-    raw4: AsyncFd<Socket>,
-    raw6: Option<AsyncFd<Socket>>,
-    udp: HashMap<SocketAddr, Arc<UdpSocket>>,
-}
-
-struct Buffers {
-    tun_in: Vec<u8>,
-    raw_in: Vec<u8>,
-    out: Vec<u8>,
-}
-
-impl Datapath {
-    async fn run(self) {
-        let Self {
-            mut sad,
-            mut io,
-            mut bufs,
-            mut ctl,
-            mut udp,
-            pool,
-            expiries,
-        } = self;
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            // Unbiased (random start), so that no source starves the
-            // others under load; `add_sa` waits for its reply, so an SA is
-            // in place before anything it protects can be sent.
-            tokio::select! {
-                cmd = ctl.recv() => match cmd {
-                    Some(cmd) => apply(cmd, &mut sad, &mut io),
-                    None => break,
-                },
-                Some(mut d) = udp.recv() => {
-                    inbound(&mut sad, &io, &mut d.buf[..]);
-                    let _ = pool.push(d.buf);
-                }
-                r = io.tun.recv(&mut bufs.tun_in) => match r {
-                    Ok(n) => {
-                        outbound(&mut sad, &io, &bufs.tun_in[..n], &mut bufs.out);
-                        drain_tun(&mut sad, &io, &mut bufs);
-                    }
-                    Err(e) => {
-                        // Nothing sensible to do without the device.
-                        tracing::error!(error = %e, "TUN read failed; userspace datapath stops");
-                        break;
-                    }
-                },
-                Ok(mut guard) = io.raw4.readable() => {
-                    for _ in 0..BURST {
-                        let Ok(r) = guard.try_io(|s| socket::recv(s.get_ref(), &mut bufs.raw_in)) else {
-                            break;
-                        };
-                        let Ok(n) = r else { break };
-                        if let Some(esp) = socket::ipv4_esp_payload(&bufs.raw_in[..n]) {
-                            inbound(&mut sad, &io, &mut bufs.raw_in[esp]);
-                        }
-                    }
-                }
-                Ok(mut guard) = readable(io.raw6.as_ref()) => {
-                    for _ in 0..BURST {
-                        let Ok(r) = guard.try_io(|s| socket::recv(s.get_ref(), &mut bufs.raw_in)) else {
-                            break;
-                        };
-                        let Ok(n) = r else { break };
-                        inbound(&mut sad, &io, &mut bufs.raw_in[..n]);
-                    }
-                }
-                _ = tick.tick() => sad.handle_timeout(Instant::now()),
-            }
-            while let Some(e) = sad.poll_expiry() {
-                let _ = expiries.send(e);
-            }
-        }
-    }
-}
-
-/// Waits until the optional socket is readable; never, if there is none.
-async fn readable(
-    sock: Option<&AsyncFd<Socket>>,
-) -> std::io::Result<tokio::io::unix::AsyncFdReadyGuard<'_, Socket>> {
-    match sock {
-        Some(s) => s.readable().await,
-        None => std::future::pending().await,
-    }
-}
-
-fn apply(cmd: Command, sad: &mut Sad, io: &mut Io) {
-    match cmd {
-        Command::Add(entry, reply) => {
-            let _ = reply.send(sad.insert(*entry));
-        }
-        Command::Delete(id, reply) => {
-            let _ = reply.send(sad.remove(id).is_some());
-        }
-        Command::SetLifetime(id, lifetime, reply) => {
-            let _ = reply.send(sad.set_lifetime(id, lifetime));
-        }
-        Command::Attach(local, sock) => {
-            io.udp.insert(local, sock);
-        }
-    }
-}
-
-/// Reads what else the TUN device has queued, up to a burst.
-fn drain_tun(sad: &mut Sad, io: &Io, bufs: &mut Buffers) {
-    for _ in 1..BURST {
-        match io.tun.try_recv(&mut bufs.tun_in) {
-            Ok(n) => outbound(sad, io, &bufs.tun_in[..n], &mut bufs.out),
-            Err(_) => break,
-        }
-    }
-}
-
-fn outbound(sad: &mut Sad, io: &Io, inner: &[u8], out: &mut [u8]) {
-    let Ok(tx) = sad.encapsulate(inner, out) else {
-        return;
-    };
-    if let Err(reason) = transmit(io, tx, &out[..tx.len]) {
-        sad.count_drop(reason);
-    }
-}
-
-fn inbound(sad: &mut Sad, io: &Io, esp: &mut [u8]) {
-    let Ok(inner) = sad.decapsulate(esp) else {
-        return;
-    };
-    if io.tun.try_send(&esp[inner]).is_err() {
-        sad.count_drop(DropReason::SendFailed);
-    }
-}
-
-fn transmit(io: &Io, tx: Transmit, packet: &[u8]) -> Result<(), DropReason> {
-    match tx.encap {
-        None => {
-            let sock = match tx.dst {
-                IpAddr::V4(_) => Some(&io.raw4),
-                IpAddr::V6(_) => io.raw6.as_ref(),
-            };
-            let sock = sock.ok_or(DropReason::SendFailed)?;
-            socket::send(sock.get_ref(), tx.src, tx.dst, packet)
-                .map_err(|_| DropReason::SendFailed)?;
-        }
-        Some(encap) => {
-            let any = match tx.src {
-                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-            };
-            let sock = io
-                .udp
-                .get(&SocketAddr::new(tx.src, encap.sport))
-                .or_else(|| io.udp.get(&SocketAddr::new(any, encap.sport)))
-                .ok_or(DropReason::NoSocket)?;
-            sock.try_send_to(packet, SocketAddr::new(tx.dst, encap.dport))
-                .map_err(|_| DropReason::SendFailed)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::userspace::esp::tests::spec;
-    use crate::{Selector, UdpEncap};
+    use crate::IpsecMode;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().expect("address")
     }
 
-    fn lan_to_lan(direction: SaDirection) -> SaSpec {
-        let mut s = spec(1, (20, 128), None, vec![0; 20], Vec::new());
-        s.direction = direction;
-        let (a, b) = (
-            (ip("198.51.100.0"), ip("198.51.100.255")),
-            (ip("203.0.113.0"), ip("203.0.113.255")),
-        );
-        let (src, dst) = match direction {
-            SaDirection::Outbound => (a, b),
-            SaDirection::Inbound => (b, a),
-        };
-        s.selectors = vec![Selector { src, dst, proto: 0 }];
-        s
-    }
-
-    #[test]
-    fn gateway_tunnels_are_accepted_with_or_without_encapsulation() {
-        for dir in [SaDirection::Outbound, SaDirection::Inbound] {
-            let mut s = lan_to_lan(dir);
-            assert_eq!(check_supported(&s), Ok(()));
-            s.encap = Some(UdpEncap {
-                sport: 4500,
-                dport: 4500,
-            });
-            assert_eq!(check_supported(&s), Ok(()));
+    fn policy(action: PolicyAction, direction: SaDirection) -> PolicySpec {
+        PolicySpec {
+            selector: Selector {
+                src: (ip("192.0.2.1"), ip("192.0.2.1")),
+                dst: (ip("192.0.2.2"), ip("192.0.2.2")),
+                proto: 0,
+            },
+            direction,
+            action,
+            tunnel: None,
         }
     }
 
     #[test]
-    fn transport_mode_is_refused_with_the_reason() {
-        let mut s = lan_to_lan(SaDirection::Outbound);
-        s.mode = IpsecMode::Transport;
-        let Err(KernelError::Unsupported { backend, what }) = check_supported(&s) else {
-            panic!("accepted");
+    fn outbound_protect_and_discard_policies_route_their_destination() {
+        let protect = PolicyAction::Protect {
+            reqid: 1,
+            mode: IpsecMode::Transport,
         };
-        assert_eq!(backend, "userspace");
-        assert!(
-            what.contains("transport mode") && what.contains("fwmark"),
-            "{what}"
-        );
+        for action in [protect, PolicyAction::Discard] {
+            let routes = policy_routes(&policy(action, SaDirection::Outbound));
+            let text: Vec<String> = routes.iter().map(|(p, _)| p.to_string()).collect();
+            assert_eq!(text, ["192.0.2.2/32"]);
+            assert!(policy_routes(&policy(action, SaDirection::Inbound)).is_empty());
+        }
+        let bypass = policy(PolicyAction::Bypass, SaDirection::Outbound);
+        assert!(policy_routes(&bypass).is_empty());
     }
 
     #[test]
-    fn selectors_containing_the_peer_are_refused_both_ways() {
-        // spec(): outer 192.0.2.1 -> 192.0.2.2 for this SA's direction.
-        let mut out = lan_to_lan(SaDirection::Outbound);
-        out.selectors[0].dst = (ip("0.0.0.0"), ip("255.255.255.255"));
-        assert!(matches!(
-            check_supported(&out),
-            Err(KernelError::Unsupported { .. })
-        ));
-        let mut inb = lan_to_lan(SaDirection::Inbound);
-        inb.selectors[0].src = (ip("192.0.2.0"), ip("192.0.2.255"));
-        let Err(KernelError::Unsupported { what, .. }) = check_supported(&inb) else {
-            panic!("accepted");
-        };
-        assert!(what.contains("192.0.2.1"), "{what}");
+    fn policies_are_taken_by_selector_and_direction() {
+        let p = policy(PolicyAction::Discard, SaDirection::Outbound);
+        let mut table = vec![(p.selector.clone(), SaDirection::Outbound, Vec::new())];
+        assert!(take_policy(&mut table, &p.selector, SaDirection::Inbound).is_none());
+        assert!(take_policy(&mut table, &p.selector, SaDirection::Outbound).is_some());
+        assert!(table.is_empty());
     }
 }

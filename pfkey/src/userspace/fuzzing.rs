@@ -23,15 +23,20 @@ const SEED_KEY: [u8; 20] = [
 
 /// Fuzzes [`EspSa::open`] and [`Sad::decapsulate`].
 ///
-/// The first byte selects the transform (low 2 bits), ESN (bit 2) and the
-/// mode (bit 3): 0 opens the rest as an ESP packet; 1 first encrypts the
-/// rest, as is, as the body of an authentic packet, so trailer and inner
-/// packet parsing see arbitrary plaintext. Must never panic.
+/// The first byte selects the transform (low 2 bits), ESN (bit 2), the
+/// input kind (bit 3) and the IPsec mode (bit 4, transport if set). Input
+/// kind 0 opens the rest as an ESP packet; 1 first encrypts the rest, as
+/// is, as the body of an authentic packet, so trailer and inner packet
+/// parsing (or, in transport mode, header rebuilding) see arbitrary
+/// plaintext. Must never panic.
 pub fn esp_open(data: &[u8]) {
     let Some((&sel, rest)) = data.split_first() else {
         return;
     };
-    let spec = spec(sel & 3);
+    let mut spec = spec(sel & 3);
+    if sel & 16 != 0 {
+        spec.mode = IpsecMode::Transport;
+    }
     let esn = sel & 4 != 0;
     let mut packet = rest.to_vec();
     if sel & 8 != 0 {
@@ -52,7 +57,8 @@ pub fn esp_open(data: &[u8]) {
     .expect("fixed spec is supported");
     sad.insert(entry).expect("empty SAD");
     if let Ok(inner) = sad.decapsulate(&mut packet) {
-        assert!(inner.end <= packet.len());
+        assert!(inner.payload.end <= packet.len());
+        assert!(inner.len() <= 65_535 + 40);
     }
 }
 
@@ -125,7 +131,7 @@ mod tests {
     #[test]
     fn captured_packets_replay_through_the_fuzz_body() {
         for seed in SEEDS {
-            for sel in 0..16u8 {
+            for sel in 0..32u8 {
                 let mut data = vec![sel];
                 data.extend_from_slice(seed);
                 esp_open(&data);

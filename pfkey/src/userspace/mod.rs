@@ -5,10 +5,12 @@
 //! |---|---|
 //! | [`esp`] | ESP header view, [`EspSa::seal`]/[`EspSa::open`] on caller buffers (RFC 4303, 4106, 7634, 3602, 4868) |
 //! | [`replay`] | anti-replay window with ESN reconstruction (RFC 4303 §3.4.3, App. A) |
+//! | [`policy`] | installed policies: discard/bypass/protect, ACQUIRE rate limiting |
 //! | [`spd`] | inner header parsing, selector matching, outbound SA choice |
 //! | [`sad`] | SA tables, lifetimes, the encapsulate/decapsulate pipelines |
+//! | [`transport`] | transport mode: split after the IP header, rebuild it inbound (RFC 4303 §3.1.1) |
 //! | [`stats`] | per-SA and per-drop-reason counters |
-//! | `datapath`, `route`, `socket`, `sys` | the shell: [`UserspaceKernel`], TUN + raw/UDP sockets, routes |
+//! | `datapath`, `task`, `route`, `socket`, `sys` | the shell: [`UserspaceKernel`], TUN + raw/UDP sockets, routes |
 //!
 //! The core never touches a socket, the clock or the OS random source:
 //! time and randomness are parameters, output buffers belong to the caller,
@@ -20,6 +22,7 @@ mod datapath;
 pub mod esp;
 #[cfg(any(test, fuzzing))]
 pub mod fuzzing;
+pub mod policy;
 pub mod replay;
 mod route;
 pub mod sad;
@@ -27,11 +30,15 @@ mod socket;
 pub mod spd;
 pub mod stats;
 mod sys;
+mod task;
+pub mod transport;
 
 pub use datapath::{UserspaceConfig, UserspaceKernel};
+pub use socket::{BYPASS_MARK, mark_socket};
 
 pub use esp::{EspError, EspHeader, EspOptions, EspSa, Opened};
+pub use policy::{ACQUIRE_RETRY, PolicyTable};
 pub use replay::{ReplayError, ReplayWindow, Window};
-pub use sad::{Expiry, Lifetime, Sad, SadEntry, Transmit};
+pub use sad::{Decapsulated, Expiry, Lifetime, Sad, SadEntry, Transmit};
 pub use spd::{InnerHeader, Spd};
 pub use stats::{DatapathStats, DropCounters, DropReason, SaCounters, SaStats};

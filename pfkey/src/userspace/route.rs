@@ -1,8 +1,19 @@
 //! Routes that steer protected traffic into the TUN device.
 //!
 //! As strongSwan's kernel-libipsec does (table 220), the routes live in a
-//! table of their own, [`TABLE`], consulted by a rule at preference [`PREF`]
-//! before `main`; the main table is never modified. Each outbound SA's
+//! table of their own, [`TABLE`], consulted by the rule `not fwmark
+//! BYPASS_MARK lookup TABLE` at preference [`PREF`] before `main`; the main
+//! table is never modified. Packets from sockets marked with
+//! [`BYPASS_MARK`] (the datapath's raw ESP sockets, the NAT-T sockets, the
+//! daemons' IKE sockets) skip the table, so routing a peer's own address
+//! into the TUN device (transport mode, host-to-host tunnels) does not
+//! capture IKE and ESP.
+//!
+//! **Reverse-path filtering.** Once a peer's address is routed into the
+//! TUN device, the peer's IKE and ESP packets arrive on another interface
+//! than the route back to it (unmarked lookups find the TUN device), so
+//! strict `rp_filter` (1) drops them; loose mode (2) or none (0) is needed
+//! on the outer interface. [`install_rules`] warns when `all` is strict. Each outbound SA's
 //! destination selectors become prefixes routed `dev TUN`, with `src` set
 //! to a local address inside the SA's source selector when the host has
 //! one, so locally originated traffic picks the protected address.
@@ -16,11 +27,12 @@ use std::net::IpAddr;
 use std::process::Stdio;
 
 use crate::Selector;
+use crate::userspace::socket::BYPASS_MARK;
 use crate::userspace::spd::in_range;
 
 /// The routing table holding the datapath's routes.
 pub(crate) const TABLE: u32 = 3948;
-/// The preference of the rule `from all lookup TABLE`.
+/// The preference of the rule `not fwmark BYPASS_MARK lookup TABLE`.
 pub(crate) const PREF: u32 = 3948;
 
 /// One prefix routed into the TUN device.
@@ -153,32 +165,38 @@ fn local_address_in(range: (IpAddr, IpAddr)) -> Option<IpAddr> {
         .find(|&a| in_range(a, range))
 }
 
-/// Installs the rule sending every lookup through [`TABLE`] first, after
-/// removing a stale one (a crashed earlier run leaves it behind).
+/// Installs the rule sending every unmarked lookup through [`TABLE`]
+/// first, after removing a stale one (a crashed earlier run leaves it
+/// behind).
 pub(crate) async fn install_rules() -> Result<(), String> {
     remove_rules().await;
-    ip(&[
-        "-4",
-        "rule",
-        "add",
-        "pref",
-        &PREF.to_string(),
-        "lookup",
-        &TABLE.to_string(),
-    ])
-    .await?;
+    ip(&rule_args("-4")).await?;
     // IPv6 may be disabled on the host; IPv4 alone still works then.
-    let _ = ip(&[
-        "-6",
-        "rule",
-        "add",
-        "pref",
-        &PREF.to_string(),
-        "lookup",
-        &TABLE.to_string(),
-    ])
-    .await;
+    let _ = ip(&rule_args("-6")).await;
+    if std::fs::read_to_string("/proc/sys/net/ipv4/conf/all/rp_filter")
+        .is_ok_and(|v| v.trim() == "1")
+    {
+        tracing::warn!(
+            "net.ipv4.conf.all.rp_filter = 1 (strict): IKE and ESP from peers whose address is \
+             routed into the userspace datapath (transport mode, host-to-host) will be dropped; \
+             use 2 (loose)"
+        );
+    }
     Ok(())
+}
+
+/// `ip FAMILY rule add pref PREF not fwmark BYPASS_MARK lookup TABLE`.
+fn rule_args(family: &str) -> Vec<String> {
+    let (pref, mark, table) = (
+        PREF.to_string(),
+        format!("{BYPASS_MARK:#x}"),
+        TABLE.to_string(),
+    );
+    [
+        family, "rule", "add", "pref", &pref, "not", "fwmark", &mark, "lookup", &table,
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// Removes the rules and flushes the table (best effort).
@@ -231,19 +249,25 @@ pub(crate) async fn del(dev: &str, p: Prefix) {
     .await;
 }
 
-async fn ip(args: &[&str]) -> Result<(), String> {
+async fn ip<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Result<(), String> {
+    let text = || {
+        args.iter()
+            .map(|a| a.as_ref().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     let out = tokio::process::Command::new("ip")
         .args(args)
         .stdin(Stdio::null())
         .output()
         .await
-        .map_err(|e| format!("ip {}: {e}", args.join(" ")))?;
+        .map_err(|e| format!("ip {}: {e}", text()))?;
     if out.status.success() {
         Ok(())
     } else {
         Err(format!(
             "ip {}: {}",
-            args.join(" "),
+            text(),
             String::from_utf8_lossy(&out.stderr).trim()
         ))
     }
@@ -330,6 +354,14 @@ mod tests {
         assert!(t.acquire(&plan).is_empty());
         assert!(t.release(&plan).is_empty());
         assert_eq!(t.release(&plan), a);
+    }
+
+    #[test]
+    fn the_rule_skips_marked_packets() {
+        assert_eq!(
+            rule_args("-6").join(" "),
+            "-6 rule add pref 3948 not fwmark 0x3948 lookup 3948"
+        );
     }
 
     #[test]

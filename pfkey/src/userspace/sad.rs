@@ -1,10 +1,13 @@
 //! The SAD of the userspace datapath: inbound SAs by SPI, outbound SAs by
 //! [`SaId`] (found through the [`Spd`] or by reqid), with per-SA counters and
-//! lifetimes, and the two tunnel-mode pipelines:
+//! lifetimes, and the two pipelines (tunnel and transport mode):
 //!
-//! - [`Sad::encapsulate`]: inner packet → SPD lookup → seal → [`Transmit`];
-//! - [`Sad::decapsulate`]: ESP packet → SPI lookup → open → inbound selector
-//!   check (RFC 4301 §5.2) → inner packet.
+//! - [`Sad::encapsulate`]: inner packet → policy check → SA lookup → seal →
+//!   [`Transmit`], or an ACQUIRE when a `Protect` policy has no SA yet
+//!   ([`Sad::poll_acquire`], rate-limited by [`PolicyTable`]);
+//! - [`Sad::decapsulate`]: ESP packet → SPI lookup → open → (transport mode:
+//!   header rebuilt, see [`super::transport`]) → inbound selector check
+//!   (RFC 4301 §5.2) → inner packet.
 //!
 //! Sans-IO: time comes in as `now`, randomness as `&mut dyn Random`, and
 //! buffers belong to the caller. Drops are counted here, by reason.
@@ -13,8 +16,8 @@
 //! §4.4.2.1). Volume limits are checked as packets pass, time limits in
 //! [`Sad::handle_timeout`]. Crossing one queues an [`Expiry`] for
 //! [`Sad::poll_expiry`]; after a hard one the SA drops every packet
-//! (reason `expired`) until it is deleted. Raising these as kernel events to
-//! iked is left to the shell.
+//! (reason `expired`) until it is deleted. The shell raises them as
+//! [`KernelEvent::Expire`].
 
 #![deny(clippy::unwrap_used)]
 
@@ -28,10 +31,15 @@ use libracoon::crypto::Random;
 
 use super::esp::{
     EspError, EspHeader, EspOptions, EspSa, NEXT_HEADER_IPV4, NEXT_HEADER_IPV6, NEXT_HEADER_NONE,
+    Opened,
 };
+use super::policy::PolicyTable;
 use super::spd::{InnerHeader, Spd, any_covers};
 use super::stats::{DatapathStats, DropCounters, DropReason, SaCounters, SaStats};
-use crate::{SaDirection, SaId, SaSpec, Selector, UdpEncap};
+use super::transport::{self, IPV6_HEADER};
+use crate::{
+    IpsecMode, KernelEvent, PolicyAction, PolicySpec, SaDirection, SaId, SaSpec, Selector, UdpEncap,
+};
 
 /// Soft and hard limits of one SA; `None` means no limit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -74,6 +82,47 @@ pub struct Transmit {
     pub encap: Option<UdpEncap>,
 }
 
+/// An opened inbound packet, ready for the TUN device: [`header`](Self::header)
+/// followed by `packet[payload]` of the buffer given to [`Sad::decapsulate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decapsulated {
+    header: [u8; IPV6_HEADER],
+    header_len: usize,
+    /// Where the rest of the inner packet lies in the opened buffer: in
+    /// tunnel mode the whole inner packet (trimmed to the length its header
+    /// states), in transport mode the payload after the rebuilt header.
+    pub payload: Range<usize>,
+}
+
+impl Decapsulated {
+    /// The IP header rebuilt for a transport-mode packet (RFC 4303 §3.1.1);
+    /// empty in tunnel mode, where the inner packet carries its own.
+    #[must_use]
+    pub fn header(&self) -> &[u8] {
+        &self.header[..self.header_len]
+    }
+
+    /// Length of the whole inner packet.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.header_len + self.payload.len()
+    }
+
+    /// Whether the inner packet is empty (never, for an accepted packet).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn tunnel(payload: Range<usize>) -> Self {
+        Self {
+            header: [0; IPV6_HEADER],
+            header_len: 0,
+            payload,
+        }
+    }
+}
+
 /// [`Sad::insert`] found the SA (or, inbound, its SPI) already there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("SA with SPI {0:#010x} already installed")]
@@ -86,6 +135,7 @@ pub struct SadEntry {
     id: SaId,
     src: IpAddr,
     direction: SaDirection,
+    mode: IpsecMode,
     reqid: u32,
     encap: Option<UdpEncap>,
     selectors: Vec<Selector>,
@@ -112,6 +162,7 @@ impl SadEntry {
             id: spec.id,
             src: spec.src,
             direction: spec.direction,
+            mode: spec.mode,
             reqid: spec.reqid,
             encap: spec.encap,
             selectors: spec.selectors.clone(),
@@ -218,8 +269,10 @@ pub struct Sad {
     inbound: HashMap<u32, SadEntry>,
     outbound: HashMap<SaId, SadEntry>,
     spd: Spd,
+    policies: PolicyTable,
     drops: Arc<DropCounters>,
     events: VecDeque<Expiry>,
+    acquires: VecDeque<KernelEvent>,
 }
 
 impl Sad {
@@ -230,8 +283,10 @@ impl Sad {
             inbound: HashMap::new(),
             outbound: HashMap::new(),
             spd: Spd::new(),
+            policies: PolicyTable::new(),
             drops,
             events: VecDeque::new(),
+            acquires: VecDeque::new(),
         }
     }
 
@@ -255,6 +310,7 @@ impl Sad {
                     return Err(Exists(id.spi));
                 }
                 self.spd.insert(id, entry.selectors.clone());
+                self.policies.sa_installed(entry.reqid);
                 self.outbound.insert(id, entry);
             }
         }
@@ -313,25 +369,60 @@ impl Sad {
         }
     }
 
-    /// Protects the inner packet `inner` (read from the TUN device) into
-    /// `out`.
+    /// Installs a policy, replacing one with the same selector and
+    /// direction.
+    pub fn insert_policy(&mut self, spec: PolicySpec) {
+        self.policies.insert(spec);
+    }
+
+    /// Removes the policy with this selector and direction; returns it.
+    pub fn remove_policy(
+        &mut self,
+        selector: &Selector,
+        direction: SaDirection,
+    ) -> Option<PolicySpec> {
+        self.policies.remove(selector, direction)
+    }
+
+    /// The installed policies.
+    #[must_use]
+    pub fn policies(&self) -> &PolicyTable {
+        &self.policies
+    }
+
+    /// Protects the inner packet `inner` (read from the TUN device at
+    /// `now`) into `out`.
+    ///
+    /// A `Discard` policy drops the packet; otherwise the newest SA whose
+    /// selectors cover it seals it; with none, a `Protect` policy queues an
+    /// ACQUIRE for [`poll_acquire`](Self::poll_acquire) (at most one per
+    /// policy per [`super::policy::ACQUIRE_RETRY`], none once an SA with its
+    /// request ID is installed) and the packet is dropped as `acquire`.
     ///
     /// # Errors
     /// The [`DropReason`], already counted.
-    pub fn encapsulate(&mut self, inner: &[u8], out: &mut [u8]) -> Result<Transmit, DropReason> {
-        let r = self.try_encapsulate(inner, out);
+    pub fn encapsulate(
+        &mut self,
+        now: Instant,
+        inner: &[u8],
+        out: &mut [u8],
+    ) -> Result<Transmit, DropReason> {
+        let r = self.try_encapsulate(now, inner, out);
         if let Err(reason) = r {
             self.drops.add(reason);
         }
         r
     }
 
-    /// Checks and decrypts the ESP packet `packet` in place and returns the
-    /// range of the inner packet, trimmed to the length its header states.
+    /// Checks and decrypts the ESP packet `packet` in place and returns
+    /// where the inner packet is: in tunnel mode a range of `packet`,
+    /// trimmed to the length its header states; in transport mode a
+    /// rebuilt IP header (the SA's addresses, protocol = Next Header)
+    /// followed by the decrypted payload.
     ///
     /// # Errors
     /// The [`DropReason`], already counted.
-    pub fn decapsulate(&mut self, packet: &mut [u8]) -> Result<Range<usize>, DropReason> {
+    pub fn decapsulate(&mut self, packet: &mut [u8]) -> Result<Decapsulated, DropReason> {
         let r = self.try_decapsulate(packet);
         if let Err(reason) = r {
             self.drops.add(reason);
@@ -353,6 +444,12 @@ impl Sad {
         self.events.pop_front()
     }
 
+    /// The next [`KernelEvent::Acquire`], oldest first.
+    #[must_use]
+    pub fn poll_acquire(&mut self) -> Option<KernelEvent> {
+        self.acquires.pop_front()
+    }
+
     /// Counts a drop the caller detected (I/O failures, oversize input).
     pub fn count_drop(&self, reason: DropReason) {
         self.drops.add(reason);
@@ -370,14 +467,39 @@ impl Sad {
         DatapathStats::new(sas, &self.drops)
     }
 
-    fn try_encapsulate(&mut self, inner: &[u8], out: &mut [u8]) -> Result<Transmit, DropReason> {
+    fn try_encapsulate(
+        &mut self,
+        now: Instant,
+        inner: &[u8],
+        out: &mut [u8],
+    ) -> Result<Transmit, DropReason> {
         let h = InnerHeader::parse(inner).ok_or(DropReason::Malformed)?;
-        let id = self.spd.lookup(&h).ok_or(DropReason::NoSa)?;
+        let action = self.policies.lookup(&h).map(|p| p.action);
+        match action {
+            Some(PolicyAction::Discard) => return Err(DropReason::Discard),
+            Some(PolicyAction::Bypass) => return Err(DropReason::Bypass),
+            Some(PolicyAction::Protect { .. }) | None => {}
+        }
+        let Some(id) = self.spd.lookup(&h) else {
+            return Err(self.no_sa(&h, now, action.is_some()));
+        };
         let entry = self.outbound.get_mut(&id).ok_or(DropReason::NoSa)?;
         if entry.hard_fired {
             return Err(DropReason::Expired);
         }
-        let len = match entry.esp.seal(&inner[..h.len], h.next_header(), out) {
+        let (body, next_header) = match entry.mode {
+            IpsecMode::Tunnel => (&inner[..h.len], h.next_header()),
+            IpsecMode::Transport => {
+                // RFC 4303 §3.1.1: "ESP is inserted after the IP header";
+                // a transport-mode SA carries only its endpoints' packets.
+                if h.src != entry.src || h.dst != id.dst {
+                    return Err(DropReason::TransportAddress);
+                }
+                let at = transport::payload_offset(inner).ok_or(DropReason::Malformed)?;
+                (&inner[at..h.len], h.proto)
+            }
+        };
+        let len = match entry.esp.seal(body, next_header, out) {
             Ok(len) => len,
             Err(EspError::SequenceExhausted) => {
                 entry.expire(true, &mut self.events);
@@ -394,7 +516,7 @@ impl Sad {
         })
     }
 
-    fn try_decapsulate(&mut self, packet: &mut [u8]) -> Result<Range<usize>, DropReason> {
+    fn try_decapsulate(&mut self, packet: &mut [u8]) -> Result<Decapsulated, DropReason> {
         let spi = EspHeader::new_checked(&*packet)
             .map_err(DropReason::from)?
             .spi();
@@ -403,21 +525,29 @@ impl Sad {
             return Err(DropReason::Expired);
         }
         let opened = entry.esp.open(packet)?;
-        match opened.next_header {
-            NEXT_HEADER_NONE => return Err(DropReason::Dummy),
-            NEXT_HEADER_IPV4 | NEXT_HEADER_IPV6 => {}
-            _ => return Err(DropReason::Malformed),
+        if opened.next_header == NEXT_HEADER_NONE {
+            return Err(DropReason::Dummy);
         }
-        let inner = &packet[opened.payload.clone()];
-        let h = InnerHeader::parse(inner).ok_or(DropReason::Malformed)?;
-        if h.next_header() != opened.next_header {
-            return Err(DropReason::Malformed);
-        }
+        let (h, inner) = match entry.mode {
+            IpsecMode::Tunnel => tunnel_inner(packet, &opened)?,
+            IpsecMode::Transport => transport_inner(entry, &opened)?,
+        };
         if !any_covers(&entry.selectors, &h) {
             return Err(DropReason::SelectorMismatch);
         }
         entry.count(h.len, &mut self.events);
-        Ok(opened.payload.start..opened.payload.start + h.len)
+        Ok(inner)
+    }
+
+    /// No SA covers `h`: raise an ACQUIRE if its `Protect` policy may.
+    fn no_sa(&mut self, h: &InnerHeader, now: Instant, protected: bool) -> DropReason {
+        if !protected {
+            return DropReason::NoSa;
+        }
+        if let Some(ev) = self.policies.acquire(h, now) {
+            self.acquires.push_back(ev);
+        }
+        DropReason::Acquire
     }
 
     fn entry_mut(&mut self, id: SaId) -> Option<&mut SadEntry> {
@@ -426,6 +556,44 @@ impl Sad {
         }
         self.inbound.get_mut(&id.spi).filter(|e| e.id == id)
     }
+}
+
+/// The inner packet of a tunnel-mode SA: a whole IP packet whose version
+/// matches the Next Header.
+fn tunnel_inner(packet: &[u8], opened: &Opened) -> Result<(InnerHeader, Decapsulated), DropReason> {
+    if !matches!(opened.next_header, NEXT_HEADER_IPV4 | NEXT_HEADER_IPV6) {
+        return Err(DropReason::Malformed);
+    }
+    let h = InnerHeader::parse(&packet[opened.payload.clone()]).ok_or(DropReason::Malformed)?;
+    if h.next_header() != opened.next_header {
+        return Err(DropReason::Malformed);
+    }
+    let start = opened.payload.start;
+    Ok((h, Decapsulated::tunnel(start..start + h.len)))
+}
+
+/// The inner packet of a transport-mode SA: the payload behind a header
+/// rebuilt from the SA's addresses (peer to us).
+fn transport_inner(
+    entry: &SadEntry,
+    opened: &Opened,
+) -> Result<(InnerHeader, Decapsulated), DropReason> {
+    let (src, dst, proto) = (entry.src, entry.id.dst, opened.next_header);
+    let mut header = [0; IPV6_HEADER];
+    let header_len = transport::rebuild(src, dst, proto, opened.payload.len(), &mut header)
+        .ok_or(DropReason::Malformed)?;
+    let inner = Decapsulated {
+        header,
+        header_len,
+        payload: opened.payload.clone(),
+    };
+    let h = InnerHeader {
+        src,
+        dst,
+        proto,
+        len: inner.len(),
+    };
+    Ok((h, inner))
 }
 
 #[cfg(test)]

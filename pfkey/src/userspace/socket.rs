@@ -7,21 +7,55 @@
 //! message bytes are laid out here by hand (native endianness, `cmsghdr`
 //! alignment), which keeps this file free of `unsafe`; registering the
 //! socket with tokio is in [`super::sys`].
+//!
+//! Both raw sockets carry [`BYPASS_MARK`], as must every socket that talks
+//! IKE or ESP-in-UDP to a peer ([`mark_socket`]): see [`super::route`].
 
 use std::io::{self, IoSlice, Read};
 use std::mem::size_of;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsFd;
 
-use socket2::{Domain, MsgHdr, Protocol, SockAddr, Socket, Type};
+use socket2::{Domain, MsgHdr, Protocol, SockAddr, SockRef, Socket, Type};
 use tokio::io::unix::AsyncFd;
+
+/// The firewall mark (`SO_MARK`) of sockets whose packets must not be
+/// routed into the userspace datapath's TUN device: its own raw ESP
+/// sockets, the port-4500 sockets it sends ESP-in-UDP from, and the IKE
+/// sockets of the daemons (ports 500 and 4500).
+///
+/// The routing rule of the datapath is `not fwmark BYPASS_MARK lookup
+/// 3948`: marked packets skip the table that routes protected destinations
+/// into the TUN device and use the main table, so IKE and ESP reach a peer
+/// whose own address is inside an SA's selectors (transport mode,
+/// host-to-host tunnels). strongSwan's libipsec does the same with
+/// `socket-default.fwmark` and table 220. Other software on the host must
+/// not use this mark value for other purposes.
+pub const BYPASS_MARK: u32 = 0x3948;
+
+/// Marks `sock` with [`BYPASS_MARK`] (`setsockopt(SO_MARK)`), so that its
+/// packets bypass the userspace datapath's routes.
+///
+/// Daemons call this on every IKE socket (ports 500 and 4500) before
+/// sending from it; [`super::UserspaceKernel::attach_nat_t_socket`] calls
+/// it on the sockets it is given.
+///
+/// # Errors
+/// The `setsockopt` error: `EPERM` without `CAP_NET_ADMIN` (or, since
+/// Linux 5.17, `CAP_NET_RAW`).
+pub fn mark_socket(sock: impl AsFd) -> io::Result<()> {
+    SockRef::from(&sock).set_mark(BYPASS_MARK)
+}
 
 /// IP protocol number of ESP.
 pub(crate) const IPPROTO_ESP: i32 = 50;
 
-/// Opens a non-blocking raw ESP socket of `domain`.
+/// Opens a non-blocking raw ESP socket of `domain`, marked with
+/// [`BYPASS_MARK`].
 pub(crate) fn open(domain: Domain) -> io::Result<AsyncFd<Socket>> {
     let sock = Socket::new(domain, Type::RAW, Some(Protocol::from(IPPROTO_ESP)))?;
     sock.set_nonblocking(true)?;
+    sock.set_mark(BYPASS_MARK)?;
     super::sys::register(sock)
 }
 

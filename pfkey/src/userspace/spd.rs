@@ -5,9 +5,10 @@
 //! First version: selectors are (source range, destination range, protocol)
 //! as [`Selector`] carries them, ports are not matched, and when several
 //! SAs cover a packet the newest installed wins (so a rekeyed SA takes over
-//! as soon as it is installed, as with XFRM). There are no policy
-//! priorities or BYPASS/DISCARD entries: traffic reaches the datapath only
-//! through routes into its TUN device.
+//! as soon as it is installed, as with XFRM). Installed policies (DISCARD,
+//! BYPASS, PROTECT without an SA) are the other half, in
+//! [`super::policy`]; traffic reaches the datapath only through routes into
+//! its TUN device.
 
 #![deny(clippy::unwrap_used)]
 

@@ -28,8 +28,21 @@ pub enum DropReason {
     Dummy,
     /// An outbound packet that no SA's selectors cover.
     NoSa,
+    /// An outbound packet that a `Protect` policy covers but no SA does
+    /// yet: dropped while the key exchange its ACQUIRE started runs (the
+    /// datapath does not queue).
+    Acquire,
+    /// An outbound packet that a `Discard` policy covers.
+    Discard,
+    /// An outbound packet whose policy says `Bypass` but that a broader
+    /// route brought into the TUN device: the datapath cannot send it in
+    /// the clear from there.
+    Bypass,
     /// A decrypted packet outside the SA's selectors (RFC 4301 §5.2 step 4).
     SelectorMismatch,
+    /// An outbound packet for a transport-mode SA whose addresses are not
+    /// the SA's endpoints (transport mode carries only their own traffic).
+    TransportAddress,
     /// The SA reached a hard lifetime.
     Expired,
     /// The outbound sequence number space is used up (RFC 4303 §3.3.3).
@@ -46,14 +59,18 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in display order.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 17] = [
         Self::BadSpi,
         Self::Replay,
         Self::Integrity,
         Self::Malformed,
         Self::Dummy,
         Self::NoSa,
+        Self::Acquire,
+        Self::Discard,
+        Self::Bypass,
         Self::SelectorMismatch,
+        Self::TransportAddress,
         Self::Expired,
         Self::SeqExhausted,
         Self::Oversize,
@@ -72,7 +89,11 @@ impl DropReason {
             Self::Malformed => "malformed",
             Self::Dummy => "dummy",
             Self::NoSa => "no-sa",
+            Self::Acquire => "acquire",
+            Self::Discard => "discard",
+            Self::Bypass => "bypass",
             Self::SelectorMismatch => "selector-mismatch",
+            Self::TransportAddress => "transport-address",
             Self::Expired => "expired",
             Self::SeqExhausted => "seq-exhausted",
             Self::Oversize => "oversize",

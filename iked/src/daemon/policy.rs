@@ -1,0 +1,165 @@
+//! Policies iked installs itself until spmd owns the SPD, and negotiation
+//! on demand: an ACQUIRE for a policy's request ID starts an IKE SA.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use pfkey::{Kernel, KernelEvent, PolicyAction, PolicySpec, SaDirection, Selector};
+
+use crate::ikev2::config::PeerConfig;
+use crate::ikev2::endpoint::Endpoint;
+use crate::ikev2::output::Path;
+use crate::ikev2::ts::TsRange;
+
+/// The outbound and inbound policies of one peer's CHILD SA.
+pub fn policies_for(peer: &PeerConfig, local: SocketAddr) -> Vec<PolicySpec> {
+    let child = &peer.child;
+    let action = PolicyAction::Protect {
+        reqid: child.reqid,
+        mode: child.mode,
+    };
+    let tunnel = peer.remote_addr.map(|r| (local.ip(), r));
+    let mut out = Vec::new();
+    for l in &child.local_ts {
+        for r in child
+            .remote_ts
+            .iter()
+            .filter(|r| r.start.is_ipv4() == l.start.is_ipv4())
+        {
+            let (outbound, inbound) = (selector(l, r), selector(r, l));
+            out.push(PolicySpec {
+                selector: outbound,
+                direction: SaDirection::Outbound,
+                action,
+                tunnel,
+            });
+            let reverse = tunnel.map(|(a, b)| (b, a));
+            out.push(PolicySpec {
+                selector: inbound,
+                direction: SaDirection::Inbound,
+                action,
+                tunnel: reverse,
+            });
+        }
+    }
+    out
+}
+
+/// Installs every peer's policies; returns what was installed, for removal.
+pub async fn install(kernel: &impl Kernel, peers: &[(PeerConfig, SocketAddr)]) -> Vec<PolicySpec> {
+    let mut installed = Vec::new();
+    for (peer, local) in peers {
+        for p in policies_for(peer, *local) {
+            match kernel.add_policy(p.clone()).await {
+                Ok(()) => installed.push(p),
+                Err(e) => tracing::error!("remote {}: cannot install policy: {e}", peer.name),
+            }
+        }
+    }
+    installed
+}
+
+/// Removes what [`install`] put in.
+pub async fn remove(kernel: &impl Kernel, installed: Vec<PolicySpec>) {
+    for p in installed {
+        if let Err(e) = kernel.delete_policy(p.selector, p.direction).await {
+            tracing::warn!("removing a policy failed: {e}");
+        }
+    }
+}
+
+/// Acts on a kernel event: ACQUIRE starts an IKE SA for the peer whose
+/// policy fired, unless one is already up or being negotiated.
+pub fn on_event(endpoint: &mut Endpoint, listen: &[SocketAddr], ev: &KernelEvent) {
+    match ev {
+        KernelEvent::Acquire {
+            reqid, src, dst, ..
+        } => {
+            let Some(peer) = endpoint.config_for_reqid(*reqid) else {
+                tracing::warn!(
+                    "ACQUIRE for {src} -> {dst} (reqid {reqid}) matches no remote block"
+                );
+                return;
+            };
+            let (name, remote) = peer;
+            if endpoint
+                .sas()
+                .any(|sa| sa.config().name == name && sa.closed().is_none())
+            {
+                return; // already negotiating or up
+            }
+            let Some(remote) = remote else {
+                tracing::warn!(
+                    "ACQUIRE for {src} -> {dst}: remote {name} has no peers_ipaddr to initiate to"
+                );
+                return;
+            };
+            let Some(local) = listen
+                .iter()
+                .find(|l| l.is_ipv4() == remote.is_ipv4())
+                .copied()
+            else {
+                tracing::warn!(
+                    "ACQUIRE for {src} -> {dst}: no listen address of the peer's family"
+                );
+                return;
+            };
+            let remote = SocketAddr::new(remote, 500);
+            match endpoint.initiate(Instant::now(), &name, Path { local, remote }) {
+                Ok(_) => tracing::info!(
+                    "ACQUIRE for {src} -> {dst}: initiating IKE SA with {remote} (remote {name})"
+                ),
+                Err(e) => tracing::error!("ACQUIRE for {src} -> {dst}: cannot initiate: {e}"),
+            }
+        }
+        KernelEvent::Expire { id, hard: true } => {
+            tracing::warn!(
+                "SA {:08x} to {} expired (hard); rekeying is not implemented yet",
+                id.spi,
+                id.dst
+            );
+        }
+        KernelEvent::Expire { id, hard: false } => {
+            tracing::info!(
+                "SA {:08x} to {} reached its soft lifetime; rekeying is not implemented yet",
+                id.spi,
+                id.dst
+            );
+        }
+    }
+}
+
+fn selector(src: &TsRange, dst: &TsRange) -> Selector {
+    Selector {
+        src: (src.start, src.end),
+        dst: (dst.start, dst.end),
+        proto: src.proto.max(dst.proto),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tunnel_gets_one_outbound_and_one_inbound_protect_policy() {
+        let peer = crate::tests::sim_config_a();
+        let local: SocketAddr = "192.0.2.1:500".parse().expect("addr");
+        let p = policies_for(&peer, local);
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[0].direction, SaDirection::Outbound);
+        assert_eq!(
+            p[0].selector.src.0,
+            "198.51.100.0".parse::<std::net::IpAddr>().expect("addr")
+        );
+        assert_eq!(p[1].selector.dst, p[0].selector.src);
+        assert_eq!(
+            p[0].tunnel,
+            Some((local.ip(), "192.0.2.2".parse().expect("addr")))
+        );
+        assert!(matches!(
+            p[0].action,
+            PolicyAction::Protect { reqid: 1, .. }
+        ));
+    }
+}
