@@ -93,13 +93,32 @@ fn two_racoon3_peers_carry_transport_mode_over_ipv6() {
     // Host to host: the peer's own address is inside the SA, so the IKE
     // sockets must bypass the datapath's routes (fwmark) for this to work.
     let (src, dst) = (lab.a.outer_v6.to_string(), lab.b.outer_v6.to_string());
-    let out = lab.a.netns.run("ping", &["-n", "-c", "3", "-i", "0.2", "-W", "2", "-I", &src, &dst]).expect("ping");
-    assert!(out.contains("3 received"), "{out}\n{}\n{}", a.log(), b.log());
+    let out = lab
+        .a
+        .netns
+        .run(
+            "ping",
+            &["-n", "-c", "3", "-i", "0.2", "-W", "2", "-I", &src, &dst],
+        )
+        .expect("ping");
+    assert!(
+        out.contains("3 received"),
+        "{out}\n{}\n{}",
+        a.log(),
+        b.log()
+    );
     drop(a);
-    b.wait_for_log("CHILD SA of peer deleted (SPIs in", WAIT).expect("B deletes");
+    b.wait_for_log("CHILD SA of peer deleted (SPIs in", WAIT)
+        .expect("B deletes");
     let log = b.log();
-    let line = log.lines().find(|l| l.contains("CHILD SA of peer deleted")).expect("line");
-    assert!(line.contains(" 3 packets/"), "the pings went through ESP: {line}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("CHILD SA of peer deleted"))
+        .expect("line");
+    assert!(
+        line.contains(" 3 packets/"),
+        "the pings went through ESP: {line}"
+    );
 }
 
 #[test]
@@ -164,11 +183,23 @@ fn first_packet_triggers_negotiation_through_acquire() {
     for d in [&a, &b] {
         d.wait_for_log("iked started", WAIT).expect("up");
     }
-    assert!(!a.log().contains("initiating"), "nothing is negotiated before traffic");
+    assert!(
+        !a.log().contains("initiating"),
+        "nothing is negotiated before traffic"
+    );
     // The first packets are dropped while negotiating (no queueing); ping
     // until they pass.
-    let passed = interop::wait_for(|| racoon2conf::ping_lan(&lab.a, &lab.b, Family::V4).is_ok(), WAIT);
+    let passed = interop::wait_for(
+        || racoon2conf::ping_lan(&lab.a, &lab.b, Family::V4).is_ok(),
+        WAIT,
+    );
     assert!(passed, "no ping passed:\n{}\n{}", a.log(), b.log());
-    a.wait_for_log("ACQUIRE for 198.51.100.1 -> 203.0.113.1: initiating", WAIT).expect("ACQUIRE logged");
-    assert_eq!(a.log().matches("initiating IKE SA").count(), 1, "one negotiation, no ACQUIRE storm:\n{}", a.log());
+    a.wait_for_log("ACQUIRE for 198.51.100.1 -> 203.0.113.1 (reqid 1)", WAIT)
+        .expect("ACQUIRE logged");
+    assert_eq!(
+        a.log().matches("initiating IKE SA").count(),
+        1,
+        "one negotiation, no ACQUIRE storm:\n{}",
+        a.log()
+    );
 }

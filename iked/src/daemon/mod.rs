@@ -188,13 +188,30 @@ fn initiate(
         bail!("-I {peer}: no remote block has peers_ipaddr {peer}");
     };
     let remote = conf::initiation_target(config, &name).context("remote has no peer address")?;
-    let local = *listen
+    start_negotiation(endpoint, listen, &name, remote)
+        .map_err(|e| anyhow::anyhow!("-I {peer}: {e}"))
+}
+
+/// Starts an IKE SA under remote block `name` to `remote`, from our
+/// listen address of the same family.
+///
+/// # Errors
+/// A message for the operator when there is no such address or the core
+/// refuses.
+pub(crate) fn start_negotiation(
+    endpoint: &mut Endpoint,
+    listen: &[SocketAddr],
+    name: &str,
+    remote: SocketAddr,
+) -> Result<(), String> {
+    let local = listen
         .iter()
-        .find(|l| l.is_ipv4() == peer.is_ipv4())
-        .with_context(|| format!("-I {peer}: no listen address of the same family"))?;
+        .find(|l| l.is_ipv4() == remote.is_ipv4())
+        .copied()
+        .ok_or_else(|| format!("no listen address of {remote}'s family"))?;
     endpoint
-        .initiate(Instant::now(), &name, Path { local, remote })
-        .map_err(|e| anyhow::anyhow!("-I {peer}: {e}"))?;
+        .initiate(Instant::now(), name, Path { local, remote })
+        .map_err(|e| e.to_string())?;
     tracing::info!("initiating IKE SA with {remote} (remote {name})");
     Ok(())
 }

@@ -2,13 +2,11 @@
 //! on demand: an ACQUIRE for a policy's request ID starts an IKE SA.
 
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use pfkey::{Kernel, KernelEvent, PolicyAction, PolicySpec, SaDirection, Selector};
 
 use crate::ikev2::config::PeerConfig;
 use crate::ikev2::endpoint::Endpoint;
-use crate::ikev2::output::Path;
 use crate::ikev2::ts::TsRange;
 
 /// The outbound and inbound policies of one peer's CHILD SA.
@@ -94,22 +92,10 @@ pub fn on_event(endpoint: &mut Endpoint, listen: &[SocketAddr], ev: &KernelEvent
                 );
                 return;
             };
-            let Some(local) = listen
-                .iter()
-                .find(|l| l.is_ipv4() == remote.is_ipv4())
-                .copied()
-            else {
-                tracing::warn!(
-                    "ACQUIRE for {src} -> {dst}: no listen address of the peer's family"
-                );
-                return;
-            };
             let remote = SocketAddr::new(remote, 500);
-            match endpoint.initiate(Instant::now(), &name, Path { local, remote }) {
-                Ok(_) => tracing::info!(
-                    "ACQUIRE for {src} -> {dst}: initiating IKE SA with {remote} (remote {name})"
-                ),
-                Err(e) => tracing::error!("ACQUIRE for {src} -> {dst}: cannot initiate: {e}"),
+            tracing::info!("ACQUIRE for {src} -> {dst} (reqid {reqid})");
+            if let Err(e) = super::start_negotiation(endpoint, listen, &name, remote) {
+                tracing::error!("ACQUIRE for {src} -> {dst}: cannot initiate: {e}");
             }
         }
         KernelEvent::Expire { id, hard: true } => {

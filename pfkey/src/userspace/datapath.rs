@@ -392,7 +392,10 @@ impl Kernel for UserspaceKernel {
     fn sa_counters(&self, id: SaId) -> Option<crate::Counters> {
         let control = self.control();
         let c = &control.sas.get(&id)?.counters;
-        Some(crate::Counters { bytes: c.bytes(), packets: c.packets() })
+        Some(crate::Counters {
+            bytes: c.bytes(),
+            packets: c.packets(),
+        })
     }
 
     /// Carries ACQUIREs and the SAs' soft and hard expiries.
