@@ -20,8 +20,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 echo "==> building iked"
-cargo build -q -p iked --bin iked
+cargo build -q -p iked --bin iked -p racoonctl --bin racoonctl
 IKED=$PWD/target/debug/iked
+RACOONCTL=$PWD/target/debug/racoonctl
 
 WORK=$(mktemp -d /tmp/racoon3-demo.XXXXXX)
 PIDS=()
@@ -96,10 +97,6 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 
-echo "==> SAs on A"
-grep -E "ESTABLISHED|INSTALLED|failed" "$WORK/a.log" | sed 's/^[^ ]* *//'
-echo "==> SAs on B"
-grep -E "ESTABLISHED|INSTALLED|failed" "$WORK/b.log" | sed 's/^[^ ]* *//'
 if ! grep -q INSTALLED "$WORK/a.log"; then
   echo "==> negotiation failed; full logs:" >&2
   cat "$WORK/a.log" "$WORK/b.log" >&2
@@ -109,9 +106,12 @@ echo "==> ping 198.51.100.1 -> 203.0.113.1 through ESP"
 ip netns exec r3demo-a ping -n -c 3 -i 0.2 -W 2 -I 198.51.100.1 203.0.113.1
 echo "==> ping 203.0.113.1 -> 198.51.100.1 through ESP"
 ip netns exec r3demo-b ping -n -c 3 -i 0.2 -W 2 -I 203.0.113.1 198.51.100.1
-echo "==> tearing down (iked deletes its SAs on SIGTERM and prints its ESP counters)"
+echo "==> racoonctl show sa (on A, then B)"
+"$RACOONCTL" --run-dir "$WORK/run-a" show sa
+"$RACOONCTL" --run-dir "$WORK/run-b" show sa
+echo "==> tearing down (iked deletes its SAs on SIGTERM and logs their ESP counters)"
 for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
 for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
 PIDS=()
-grep -h "ACQUIRE\|datapath:" "$WORK/a.log" "$WORK/b.log" | sed 's/^[^ ]* *//'
+grep -h "ACQUIRE\|deleted (SPIs\|datapath:" "$WORK/a.log" "$WORK/b.log" | sed "s/^[^ ]* *//"
 echo "==> done"

@@ -72,6 +72,25 @@ impl Iked {
         target.join("debug").join("iked")
     }
 
+    /// Runs racoonctl against this iked's run directory; returns (exit code, stdout, stderr).
+    ///
+    /// # Errors
+    /// racoonctl cannot be started (not built?).
+    pub fn racoonctl(&self, args: &[&str]) -> Result<(i32, String, String)> {
+        let bin = Self::binary().with_file_name("racoonctl");
+        let out = std::process::Command::new(&bin)
+            .arg("--run-dir")
+            .arg(&self.paths.run_dir)
+            .args(args)
+            .output()
+            .map_err(io_context(format!("run {}", bin.display())))?;
+        Ok((
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    }
+
     /// The arguments (after the program name) for `paths` and an optional peer to initiate to.
     pub fn args(paths: &IkedPaths, peer: Option<IpAddr>) -> Vec<OsString> {
         let mut args: Vec<OsString> = vec!["-F".into(), "-f".into(), paths.conf.clone().into()];

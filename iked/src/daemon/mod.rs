@@ -4,6 +4,7 @@
 //! This is the only module that reads the clock or the OS random source.
 
 pub mod conf;
+mod ctl;
 pub mod policy;
 mod report;
 pub mod udp;
@@ -20,6 +21,9 @@ use pfkey::memory::MemoryKernel;
 use pfkey::userspace::{UserspaceConfig, UserspaceKernel};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
+
+use libracoon::ctl::io::ControlServer;
+use libracoon::ctl::proto::EventRecord;
 
 use crate::ikev2::endpoint::{Endpoint, SaTag};
 use crate::ikev2::output::{Output, Path};
@@ -140,7 +144,12 @@ async fn serve<K: Kernel>(
         .collect();
     let installed = policy::install(kernel, &plan).await;
     let mut events = kernel.take_events();
+    let socket = opts.run_dir.join("iked.sock");
+    let (control, mut requests) = ControlServer::bind(&socket, "iked")
+        .await
+        .with_context(|| format!("cannot open the control socket {}", socket.display()))?;
     let mut endpoint = Endpoint::new(conf.peers, Box::new(OsRandom));
+    let started = Instant::now();
     for peer in &opts.initiate {
         initiate(&mut endpoint, &config, &conf.listen, *peer)?;
     }
@@ -149,7 +158,7 @@ async fn serve<K: Kernel>(
     let mut int = signal(SignalKind::interrupt())?;
     let mut stopping: Option<Instant> = None;
     loop {
-        drain(&mut endpoint, &sockets, kernel).await;
+        drain(&mut endpoint, &sockets, kernel, &control).await;
         if let Some(t) = stopping
             && (endpoint.sas().next().is_none() || Instant::now() >= t)
         {
@@ -166,6 +175,10 @@ async fn serve<K: Kernel>(
             _ = term.recv(), if stopping.is_none() => stopping = Some(shut_down(&mut endpoint)),
             _ = int.recv(), if stopping.is_none() => stopping = Some(shut_down(&mut endpoint)),
             Some(ev) = next_event(&mut events) => policy::on_event(&mut endpoint, &conf.listen, &ev),
+            Some(req) = requests.recv() => {
+                let cx = ctl::Context { started, listen: &conf.listen, config: &config };
+                let _ = req.reply.send(ctl::answer(req.request, &mut endpoint, kernel, &cx));
+            }
         }
     }
     policy::remove(kernel, installed).await;
@@ -259,21 +272,49 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 }
 
 /// Carries out everything the core asked for, in order.
-async fn drain(endpoint: &mut Endpoint, sockets: &udp::Sockets, kernel: &impl Kernel) {
+async fn drain(
+    endpoint: &mut Endpoint,
+    sockets: &udp::Sockets,
+    kernel: &impl Kernel,
+    control: &ControlServer,
+) {
     while let Some((tag, out)) = endpoint.poll_output() {
         match out {
             Output::Send { path, bytes } => sockets.send(path, &bytes).await,
-            Output::InstallChild(child) => install(&tag, *child, kernel).await,
+            Output::InstallChild(child) => match install(&tag, *child, kernel).await {
+                Ok(r) => tell(control, &tag, r),
+                Err(r) => {
+                    tell(control, &tag, r);
+                    endpoint.delete(Instant::now(), tag.spi);
+                }
+            },
             Output::DeleteChild { inbound, outbound } => {
-                remove(&tag, inbound, outbound, kernel).await
+                tell(control, &tag, remove(&tag, inbound, outbound, kernel).await);
             }
-            Output::Event(ev) => report::event(&tag, &ev),
+            Output::Event(ev) => tell(control, &tag, report::describe(&tag, &ev)),
         }
     }
 }
 
-/// Removes both SAs of a CHILD SA, logging what they carried.
-async fn remove(tag: &SaTag, inbound: pfkey::SaId, outbound: pfkey::SaId, kernel: &impl Kernel) {
+/// Logs a report and sends it to `racoonctl watch`.
+fn tell(control: &ControlServer, tag: &SaTag, report: report::Report) {
+    report.log();
+    let sa = (tag.spi != 0).then(|| format!("{}[{:016x}]", tag.name, tag.spi));
+    control.publish(EventRecord::new(
+        std::time::SystemTime::now(),
+        report.kind,
+        sa,
+        report.message,
+    ));
+}
+
+/// Removes both SAs of a CHILD SA; reports what they carried.
+async fn remove(
+    tag: &SaTag,
+    inbound: pfkey::SaId,
+    outbound: pfkey::SaId,
+    kernel: &impl Kernel,
+) -> report::Report {
     let carried = |id| {
         kernel.sa_counters(id).map_or_else(String::new, |c| {
             format!(" {} packets/{} bytes", c.packets, c.bytes)
@@ -285,16 +326,23 @@ async fn remove(tag: &SaTag, inbound: pfkey::SaId, outbound: pfkey::SaId, kernel
             tracing::warn!("{}: removing SA {:08x} failed: {e}", tag.name, id.spi);
         }
     }
-    tracing::info!(
+    let msg = format!(
         "CHILD SA of {} deleted (SPIs in {:08x}{rx}, out {:08x}{tx})",
-        tag.name,
-        inbound.spi,
-        outbound.spi
+        tag.name, inbound.spi, outbound.spi
     );
+    report::Report::info("child_deleted", msg)
 }
 
 /// Installs inbound first so the peer's first packet finds its SA.
-async fn install(tag: &SaTag, child: crate::ikev2::output::ChildSa, kernel: &impl Kernel) {
+///
+/// # Errors
+/// The report of a refusal: the caller deletes the IKE SA, which must not
+/// look up when its traffic cannot flow.
+async fn install(
+    tag: &SaTag,
+    child: crate::ikev2::output::ChildSa,
+    kernel: &impl Kernel,
+) -> Result<report::Report, report::Report> {
     let (spi_in, spi_out, mode) = (
         child.inbound.id.spi,
         child.outbound.id.spi,
@@ -307,12 +355,16 @@ async fn install(tag: &SaTag, child: crate::ikev2::output::ChildSa, kernel: &imp
     };
     for sa in [child.inbound, child.outbound] {
         if let Err(e) = kernel.add_sa(sa).await {
-            tracing::error!(
-                "{}: kernel backend '{}' refused a CHILD SA: {e}",
+            let msg = format!(
+                "CHILD SA {}: kernel backend '{}' refused it: {e}; deleting the IKE SA",
                 tag.name,
                 kernel.name()
             );
-            return;
+            return Err(report::Report {
+                level: report::Level::Error,
+                kind: "child_failed",
+                message: msg,
+            });
         }
     }
     let traffic = if kernel.carries_traffic() {
@@ -320,12 +372,11 @@ async fn install(tag: &SaTag, child: crate::ikev2::output::ChildSa, kernel: &imp
     } else {
         " (recorded only: this backend carries no traffic)"
     };
-    tracing::info!(
+    let msg = format!(
         "CHILD SA {} INSTALLED, {encap}{mode:?} ESP {} SPIs in {spi_in:08x} out {spi_out:08x}, {}{traffic}",
-        tag.name,
-        child.esp,
-        child.ts
+        tag.name, child.esp, child.ts
     );
+    Ok(report::Report::info("child_installed", msg))
 }
 
 /// The pid file, removed when the daemon exits.
