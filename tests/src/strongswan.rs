@@ -117,6 +117,8 @@ pub struct SwanConn {
     pub mode: Mode,
     /// IKE version: 1 or 2.
     pub version: u8,
+    /// The child's `rekey_time` (e.g. `"5s"`); `None` keeps strongSwan's default.
+    pub child_rekey_time: Option<String>,
 }
 
 impl SwanConn {
@@ -138,6 +140,7 @@ impl SwanConn {
             start_action: StartAction::None,
             mode: Mode::Tunnel,
             version: 2,
+            child_rekey_time: None,
         }
     }
 
@@ -192,6 +195,13 @@ impl SwanConn {
         let _ = writeln!(s, "        remote_ts = {}", self.remote_ts.join(","));
         let _ = writeln!(s, "        esp_proposals = {}", self.esp_proposals);
         let _ = writeln!(s, "        mode = {}", self.mode.as_str());
+        if let Some(t) = &self.child_rekey_time {
+            // Keep the hard lifetime well after the rekey, so the rekey happens.
+            let _ = writeln!(
+                s,
+                "        rekey_time = {t}\n        life_time = 60s\n        rand_time = 0s"
+            );
+        }
         let _ = writeln!(s, "        start_action = {}", self.start_action.as_str());
         let _ = writeln!(s, "      }}\n    }}\n  }}");
         s
@@ -687,6 +697,7 @@ other: #3, CONNECTING, IKEv2, 3333333333333333_i* 0000000000000000_r
             start_action: StartAction::Trap,
             mode: Mode::Tunnel,
             version: 2,
+            child_rekey_time: None,
         };
         let text = render_swanctl_conf(std::slice::from_ref(&conn));
         for needle in [

@@ -318,3 +318,81 @@ fn no_common_proposal_fails_cleanly_strongswan_initiating() {
     assert!(refused, "{}", r.swan.log());
     assert!(r.iked.is_running(), "iked must keep running");
 }
+
+#[test]
+#[ignore = "needs root, network namespaces and strongSwan (run with --run-ignored all)"]
+fn strongswan_rekeys_the_child_sa_with_pfs_and_traffic_keeps_flowing() {
+    let mut case = x25519_gcm();
+    case.swan_esp = "aes128gcm16-x25519";
+    require_root_and_tools();
+    let lab = Lab::two_hosts().expect("lab");
+    let mut conn = SwanConn::psk_tunnel_v4(&lab.b, &lab.a);
+    conn.ike_proposals = case.swan_ike.into();
+    conn.esp_proposals = case.swan_esp.into();
+    conn.child_rekey_time = Some("3s".into());
+    let swan = StrongSwan::start(&lab.dir, &lab.b.netns, "b", std::slice::from_ref(&conn))
+        .expect("charon");
+    let psk_file = lab.dir.path().join("psk-a");
+    std::fs::write(&psk_file, PSK).expect("psk file");
+    let conf = racoon2conf::tunnel(&lab.a, &lab.b, case.family, &case.algs, &psk_file, "tunnel");
+    let iked = Iked::start(&lab.dir, &lab.a.netns, "a", &conf, None).expect("iked");
+    iked.wait_for_log("iked started", WAIT).expect("iked start");
+    let _ = swan.initiate(&conn.child);
+    let r = Running {
+        lab,
+        iked,
+        swan,
+        conn,
+    };
+    check_established(&r, &case);
+    // strongSwan rekeys after about 3 s (minus jitter), with a fresh x25519 exchange.
+    r.iked
+        .wait_for_log("CHILD SA peer deleted by", Duration::from_secs(15))
+        .unwrap_or_else(|e| {
+            panic!("{e}\n--- charon ---\n{}", r.swan.log());
+        });
+    assert!(
+        r.swan.log_contains("CHILD_SA net4{1} established"),
+        "{}",
+        r.swan.log()
+    );
+    assert!(
+        r.swan.log_contains("rekeyed") || r.swan.log_contains("CREATE_CHILD_SA response"),
+        "{}",
+        r.swan.log()
+    );
+    assert_eq!(
+        r.iked.log().matches("INSTALLED").count(),
+        2,
+        "the original and the rekeyed CHILD SA:\n{}",
+        r.iked.log()
+    );
+    check_traffic_after_rekey(&r, &case);
+}
+
+/// Pings pass on the new SA, and strongSwan shows exactly one live CHILD SA.
+fn check_traffic_after_rekey(r: &Running, case: &Case) {
+    for (from, to) in [(&r.lab.a, &r.lab.b), (&r.lab.b, &r.lab.a)] {
+        if let Err(out) = racoon2conf::ping_lan(from, to, case.family) {
+            panic!(
+                "ping after rekey {} -> {}:\n{out}\n{}",
+                from.label,
+                to.label,
+                r.iked.log()
+            );
+        }
+    }
+    let sas = r.swan.sas().expect("list-sas");
+    assert_eq!(sas.len(), 1);
+    let installed = sas[0]
+        .children
+        .iter()
+        .filter(|c| c.state == "INSTALLED")
+        .count();
+    assert_eq!(
+        installed,
+        1,
+        "one live CHILD SA after the rekey:\n{}",
+        r.swan.list_sas().unwrap_or_default()
+    );
+}

@@ -5,7 +5,7 @@ use pfkey::{EspAuth, EspEncr, SaDirection, SaId, SaSpec, Selector, UdpEncap};
 
 use crate::ikev2::config::{ChildConfig, Mode};
 use crate::ikev2::error::Error;
-use crate::ikev2::keys::{Keyed, derive_child_keys};
+use crate::ikev2::keys::{Keyed, derive_child_keys, derive_child_keys_from_seed};
 use crate::ikev2::output::{ChildSa, Path};
 use crate::ikev2::proposal::EspSuite;
 use crate::ikev2::sa::Role;
@@ -42,6 +42,10 @@ pub(crate) struct Negotiated {
     pub(crate) local_ts: Vec<TsRange>,
     pub(crate) remote_ts: Vec<TsRange>,
     pub(crate) mode: Mode,
+    /// KEYMAT seed of a CREATE_CHILD_SA exchange (`[g^ir |] Ni | Nr` of
+    /// that exchange); `None` for the IKE_AUTH CHILD SA, which uses the
+    /// IKE SA's nonces.
+    pub(crate) keymat_seed: Option<zeroize::Zeroizing<Vec<u8>>>,
 }
 
 /// Draws an SPI outside the reserved range 1..=255 (RFC 4303 §2.1).
@@ -94,6 +98,24 @@ pub(crate) fn check_narrowed(
     }
 }
 
+/// The mode a responder grants: transport only when the initiator sent
+/// USE_TRANSPORT_MODE and we are configured for it (RFC 7296 §1.3.1).
+pub(crate) fn responder_mode(
+    cfg: &ChildConfig,
+    inner: &[crate::ikev2::wire::Payload],
+) -> Result<Mode, Error> {
+    let wants_transport =
+        crate::ikev2::init::find_notify(inner, crate::ikev2::wire::NotifyType::UseTransportMode)
+            .is_some();
+    match (wants_transport, cfg.mode) {
+        (true, Mode::Transport) => Ok(Mode::Transport),
+        (_, Mode::Tunnel) => Ok(Mode::Tunnel),
+        (false, Mode::Transport) => Err(Error::NoProposalChosen(
+            "peer wants tunnel mode, we are configured for transport",
+        )),
+    }
+}
+
 /// Derives KEYMAT and builds both kernel SAs.
 pub(crate) fn build(
     role: Role,
@@ -102,14 +124,23 @@ pub(crate) fn build(
     n: &Negotiated,
     reqid: u32,
 ) -> (ChildSa, ChildHandle) {
-    let k = derive_child_keys(
-        keyed.suite.prf,
-        &keyed.keys.sk_d,
-        n.suite.encr,
-        n.suite.integ,
-        &keyed.ni,
-        &keyed.nr,
-    );
+    let k = match &n.keymat_seed {
+        Some(seed) => derive_child_keys_from_seed(
+            keyed.suite.prf,
+            &keyed.keys.sk_d,
+            n.suite.encr,
+            n.suite.integ,
+            seed,
+        ),
+        None => derive_child_keys(
+            keyed.suite.prf,
+            &keyed.keys.sk_d,
+            n.suite.encr,
+            n.suite.integ,
+            &keyed.ni,
+            &keyed.nr,
+        ),
+    };
     let ((in_e, in_a), (out_e, out_a)) = match role {
         Role::Initiator => ((k.encr_r, k.integ_r), (k.encr_i, k.integ_i)),
         Role::Responder => ((k.encr_i, k.integ_i), (k.encr_r, k.integ_r)),

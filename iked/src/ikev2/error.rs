@@ -44,6 +44,13 @@ pub enum Error {
     /// The peer refused our traffic selectors.
     #[error("peer sent TS_UNACCEPTABLE: the selectors of both peers do not overlap")]
     TsRejected,
+    /// A CREATE_CHILD_SA request we do not serve (IKE SA rekeying, extra
+    /// CHILD SAs): the peer gets NO_ADDITIONAL_SAS.
+    #[error("refused a CREATE_CHILD_SA request: {0}")]
+    NoAdditionalSas(&'static str),
+    /// A rekey names a CHILD SA we do not have.
+    #[error("peer asked to rekey a CHILD SA we do not have")]
+    ChildSaNotFound,
     /// The peer sent an error notify we do not handle specifically.
     #[error("peer sent error notify {0}")]
     PeerError(NotifyType),
@@ -76,6 +83,8 @@ impl Error {
             Self::InvalidKe { .. } => Some(NotifyType::InvalidKePayload),
             Self::AuthenticationFailed(_) => Some(NotifyType::AuthenticationFailed),
             Self::TsUnacceptable(_) => Some(NotifyType::TsUnacceptable),
+            Self::NoAdditionalSas(_) => Some(NotifyType::NoAdditionalSas),
+            Self::ChildSaNotFound => Some(NotifyType::ChildSaNotFound),
             Self::PeerMisbehaved(_) => Some(NotifyType::InvalidSyntax),
             _ => None,
         }

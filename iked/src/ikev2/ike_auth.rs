@@ -173,6 +173,7 @@ impl AuthSent {
             local_ts,
             remote_ts,
             mode: cfg.mode,
+            keymat_seed: None,
         };
         Ok(child::build(sa.role, sa.path, &self.keyed, &n, cfg.reqid))
     }
@@ -331,16 +332,7 @@ impl ExpectAuth {
             &child::ts_from_wire(tsi)?,
             &child::ts_from_wire(tsr)?,
         )?;
-        let wants_transport = find_notify(inner, NotifyType::UseTransportMode).is_some();
-        let mode = match (wants_transport, cfg.mode) {
-            (true, Mode::Transport) => Mode::Transport,
-            (_, Mode::Tunnel) => Mode::Tunnel,
-            (false, Mode::Transport) => {
-                return Err(Error::NoProposalChosen(
-                    "peer wants tunnel mode, we are configured for transport",
-                ));
-            }
-        };
+        let mode = child::responder_mode(cfg, inner)?;
         let n = Negotiated {
             suite,
             spi_in,
@@ -348,6 +340,7 @@ impl ExpectAuth {
             local_ts: local_ts.clone(),
             remote_ts: remote_ts.clone(),
             mode,
+            keymat_seed: None,
         };
         let (spec, handle) = child::build(sa.role, sa.path, &self.keyed, &n, cfg.reqid);
         Ok((
@@ -444,12 +437,12 @@ fn find_auth(payloads: &[Payload]) -> Option<&AuthPayload> {
     })
 }
 
-type TsPair<'a> = (
+pub(crate) type TsPair<'a> = (
     &'a [crate::ikev2::wire::TrafficSelector],
     &'a [crate::ikev2::wire::TrafficSelector],
 );
 
-fn find_ts(payloads: &[Payload]) -> Option<TsPair<'_>> {
+pub(crate) fn find_ts(payloads: &[Payload]) -> Option<TsPair<'_>> {
     let tsi = payloads.iter().find_map(|p| match p {
         Payload::TsI(t) => Some(t.as_slice()),
         _ => None,

@@ -17,6 +17,8 @@ use crate::ikev2::wire::{DeletePayload, ExchangeType, Message, NotifyType, Paylo
 pub(crate) struct Established {
     pub(crate) keyed: Keyed,
     pub(crate) child: Option<ChildHandle>,
+    /// CHILD SAs replaced by a rekey, until the peer deletes them.
+    pub(crate) rekeyed: Vec<ChildHandle>,
     /// Last authenticated message from the peer, for liveness checks.
     last_rx: Instant,
     /// Our Delete of the IKE SA is in flight.
@@ -28,6 +30,7 @@ impl Established {
         Self {
             keyed,
             child,
+            rekeyed: Vec::new(),
             last_rx: now,
             deleting: false,
         }
@@ -83,9 +86,7 @@ impl Established {
                     return std::mem::replace(&mut sa.state, State::Closed(Error::LocallyClosed));
                 }
             },
-            // Rekeying and extra CHILD SAs are not implemented yet; say so in
-            // the RFC's words instead of staying silent.
-            ExchangeType::CreateChildSa => vec![notify(NotifyType::NoAdditionalSas, Vec::new())],
+            ExchangeType::CreateChildSa => self.answer_create_child(sa, cx, &inner),
             _ => vec![notify(NotifyType::InvalidSyntax, Vec::new())],
         };
         if let Err(e) = self.respond(sa, cx, path, msg.header.exchange, &reply) {
@@ -130,14 +131,25 @@ impl Established {
         State::Established(self)
     }
 
-    /// Removes the CHILD SA from the kernel when the IKE SA dies under it.
+    /// Removes every CHILD SA (current and rekeyed) from the kernel when
+    /// the IKE SA dies under them.
     pub(crate) fn remove_child(&mut self, cx: &mut Context<'_>) {
-        if let Some(c) = self.child.take() {
+        for c in self.child.take().into_iter().chain(self.rekeyed.drain(..)) {
             cx.out.push_back(Output::DeleteChild {
                 inbound: c.inbound,
                 outbound: c.outbound,
             });
         }
+    }
+
+    /// Takes the CHILD SA whose outbound SPI (the peer's inbound) is `spi`.
+    fn take_child(&mut self, spi: &[u8]) -> Option<ChildHandle> {
+        let matches = |c: &ChildHandle| spi == c.spi_out.to_be_bytes();
+        if self.child.as_ref().is_some_and(matches) {
+            return self.child.take();
+        }
+        let i = self.rekeyed.iter().position(matches)?;
+        Some(self.rekeyed.remove(i))
     }
 
     /// Acts on Delete payloads; `None` means the IKE SA itself was deleted.
@@ -155,19 +167,22 @@ impl Established {
                     return None;
                 }
                 ProtocolId::Esp => {
-                    let ours = self.child.clone().filter(|c| {
-                        d.spis
-                            .iter()
-                            .any(|s| s.as_slice() == c.spi_out.to_be_bytes())
-                    });
-                    if let Some(c) = ours {
+                    // RFC 7296 §1.4.1: answer with the inbound SPIs of the pairs deleted.
+                    let mut ours = Vec::new();
+                    for c in d.spis.iter().filter_map(|spi| self.take_child(spi)) {
+                        ours.push(c.spi_in.to_be_bytes().to_vec());
+                        cx.out.push_back(Output::DeleteChild {
+                            inbound: c.inbound,
+                            outbound: c.outbound,
+                        });
+                        cx.out.push_back(Output::Event(Event::ChildDeletedByPeer));
+                    }
+                    if !ours.is_empty() {
                         reply.push(Payload::Delete(DeletePayload {
                             protocol: ProtocolId::Esp,
                             spi_size: 4,
-                            spis: vec![c.spi_in.to_be_bytes().to_vec()],
+                            spis: ours,
                         }));
-                        self.remove_child(cx);
-                        cx.out.push_back(Output::Event(Event::ChildDeletedByPeer));
                     }
                 }
                 _ => {}

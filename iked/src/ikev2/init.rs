@@ -276,14 +276,14 @@ pub(crate) fn find_sa(payloads: &[Payload]) -> Option<&[crate::ikev2::wire::Prop
     })
 }
 
-fn find_ke(payloads: &[Payload]) -> Option<&KePayload> {
+pub(crate) fn find_ke(payloads: &[Payload]) -> Option<&KePayload> {
     payloads.iter().find_map(|p| match p {
         Payload::Ke(k) => Some(k),
         _ => None,
     })
 }
 
-fn find_nonce(payloads: &[Payload]) -> Option<&[u8]> {
+pub(crate) fn find_nonce(payloads: &[Payload]) -> Option<&[u8]> {
     payloads.iter().find_map(|p| match p {
         Payload::Nonce(n) => Some(n.as_slice()),
         _ => None,
@@ -291,7 +291,7 @@ fn find_nonce(payloads: &[Payload]) -> Option<&[u8]> {
 }
 
 /// RFC 7296 §3.9: "The size of the Nonce Data MUST be between 16 and 256 octets".
-fn check_nonce(nonce: &[u8]) -> Result<(), Error> {
+pub(crate) fn check_nonce(nonce: &[u8]) -> Result<(), Error> {
     if (16..=256).contains(&nonce.len()) {
         Ok(())
     } else {

@@ -107,10 +107,21 @@ pub fn derive_child_keys(
     ni: &[u8],
     nr: &[u8],
 ) -> ChildKeys {
+    derive_child_keys_from_seed(prf, sk_d, encr, integ, &[ni, nr].concat())
+}
+
+/// `KEYMAT = prf+(SK_d, seed)`: the seed is `Ni | Nr`, or in a
+/// CREATE_CHILD_SA exchange with PFS `g^ir (new) | Ni | Nr` (RFC 7296 §2.17).
+pub fn derive_child_keys_from_seed(
+    prf: PrfAlg,
+    sk_d: &[u8],
+    encr: EncrAlg,
+    integ: Option<IntegAlg>,
+    seed: &[u8],
+) -> ChildKeys {
     let integ_len = integ.map_or(0, IntegAlg::key_len);
     let encr_len = encr.key_len();
-    let seed = [ni, nr].concat();
-    let stream = prf.prf_plus(sk_d, &seed, 2 * (encr_len + integ_len));
+    let stream = prf.prf_plus(sk_d, seed, 2 * (encr_len + integ_len));
     let mut split = Splitter { rest: &stream };
     ChildKeys {
         encr_i: split.take(encr_len),

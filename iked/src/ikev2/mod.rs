@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod child;
 pub mod config;
+pub(crate) mod create_child;
 pub mod endpoint;
 pub mod error;
 pub(crate) mod ike_auth;

@@ -65,11 +65,12 @@ pub enum Event {
         /// Whether a NAT (real or claimed) made us use UDP encapsulation.
         nat: bool,
     },
-    /// The CHILD SA of IKE_AUTH could not be created; the IKE SA is deleted.
+    /// A CHILD SA could not be created or rekeyed. For the CHILD SA of
+    /// IKE_AUTH, the initiator then deletes the IKE SA.
     ChildFailed(Error),
     /// The IKE SA is gone; `Error::LocallyClosed` and `Error::DeletedByPeer`
     /// are the normal endings.
     IkeClosed(Error),
-    /// The peer deleted the CHILD SA.
+    /// The peer deleted a CHILD SA (for example the old one after a rekey).
     ChildDeletedByPeer,
 }

@@ -15,6 +15,9 @@ pub struct EspSuite {
     pub encr: EncrAlg,
     /// Integrity, absent for AEAD.
     pub integ: Option<IntegAlg>,
+    /// PFS group of a CREATE_CHILD_SA exchange; always `None` in IKE_AUTH,
+    /// whose CHILD SA uses the IKE SA's key exchange (RFC 7296 §1.2).
+    pub dh: Option<DhGroup>,
 }
 
 impl EspSuite {
@@ -113,7 +116,7 @@ pub fn select_esp(
     offered
         .iter()
         .filter(|p| p.protocol == ProtocolId::Esp)
-        .find_map(|p| match_esp(p, ours, our_spi))
+        .find_map(|p| match_esp(p, ours, our_spi, None))
         .ok_or(Error::NoProposalChosen(
             "no ESP proposal of the peer matches ours",
         ))
@@ -145,7 +148,7 @@ pub fn accept_esp_reply(
     ours: &EspAlgorithms,
 ) -> Result<(EspSuite, u32), Error> {
     match reply {
-        [p] => match_esp(p, ours, 0)
+        [p] => match_esp(p, ours, 0, None)
             .map(|(suite, spi, _)| (suite, spi))
             .ok_or(Error::PeerMisbehaved(
                 "responder chose an ESP proposal we did not offer",
@@ -190,10 +193,34 @@ fn match_ike(p: &Proposal, ours: &IkeAlgorithms) -> Option<(IkeSuite, Proposal)>
     ))
 }
 
+/// Like [`select_esp`], for CREATE_CHILD_SA: a proposal with DH
+/// transforms (PFS) needs one of `groups` (or NONE, if offered), and the
+/// chosen group is part of the reply.
+///
+/// # Errors
+/// [`Error::NoProposalChosen`] when nothing matches.
+pub fn select_esp_pfs(
+    offered: &[Proposal],
+    ours: &EspAlgorithms,
+    groups: &[DhGroup],
+    our_spi: u32,
+) -> Result<(EspSuite, u32, Proposal), Error> {
+    offered
+        .iter()
+        .filter(|p| p.protocol == ProtocolId::Esp)
+        .find_map(|p| match_esp(p, ours, our_spi, Some(groups)))
+        .ok_or(Error::NoProposalChosen(
+            "no ESP proposal of the peer matches ours",
+        ))
+}
+
+/// `pfs_groups`: `None` in IKE_AUTH, where DH transforms are ignored;
+/// `Some` in CREATE_CHILD_SA.
 fn match_esp(
     p: &Proposal,
     ours: &EspAlgorithms,
     our_spi: u32,
+    pfs_groups: Option<&[DhGroup]>,
 ) -> Option<(EspSuite, u32, Proposal)> {
     let spi = u32::from_be_bytes(p.spi.as_slice().try_into().ok()?);
     let encr = pick(p, TransformType::Encr, |t| {
@@ -204,8 +231,13 @@ fn match_esp(
     if has_esn && pick(p, TransformType::Esn, |t| (t.id == 0).then_some(())).is_none() {
         return None;
     }
+    let dh = match pfs_groups {
+        Some(groups) => pick_pfs(p, groups)?,
+        None => None,
+    };
     let mut chosen = vec![encr_transform(encr)];
     chosen.extend(integ.map(|i| transform(TransformType::Integ, i.iana())));
+    chosen.extend(dh.map(|g| transform(TransformType::Dh, g.iana())));
     chosen.push(transform(TransformType::Esn, 0));
     let reply = Proposal {
         num: p.num,
@@ -213,7 +245,27 @@ fn match_esp(
         spi: our_spi.to_be_bytes().to_vec(),
         transforms: chosen,
     };
-    Some((EspSuite { encr, integ }, spi, reply))
+    Some((EspSuite { encr, integ, dh }, spi, reply))
+}
+
+/// The PFS group of a CREATE_CHILD_SA proposal: none if it lists no DH
+/// transform (or lists NONE), else the first of the peer's that we allow.
+/// The outer `Option` is "acceptable at all".
+fn pick_pfs(p: &Proposal, groups: &[DhGroup]) -> Option<Option<DhGroup>> {
+    let dhs: Vec<&Transform> = p
+        .transforms
+        .iter()
+        .filter(|t| t.ttype == TransformType::Dh)
+        .collect();
+    if dhs.is_empty() {
+        return Some(None);
+    }
+    match pick(p, TransformType::Dh, |t| {
+        DhGroup::from_iana(t.id).filter(|g| groups.contains(g))
+    }) {
+        Some(g) => Some(Some(g)),
+        None => dhs.iter().any(|t| t.id == 0).then_some(None),
+    }
 }
 
 /// Integrity for a cipher: none (or INTEG NONE) for AEAD, one of ours otherwise.

@@ -1,0 +1,145 @@
+//! CREATE_CHILD_SA as responder: rekeying the CHILD SA, with or without
+//! PFS ([RFC 7296 §1.3.3](https://www.rfc-editor.org/rfc/rfc7296#section-1.3.3)).
+//!
+//! Request `SK {N(REKEY_SA), SA, Ni, [KEi,] TSi, TSr}`, response
+//! `SK {SA, Nr, [KEr,] TSi, TSr}`. The new SAs are installed before the
+//! response leaves; the old ones stay until the peer deletes them.
+//! Rekeying the IKE SA and extra CHILD SAs are refused with
+//! NO_ADDITIONAL_SAS; a CHILD SA to replace one that is gone is accepted.
+//! We do not start rekeys ourselves yet.
+
+use zeroize::Zeroizing;
+
+use crate::ikev2::child::{self, Negotiated};
+use crate::ikev2::error::Error;
+use crate::ikev2::ike_auth::find_ts;
+use crate::ikev2::info::Established;
+use crate::ikev2::init::{check_nonce, find_ke, find_nonce, find_notify, find_sa, notify};
+use crate::ikev2::output::{Event, Output};
+use crate::ikev2::proposal;
+use crate::ikev2::sa::{Context, IkeSa, Role};
+use crate::ikev2::ts::TsRange;
+use crate::ikev2::wire::{KePayload, NotifyType, Payload, ProtocolId};
+
+impl Established {
+    /// Answers a CREATE_CHILD_SA request: the rekeyed CHILD SA, or the
+    /// notify that says why not.
+    pub(crate) fn answer_create_child(
+        &mut self,
+        sa: &IkeSa,
+        cx: &mut Context<'_>,
+        inner: &[Payload],
+    ) -> Vec<Payload> {
+        match self.rekey_child(sa, cx, inner) {
+            Ok(reply) => reply,
+            Err(e) => {
+                let data = match &e {
+                    Error::InvalidKe { want, .. } => want.to_be_bytes().to_vec(),
+                    _ => Vec::new(),
+                };
+                let ntype = e.notify().unwrap_or(NotifyType::NoAdditionalSas);
+                if !matches!(e, Error::InvalidKe { .. }) {
+                    cx.out.push_back(Output::Event(Event::ChildFailed(e)));
+                }
+                vec![notify(ntype, data)]
+            }
+        }
+    }
+
+    fn rekey_child(
+        &mut self,
+        sa: &IkeSa,
+        cx: &mut Context<'_>,
+        inner: &[Payload],
+    ) -> Result<Vec<Payload>, Error> {
+        let cfg = &sa.config;
+        let proposals =
+            find_sa(inner).ok_or(Error::PeerMisbehaved("CREATE_CHILD_SA without SA payload"))?;
+        if proposals.iter().any(|p| p.protocol == ProtocolId::Ike) {
+            return Err(Error::NoAdditionalSas(
+                "rekeying the IKE SA is not supported yet",
+            ));
+        }
+        let rekey =
+            find_notify(inner, NotifyType::RekeySa).filter(|n| n.protocol == ProtocolId::Esp);
+        match (rekey, &self.child) {
+            (Some(n), Some(current)) if n.spi == current.spi_out.to_be_bytes() => {}
+            (Some(_), _) => return Err(Error::ChildSaNotFound),
+            // A new CHILD SA replacing one that expired or was deleted.
+            (None, None) => {}
+            (None, Some(_)) => {
+                return Err(Error::NoAdditionalSas(
+                    "one CHILD SA per IKE SA is supported",
+                ));
+            }
+        }
+        let nonce_i =
+            find_nonce(inner).ok_or(Error::PeerMisbehaved("CREATE_CHILD_SA without nonce"))?;
+        check_nonce(nonce_i)?;
+        let (tsi, tsr) =
+            find_ts(inner).ok_or(Error::PeerMisbehaved("CREATE_CHILD_SA without TSi/TSr"))?;
+        let spi_in = child::random_spi(cx.rng)?;
+        let (suite, spi_out, chosen) =
+            proposal::select_esp_pfs(proposals, &cfg.child.esp, &cfg.ike.dh, spi_in)?;
+        let (local_ts, remote_ts) = child::narrow_as_responder(
+            &cfg.child,
+            &child::ts_from_wire(tsi)?,
+            &child::ts_from_wire(tsr)?,
+        )?;
+        let mode = child::responder_mode(&cfg.child, inner)?;
+        let mut nonce_r = vec![0u8; cfg.nonce_len];
+        cx.rng.fill(&mut nonce_r)?;
+        let mut seed = Zeroizing::new(Vec::new());
+        let mut ke_reply = None;
+        if let Some(group) = suite.dh {
+            let ke = find_ke(inner).ok_or(Error::PeerMisbehaved(
+                "PFS proposal chosen but no KE payload",
+            ))?;
+            if ke.group != group.iana() {
+                return Err(Error::InvalidKe {
+                    got: ke.group,
+                    want: group.iana(),
+                });
+            }
+            let dh = group.generate(cx.rng)?;
+            ke_reply = Some(KePayload {
+                group: group.iana(),
+                data: dh.public_key().to_vec(),
+            });
+            seed.extend_from_slice(&dh.agree(&ke.data)?);
+        }
+        seed.extend_from_slice(nonce_i);
+        seed.extend_from_slice(&nonce_r);
+        let n = Negotiated {
+            suite,
+            spi_in,
+            spi_out,
+            local_ts: local_ts.clone(),
+            remote_ts: remote_ts.clone(),
+            mode,
+            keymat_seed: Some(seed),
+        };
+        // The peer started this exchange: it is "i" for the KEYMAT order
+        // (RFC 7296 §2.17), whatever our role in the IKE SA.
+        let (spec, handle) =
+            child::build(Role::Responder, sa.path, &self.keyed, &n, cfg.child.reqid);
+        cx.out.push_back(Output::InstallChild(Box::new(spec)));
+        if let Some(old) = self.child.replace(handle) {
+            self.rekeyed.push(old);
+        }
+        let mut reply = Vec::new();
+        if mode == crate::ikev2::config::Mode::Transport {
+            reply.push(notify(NotifyType::UseTransportMode, Vec::new()));
+        }
+        reply.push(Payload::Sa(vec![chosen]));
+        reply.push(Payload::Nonce(nonce_r));
+        reply.extend(ke_reply.map(Payload::Ke));
+        reply.push(Payload::TsI(
+            remote_ts.iter().map(TsRange::to_wire).collect(),
+        ));
+        reply.push(Payload::TsR(
+            local_ts.iter().map(TsRange::to_wire).collect(),
+        ));
+        Ok(reply)
+    }
+}
