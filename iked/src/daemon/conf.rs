@@ -44,6 +44,13 @@ pub fn translate(config: &Config) -> anyhow::Result<DaemonConfig> {
     if listen.is_empty() {
         bail!("interface {{ ike {{ ADDRESS; }}; }}: list the addresses iked should listen on");
     }
+    // NAT detection and the SAs' outer addresses need our real address.
+    if let Some(any) = listen.iter().find(|l| l.ip().is_unspecified()) {
+        bail!(
+            "interface {{ ike {{ {}; }}; }}: list concrete addresses, not a wildcard",
+            any.ip()
+        );
+    }
     let mut notes = Vec::new();
     let mut peers = Vec::new();
     for remote in &config.remotes {
@@ -57,6 +64,21 @@ pub fn translate(config: &Config) -> anyhow::Result<DaemonConfig> {
     }
     if peers.is_empty() {
         bail!("no remote block accepts ikev2: nothing to negotiate");
+    }
+    // ACQUIRE finds the remote by its policy's reqid: they must be unique.
+    for (i, p) in peers.iter().enumerate() {
+        if let Some(q) = peers
+            .iter()
+            .skip(i + 1)
+            .find(|q| q.child.reqid == p.child.reqid)
+        {
+            bail!(
+                "remote {} and remote {} use the same reqid {}: give each selector its own",
+                p.name,
+                q.name,
+                p.child.reqid
+            );
+        }
     }
     Ok(DaemonConfig {
         listen,
@@ -180,11 +202,14 @@ fn ike_algorithms(remote: &Remote, notes: &mut Vec<String>) -> anyhow::Result<Ik
         supported(&v2.kmp_dh_group, dh_group, "kmp_dh_group", remote, notes),
         default_dh,
     );
-    for (list, name, asked) in [
-        (encr.is_empty(), "kmp_enc_alg", v2.kmp_enc_alg.is_empty()),
-        (dh.is_empty(), "kmp_dh_group", v2.kmp_dh_group.is_empty()),
+    let needs_integ = encr.iter().any(|e| !e.is_aead());
+    for (empty, name) in [
+        (encr.is_empty(), "kmp_enc_alg"),
+        (dh.is_empty(), "kmp_dh_group"),
+        (prf.is_empty(), "kmp_prf_alg"),
+        (needs_integ && integ.is_empty(), "kmp_hash_alg"),
     ] {
-        if list && !asked {
+        if empty {
             bail!("{name}: none of the listed algorithms is implemented");
         }
     }
@@ -259,6 +284,15 @@ fn child_config(
     );
     if encr.is_empty() {
         bail!("esp_enc_alg: none of the listed algorithms is implemented");
+    }
+    if encr.iter().any(|e| !e.is_aead()) && integ.is_empty() {
+        bail!("esp_auth_alg: a non-AEAD esp_enc_alg needs an implemented integrity algorithm");
+    }
+    if selector.src_port.is_some() || selector.dst_port.is_some() {
+        notes.push(format!(
+            "selector {}: ports are negotiated in the traffic selectors but not enforced by the userspace datapath yet",
+            selector.name
+        ));
     }
     Ok(ChildConfig {
         local_ts: vec![local],

@@ -156,6 +156,9 @@ async fn serve<K: Kernel>(
     tracing::info!("iked started: listening on {:?}", conf.listen);
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    // racoon2 operators send HUP to reload; until reload exists, say so
+    // instead of dying (HUP's default action) with SAs and policies in place.
+    let mut hup = signal(SignalKind::hangup())?;
     let mut stopping: Option<Instant> = None;
     loop {
         drain(&mut endpoint, &sockets, kernel, &control).await;
@@ -174,7 +177,8 @@ async fn serve<K: Kernel>(
             () = sleep_until(sleep) => endpoint.handle_timeout(Instant::now()),
             _ = term.recv(), if stopping.is_none() => stopping = Some(shut_down(&mut endpoint)),
             _ = int.recv(), if stopping.is_none() => stopping = Some(shut_down(&mut endpoint)),
-            Some(ev) = next_event(&mut events) => policy::on_event(&mut endpoint, &conf.listen, &ev),
+            _ = hup.recv() => tracing::warn!("SIGHUP: reloading the configuration is not implemented yet; restart iked to apply changes"),
+            Some(ev) = next_event(&mut events) => policy::on_event(&mut endpoint, &config, &conf.listen, &ev),
             Some(req) = requests.recv() => {
                 let cx = ctl::Context { started, listen: &conf.listen, config: &config };
                 let _ = req.reply.send(ctl::answer(req.request, &mut endpoint, kernel, &cx));

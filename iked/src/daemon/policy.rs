@@ -68,31 +68,45 @@ pub async fn remove(kernel: &impl Kernel, installed: Vec<PolicySpec>) {
 
 /// Acts on a kernel event: ACQUIRE starts an IKE SA for the peer whose
 /// policy fired, unless one is already up or being negotiated.
-pub fn on_event(endpoint: &mut Endpoint, listen: &[SocketAddr], ev: &KernelEvent) {
+pub fn on_event(
+    endpoint: &mut Endpoint,
+    config: &libracoon::config::Config,
+    listen: &[SocketAddr],
+    ev: &KernelEvent,
+) {
     match ev {
         KernelEvent::Acquire {
             reqid, src, dst, ..
         } => {
-            let Some(peer) = endpoint.config_for_reqid(*reqid) else {
+            let Some((name, _)) = endpoint.config_for_reqid(*reqid) else {
                 tracing::warn!(
                     "ACQUIRE for {src} -> {dst} (reqid {reqid}) matches no remote block"
                 );
                 return;
             };
-            let (name, remote) = peer;
-            if endpoint
+            // An IKE SA that is negotiating, or up with its CHILD SA, covers
+            // this traffic already. One that is up without a CHILD SA (the
+            // peer deleted it, or it failed) cannot carry it: replace it,
+            // since we do not create CHILD SAs on an existing IKE SA yet.
+            let mut stale = Vec::new();
+            for sa in endpoint
                 .sas()
-                .any(|sa| sa.config().name == name && sa.closed().is_none())
+                .filter(|sa| sa.config().name == name && sa.closed().is_none())
             {
-                return; // already negotiating or up
+                if !sa.is_established() || sa.child().is_some() {
+                    return;
+                }
+                stale.push(sa.local_spi());
             }
-            let Some(remote) = remote else {
+            for spi in stale {
+                endpoint.delete(std::time::Instant::now(), spi);
+            }
+            let Some(remote) = super::conf::initiation_target(config, &name) else {
                 tracing::warn!(
                     "ACQUIRE for {src} -> {dst}: remote {name} has no peers_ipaddr to initiate to"
                 );
                 return;
             };
-            let remote = SocketAddr::new(remote, 500);
             tracing::info!("ACQUIRE for {src} -> {dst} (reqid {reqid})");
             if let Err(e) = super::start_negotiation(endpoint, listen, &name, remote) {
                 tracing::error!("ACQUIRE for {src} -> {dst}: cannot initiate: {e}");
@@ -116,6 +130,7 @@ pub fn on_event(endpoint: &mut Endpoint, listen: &[SocketAddr], ev: &KernelEvent
 }
 
 fn selector(src: &TsRange, dst: &TsRange) -> Selector {
+    // Both sides of a configured selector carry the same protocol.
     Selector {
         src: (src.start, src.end),
         dst: (dst.start, dst.end),

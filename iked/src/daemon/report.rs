@@ -84,6 +84,10 @@ pub(crate) fn describe(tag: &SaTag, ev: &Event) -> Report {
             "invalid_ke",
             format!("{peer} offered DH group {got}; asked it to retry with group {want}"),
         ),
+        Event::IkeClosed(Error::HalfOpenTimeout) => Report::info(
+            "half_open_expired",
+            format!("half-open IKE SA from {peer} expired without a valid IKE_AUTH"),
+        ),
         Event::IkeClosed(e) => error(
             "ike_failed",
             format!("IKE SA {name} with {peer} failed: {e}"),

@@ -36,6 +36,8 @@ pub struct Sockets {
     socks: Vec<(SocketAddr, Arc<UdpSocket>)>,
     /// ESP packets that arrived on port 4500 with no datapath to take them.
     pub esp_dropped: Arc<AtomicU64>,
+    /// IKE datagrams dropped because the daemon could not keep up.
+    pub ike_dropped: Arc<AtomicU64>,
 }
 
 impl Sockets {
@@ -55,6 +57,7 @@ impl Sockets {
         let mark = esp.is_some();
         let mut socks = Vec::new();
         let esp_dropped = Arc::new(AtomicU64::new(0));
+        let ike_dropped = Arc::new(AtomicU64::new(0));
         for addr in listen {
             let mut nat_t = *addr;
             nat_t.set_port(NAT_T_PORT);
@@ -73,12 +76,17 @@ impl Sockets {
                 let sink = EspRoute {
                     sink: esp.clone(),
                     dropped: esp_dropped.clone(),
+                    ike_dropped: ike_dropped.clone(),
                 };
                 tokio::spawn(read_loop(a, sock.clone(), tx.clone(), sink));
                 socks.push((a, sock));
             }
         }
-        Ok(Self { socks, esp_dropped })
+        Ok(Self {
+            socks,
+            esp_dropped,
+            ike_dropped,
+        })
     }
 
     /// The port-4500 sockets, for the datapath to send ESP-in-UDP from.
@@ -117,6 +125,8 @@ impl Sockets {
 struct EspRoute {
     sink: Option<EspSink>,
     dropped: Arc<AtomicU64>,
+    /// IKE datagrams dropped because the daemon's queue was full.
+    ike_dropped: Arc<AtomicU64>,
 }
 
 async fn read_loop(
@@ -157,8 +167,14 @@ async fn read_loop(
             path: Path { local, remote },
             bytes: ike.to_vec(),
         };
-        if tx.send(msg).await.is_err() {
-            return; // daemon shutting down
+        // Never block this reader: on port 4500 it also feeds ESP to the
+        // datapath, which an IKE flood must not stall. Excess IKE is dropped.
+        match tx.try_send(msg) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                esp.ike_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return, // daemon shutting down
         }
     }
 }

@@ -77,6 +77,12 @@ pub(crate) fn narrow_as_responder(
             "proposed selectors do not overlap the configured ones",
         ));
     }
+    // A TS payload holds at most 255 selectors (RFC 7296 §3.13).
+    if remote.len() > 255 || local.len() > 255 {
+        return Err(Error::TsUnacceptable(
+            "narrowing yields more than 255 selectors",
+        ));
+    }
     Ok((local, remote))
 }
 
@@ -224,10 +230,16 @@ fn selectors(src: &[TsRange], dst: &[TsRange]) -> Vec<Selector> {
             .iter()
             .filter(|d| d.start.is_ipv4() == s.start.is_ipv4())
         {
+            // Protocols intersect: 0 means any; two different ones match nothing.
+            let proto = match (s.proto, d.proto) {
+                (0, p) | (p, 0) => p,
+                (a, b) if a == b => a,
+                _ => continue,
+            };
             out.push(Selector {
                 src: (s.start, s.end),
                 dst: (d.start, d.end),
-                proto: s.proto.max(d.proto),
+                proto,
             });
         }
     }

@@ -200,11 +200,7 @@ impl Endpoint {
             self.drops.no_config += 1;
             return;
         };
-        let half_open = self
-            .sas
-            .values()
-            .filter(|s| s.state_name() == "half-open")
-            .count();
+        let half_open = self.sas.values().filter(|s| s.is_half_open()).count();
         if half_open >= MAX_HALF_OPEN {
             self.drops.half_open_limit += 1;
             return;

@@ -57,6 +57,9 @@ pub enum Error {
     /// A required payload was missing or a payload was where it must not be.
     #[error("peer misbehaved: {0}")]
     PeerMisbehaved(&'static str),
+    /// A responder's half-open SA got no valid IKE_AUTH in time.
+    #[error("half-open SA expired: no valid IKE_AUTH within 30 s")]
+    HalfOpenTimeout,
     /// The peer stopped answering.
     #[error("no response after {0} retransmissions; peer unreachable or dead")]
     RetransmitsExhausted(u32),

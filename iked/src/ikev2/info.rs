@@ -23,6 +23,8 @@ pub(crate) struct Established {
     last_rx: Instant,
     /// Our Delete of the IKE SA is in flight.
     deleting: bool,
+    /// A Delete waits for the request in flight to be answered.
+    delete_queued: bool,
 }
 
 impl Established {
@@ -33,6 +35,7 @@ impl Established {
             rekeyed: Vec::new(),
             last_rx: now,
             deleting: false,
+            delete_queued: false,
         }
     }
 
@@ -47,6 +50,15 @@ impl Established {
     /// Deletes the IKE SA (and with it the CHILD SA): INFORMATIONAL with D(IKE).
     pub(crate) fn delete(mut self, sa: &mut IkeSa, cx: &mut Context<'_>) -> State {
         self.remove_child(cx);
+        if self.deleting {
+            return State::Established(Box::new(self)); // already on its way
+        }
+        if sa.pending.is_some() {
+            // Window size 1 (RFC 7296 §2.3): the Delete waits for the
+            // outstanding request's answer (or its retransmissions running out).
+            self.delete_queued = true;
+            return State::Established(Box::new(self));
+        }
         let payloads = [Payload::Delete(DeletePayload {
             protocol: ProtocolId::Ike,
             spi_size: 0,
@@ -77,6 +89,15 @@ impl Established {
             return State::Established(self);
         };
         self.last_rx = cx.now;
+        // RFC 7296 §2.23: behind a NAT, follow the peer's authenticated
+        // address and port (a rebinding). ESP's encapsulation ports are not
+        // updated yet.
+        if self.keyed.nat.any()
+            && path.remote != sa.path.remote
+            && path.local.port() == sa.path.local.port()
+        {
+            sa.path = path;
+        }
         let reply = match msg.header.exchange {
             ExchangeType::Informational => match self.on_informational(cx, &inner) {
                 Some(reply) => reply,
@@ -112,6 +133,9 @@ impl Established {
         if self.deleting {
             sa.close(cx, Error::LocallyClosed);
             return std::mem::replace(&mut sa.state, State::Closed(Error::LocallyClosed));
+        }
+        if self.delete_queued {
+            return self.delete(sa, cx);
         }
         State::Established(self)
     }

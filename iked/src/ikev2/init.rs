@@ -26,7 +26,13 @@ pub(crate) struct InitSent {
     dh: DhSecret,
     nonce_i: Vec<u8>,
     request: Vec<u8>,
+    /// IKE_SA_INIT requests sent so far for COOKIE / INVALID_KE retries.
+    attempts: u8,
 }
+
+/// An unauthenticated responder may ask for a COOKIE or another group a
+/// few times, not for ever.
+const MAX_INIT_ATTEMPTS: u8 = 4;
 
 impl InitSent {
     /// Builds and sends IKE_SA_INIT (again, for a COOKIE or INVALID_KE retry).
@@ -79,6 +85,7 @@ impl InitSent {
             dh,
             nonce_i,
             request,
+            attempts: 1,
         })
     }
 
@@ -109,7 +116,18 @@ impl InitSent {
         raw: &[u8],
     ) -> Result<State, Error> {
         let p = &msg.payloads;
+        let retrying = find_notify(p, NotifyType::Cookie).is_some()
+            || find_notify(p, NotifyType::InvalidKePayload).is_some();
+        if retrying && self.attempts >= MAX_INIT_ATTEMPTS {
+            return Err(Error::PeerMisbehaved(
+                "responder keeps asking for another IKE_SA_INIT",
+            ));
+        }
+        let attempts = self.attempts + 1;
         if let Some(c) = find_notify(p, NotifyType::Cookie) {
+            if !(1..=64).contains(&c.data.len()) {
+                return Err(Error::PeerMisbehaved("COOKIE data must be 1 to 64 octets"));
+            }
             // RFC 7296 §2.6: "all other payloads unchanged", so the same KE too.
             let retry = Retry {
                 group: self.dh.group(),
@@ -117,7 +135,11 @@ impl InitSent {
                 nonce_i: self.nonce_i,
                 dh: Some(self.dh),
             };
-            return Ok(State::InitSent(Box::new(Self::start(sa, cx, Some(retry))?)));
+            let next = Self {
+                attempts,
+                ..Self::start(sa, cx, Some(retry))?
+            };
+            return Ok(State::InitSent(Box::new(next)));
         }
         if let Some(n) = find_notify(p, NotifyType::InvalidKePayload) {
             let group = invalid_ke_group(n, &sa.config.ike.dh, self.dh.group())?;
@@ -127,7 +149,11 @@ impl InitSent {
                 nonce_i: self.nonce_i,
                 dh: None,
             };
-            return Ok(State::InitSent(Box::new(Self::start(sa, cx, Some(retry))?)));
+            let next = Self {
+                attempts,
+                ..Self::start(sa, cx, Some(retry))?
+            };
+            return Ok(State::InitSent(Box::new(next)));
         }
         if let Some(e) = first_error(p) {
             return Err(match e {

@@ -257,6 +257,12 @@ impl IkeSa {
         }
     }
 
+    /// Whether this is a responder SA still waiting for IKE_AUTH (what the
+    /// half-open limit counts).
+    pub fn is_half_open(&self) -> bool {
+        matches!(self.state, State::ExpectAuth(_))
+    }
+
     /// A short state name for status output.
     pub fn state_name(&self) -> &'static str {
         match &self.state {
@@ -414,7 +420,7 @@ impl IkeSa {
         if matches!(self.state, State::ExpectAuth(_))
             && self.half_open_deadline.is_some_and(|d| cx.now >= d)
         {
-            self.state = State::Closed(Error::RetransmitsExhausted(0));
+            self.close(cx, Error::HalfOpenTimeout);
             return;
         }
         let state = std::mem::replace(&mut self.state, State::Closed(Error::LocallyClosed));

@@ -141,3 +141,40 @@ fn garbage_and_unknown_spis_are_counted_and_change_nothing() {
     assert_eq!(b.drops().unknown_spi, 1);
     assert!(sent(&mut b).is_empty() && b.sas().next().is_none());
 }
+
+#[test]
+fn a_responder_that_keeps_asking_for_cookies_is_given_up_on() {
+    let now = Instant::now();
+    let mut a = Endpoint::new(vec![config_a()], Box::new(SeededRandom::new(4)));
+    let path = Path {
+        local: sock(A_ADDR, 500),
+        remote: sock(B_ADDR, 500),
+    };
+    a.initiate(now, "to-b", path).expect("initiate");
+    let mut requests = 0;
+    let mut closed = None;
+    while let Some(bytes) = sent(&mut a).pop() {
+        requests += 1;
+        let req = Message::parse(&bytes).expect("request");
+        let reply = Message {
+            header: Header {
+                flags: Flags(Flags::RESPONSE),
+                next_payload: PayloadType::None,
+                length: 0,
+                ..req.header
+            },
+            payloads: vec![notify(NotifyType::Cookie, vec![requests; 16])],
+            sk: None,
+        };
+        a.handle_datagram(now, path, &reply.emit());
+        closed = a.sas().next().is_none().then_some(requests);
+        if closed.is_some() || requests > 10 {
+            break;
+        }
+    }
+    assert_eq!(
+        closed,
+        Some(4),
+        "four IKE_SA_INIT requests, then the initiator gives up"
+    );
+}

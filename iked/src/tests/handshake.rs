@@ -311,3 +311,28 @@ fn duplicated_requests_are_answered_from_the_response_cache() {
         "a duplicate IKE_AUTH must not install twice"
     );
 }
+
+#[test]
+fn delete_during_a_liveness_check_waits_for_its_answer() {
+    let mut a = config_a();
+    a.dpd_delay = Some(Duration::from_secs(10));
+    let link = Link {
+        delay: Duration::from_millis(100),
+        ..Link::default()
+    };
+    let mut p = Pair::new(a, config_b(), link, 18);
+    p.initiate();
+    // Up after 0.4 s; the liveness check leaves 10 s later and is in flight
+    // for 0.1 s each way.
+    p.drive_for(Duration::from_millis(10_450));
+    let spi = p.a.sas().next().expect("sa").local_spi();
+    assert!(p.a.delete(p.now, spi));
+    p.drive();
+    assert_eq!(p.seen_a.closed_with(), Some(&Error::LocallyClosed));
+    assert_eq!(
+        p.seen_b.closed_with(),
+        Some(&Error::DeletedByPeer),
+        "B accepted the Delete: its message ID followed the check's"
+    );
+    assert!(p.a.sas().next().is_none() && p.b.sas().next().is_none());
+}
