@@ -113,15 +113,30 @@ pub fn on_event(
             }
         }
         KernelEvent::Expire { id, hard: true } => {
-            tracing::warn!(
-                "SA {:08x} to {} expired (hard); rekeying is not implemented yet",
-                id.spi,
-                id.dst
-            );
+            // The kernel dropped the SA. We cannot rekey it ourselves yet, so
+            // delete its IKE SA: the peer learns it is gone, and the next
+            // packet raises an ACQUIRE that builds fresh SAs.
+            let owner = endpoint
+                .sas()
+                .find(|sa| {
+                    sa.child()
+                        .is_some_and(|c| c.inbound == *id || c.outbound == *id)
+                })
+                .map(|sa| (sa.local_spi(), sa.config().name.clone()));
+            match owner {
+                Some((spi, name)) => {
+                    tracing::warn!(
+                        "SA {:08x} of remote {name} hit its hard lifetime; deleting its IKE SA (initiating rekeys is not implemented yet)",
+                        id.spi
+                    );
+                    endpoint.delete(std::time::Instant::now(), spi);
+                }
+                None => tracing::warn!("SA {:08x} to {} hit its hard lifetime", id.spi, id.dst),
+            }
         }
         KernelEvent::Expire { id, hard: false } => {
             tracing::info!(
-                "SA {:08x} to {} reached its soft lifetime; rekeying is not implemented yet",
+                "SA {:08x} to {} reached its soft lifetime; initiating rekeys is not implemented yet, the peer may rekey",
                 id.spi,
                 id.dst
             );
@@ -162,5 +177,31 @@ mod tests {
             p[0].action,
             PolicyAction::Protect { reqid: 1, .. }
         ));
+    }
+
+    #[test]
+    fn a_hard_expiry_deletes_the_ike_sa_that_owned_the_child() {
+        use crate::tests::sim::{Link, Pair, config_a, config_b};
+        let mut p = Pair::new(config_a(), config_b(), Link::default(), 30);
+        p.initiate();
+        p.drive();
+        let id = p.seen_a.installed[0].outbound.id;
+        let expire = KernelEvent::Expire { id, hard: true };
+        on_event(
+            &mut p.a,
+            &libracoon::config::Config::default(),
+            &[],
+            &expire,
+        );
+        p.drive();
+        assert!(
+            p.a.sas().next().is_none() && p.b.sas().next().is_none(),
+            "both sides deleted the IKE SA"
+        );
+        assert_eq!(
+            p.seen_b.deleted.len(),
+            1,
+            "and the peer removed its CHILD SA"
+        );
     }
 }

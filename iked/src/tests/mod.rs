@@ -4,7 +4,7 @@
 
 mod endpoint;
 mod handshake;
-mod sim;
+pub(crate) mod sim;
 
 /// A's simulator configuration, for tests elsewhere in the crate.
 pub(crate) fn sim_config_a() -> crate::ikev2::config::PeerConfig {
