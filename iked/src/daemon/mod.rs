@@ -326,8 +326,10 @@ async fn remove(
     };
     let (rx, tx) = (carried(inbound), carried(outbound));
     for id in [inbound, outbound] {
-        if let Err(e) = kernel.delete_sa(id).await {
-            tracing::warn!("{}: removing SA {:08x} failed: {e}", tag.name, id.spi);
+        match kernel.delete_sa(id).await {
+            // Already gone: a hard lifetime expiry removed it.
+            Ok(()) | Err(pfkey::KernelError::NotFound(_)) => {}
+            Err(e) => tracing::warn!("{}: removing SA {:08x} failed: {e}", tag.name, id.spi),
         }
     }
     let msg = format!(

@@ -32,7 +32,14 @@
 //!
 //! **Events.** [`Kernel::take_events`] carries ACQUIREs (see
 //! [`super::policy`]) and every SA's soft and hard lifetime expiries as
-//! [`KernelEvent::Expire`].
+//! [`KernelEvent::Expire`]. A hard expiry deletes the SA, as XFRM does: it
+//! leaves the SAD, [`Kernel::list_sas`] and the SA's routes (a trap
+//! policy's route stays), so a later [`Kernel::delete_sa`] answers
+//! [`KernelError::NotFound`]. **The stream ending means the datapath is
+//! gone** (its task stopped because the TUN device failed): every later
+//! call fails, and protected traffic is dropped by the blackhole routes of
+//! [`super::route`] rather than sent in cleartext; the daemon should log it
+//! and restart the backend or exit.
 //!
 //! **Transport mode** is handled in [`super::sad`] with
 //! [`super::transport`]: the payload after the inner IP header is sealed
@@ -55,9 +62,10 @@ use super::route::{self, Prefix, RouteTable};
 use super::sad::{Exists, Lifetime, Sad, SadEntry};
 use super::socket::{self, mark_socket};
 use super::stats::{DatapathStats, DropCounters, DropReason, SaCounters, SaStats};
-use super::task::{Buffers, Command, Datagram, Datapath, Io};
+use super::task::{Buffers, Command, Datagram, Datapath, Events, Io};
 use crate::{
-    Kernel, KernelError, KernelEvent, PolicyAction, PolicySpec, SaDirection, SaId, SaSpec, Selector,
+    IpsecMode, Kernel, KernelError, KernelEvent, PolicyAction, PolicySpec, SaDirection, SaId,
+    SaSpec, Selector,
 };
 
 const BACKEND: &str = "userspace";
@@ -94,18 +102,29 @@ pub struct UserspaceKernel {
     udp_in: mpsc::Sender<Datagram>,
     pool: Arc<ArrayQueue<Vec<u8>>>,
     drops: Arc<DropCounters>,
-    control: Mutex<Control>,
+    control: Arc<Mutex<Control>>,
     events: Mutex<Option<mpsc::UnboundedReceiver<KernelEvent>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
-/// What the control side remembers about installed SAs (no keys).
+/// What the control side remembers about installed SAs (no keys), shared
+/// with the datapath task, which locks it only to forget a hard-expired SA
+/// (never per packet).
 #[derive(Debug, Default)]
-struct Control {
+pub(super) struct Control {
     sas: BTreeMap<SaId, Installed>,
     /// Installed policies and the routes each holds.
     policies: Vec<(Selector, SaDirection, Routes)>,
     routes: RouteTable,
+}
+
+impl Control {
+    /// Forgets SA `id`; returns `None` if it was not registered, else the
+    /// routes that neither another SA nor a policy holds any more.
+    pub(super) fn forget_sa(&mut self, id: SaId) -> Option<Vec<Prefix>> {
+        let installed = self.sas.remove(&id)?;
+        Some(self.routes.release(&installed.routes))
+    }
 }
 
 /// Prefixes routed into the TUN device, with their preferred source.
@@ -149,6 +168,7 @@ impl UserspaceKernel {
         let (ctl, ctl_rx) = mpsc::unbounded_channel();
         let (udp_in, udp_rx) = mpsc::channel(UDP_QUEUE);
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let control = Arc::new(Mutex::default());
         let datapath = Datapath {
             sad: Sad::new(drops.clone()),
             io: Io {
@@ -161,7 +181,11 @@ impl UserspaceKernel {
             ctl: ctl_rx,
             udp: udp_rx,
             pool: pool.clone(),
-            events: ev_tx,
+            events: Events {
+                tx: ev_tx,
+                control: Arc::clone(&control),
+                tun_name: cfg.tun_name.clone(),
+            },
         };
         let task = tokio::spawn(datapath.run());
         Ok(Arc::new(Self {
@@ -170,7 +194,7 @@ impl UserspaceKernel {
             udp_in,
             pool,
             drops,
-            control: Mutex::default(),
+            control,
             events: Mutex::new(Some(ev_rx)),
             task,
         }))
@@ -265,13 +289,11 @@ impl UserspaceKernel {
         let (tx, rx) = oneshot::channel();
         self.send(Command::Delete(id, tx))?;
         let found = rx.await.map_err(|_| stopped())?;
-        let mut control = self.control();
-        let installed = control.sas.remove(&id);
-        if !found && installed.is_none() {
-            return Err(KernelError::NotFound(id.spi));
+        match self.control().forget_sa(id) {
+            Some(gone) => Ok(gone),
+            None if found => Ok(Vec::new()),
+            None => Err(KernelError::NotFound(id.spi)),
         }
-        let routes = installed.map(|i| i.routes).unwrap_or_default();
-        Ok(control.routes.release(&routes))
     }
 
     /// Adds routes new to the table (undoing nothing on failure: the
@@ -301,7 +323,20 @@ impl Kernel for UserspaceKernel {
         true
     }
 
+    /// # Errors
+    /// [`KernelError::Unsupported`] for a transform the datapath lacks, and
+    /// for transport mode with UDP encapsulation.
     async fn add_sa(&self, sa: SaSpec) -> Result<(), KernelError> {
+        if sa.mode == IpsecMode::Transport && sa.encap.is_some() {
+            // RFC 3948 §3.1.2: transport mode through a NAT must fix up the
+            // TCP/UDP checksums with the NAT-OA addresses, which `SaSpec`
+            // does not carry.
+            return Err(unsupported(
+                "transport mode with UDP encapsulation: the NAT-OA checksum fix-up \
+                 (RFC 3948 §3.1.2) is not implemented"
+                    .into(),
+            ));
+        }
         let entry = SadEntry::new(&sa, EspOptions::default(), &mut OsRandom, Instant::now())
             .map_err(|e| unsupported(e.to_string()))?;
         let installed = Installed {
@@ -398,7 +433,10 @@ impl Kernel for UserspaceKernel {
         })
     }
 
-    /// Carries ACQUIREs and the SAs' soft and hard expiries.
+    /// Carries ACQUIREs and the SAs' soft and hard expiries (a hard expiry
+    /// has deleted the SA). The stream ends when the datapath task has
+    /// stopped (the TUN device failed): the backend no longer carries
+    /// traffic, and every later call fails.
     fn take_events(&self) -> Option<mpsc::UnboundedReceiver<KernelEvent>> {
         self.events
             .lock()
@@ -478,7 +516,6 @@ fn stopped() -> KernelError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::IpsecMode;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().expect("address")
@@ -520,5 +557,37 @@ mod tests {
         assert!(take_policy(&mut table, &p.selector, SaDirection::Inbound).is_none());
         assert!(take_policy(&mut table, &p.selector, SaDirection::Outbound).is_some());
         assert!(table.is_empty());
+    }
+
+    #[test]
+    fn forgetting_an_expired_sa_keeps_the_route_its_trap_policy_holds() {
+        let protect = PolicyAction::Protect {
+            reqid: 1,
+            mode: IpsecMode::Transport,
+        };
+        let trap = policy_routes(&policy(protect, SaDirection::Outbound));
+        let id = SaId {
+            dst: ip("192.0.2.2"),
+            spi: 0x1001,
+        };
+        let installed = || Installed {
+            direction: SaDirection::Outbound,
+            reqid: 1,
+            transform: String::new(),
+            counters: Arc::default(),
+            routes: trap.clone(),
+        };
+        let mut control = Control::default();
+        assert_eq!(control.routes.acquire(&trap).len(), 1, "the policy's route");
+        assert!(control.routes.acquire(&trap).is_empty(), "shared by the SA");
+        control.sas.insert(id, installed());
+        assert_eq!(control.forget_sa(id), Some(Vec::new()), "the trap stays");
+        assert_eq!(control.forget_sa(id), None, "forgotten once");
+        // Without a policy, the SA's route goes with it.
+        let mut control = Control::default();
+        control.routes.acquire(&trap);
+        control.sas.insert(id, installed());
+        let gone = control.forget_sa(id).expect("registered");
+        assert_eq!(gone, trap.iter().map(|(p, _)| *p).collect::<Vec<_>>());
     }
 }

@@ -39,6 +39,6 @@ pub use socket::{BYPASS_MARK, mark_socket};
 pub use esp::{EspError, EspHeader, EspOptions, EspSa, Opened};
 pub use policy::{ACQUIRE_RETRY, PolicyTable};
 pub use replay::{ReplayError, ReplayWindow, Window};
-pub use sad::{Decapsulated, Expiry, Lifetime, Sad, SadEntry, Transmit};
+pub use sad::{Decapsulated, Expiry, Lifetime, SEQ_SOFT_LIMIT, Sad, SadEntry, Transmit};
 pub use spd::{InnerHeader, Spd};
 pub use stats::{DatapathStats, DropCounters, DropReason, SaCounters, SaStats};

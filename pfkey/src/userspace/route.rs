@@ -18,6 +18,15 @@
 //! to a local address inside the SA's source selector when the host has
 //! one, so locally originated traffic picks the protected address.
 //!
+//! **Fail closed.** Every prefix routed into the TUN device also gets a
+//! `blackhole` route in [`TABLE`] with the worst metric, added and removed
+//! with it. If the device goes away while the rule is still in place (the
+//! datapath task ended, or the process was killed), the kernel deletes the
+//! device routes and the blackhole answers instead: protected traffic is
+//! dropped rather than falling through to `main` in cleartext. The next
+//! start flushes [`TABLE`] ([`install_rules`]); a clean shutdown removes
+//! the rule and flushes it.
+//!
 //! **First version:** this runs iproute2's `ip` (`ip rule`, `ip route
 //! replace/del`) through `tokio::process` instead of speaking rtnetlink;
 //! moving to the rtnetlink crate changes only this file.
@@ -34,6 +43,9 @@ use crate::userspace::spd::in_range;
 pub(crate) const TABLE: u32 = 3948;
 /// The preference of the rule `not fwmark BYPASS_MARK lookup TABLE`.
 pub(crate) const PREF: u32 = 3948;
+/// The metric of the `blackhole` fallback behind every device route: the
+/// worst there is, so the device route always wins while it exists.
+pub(crate) const FALLBACK_METRIC: u32 = u32::MAX;
 
 /// One prefix routed into the TUN device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -223,30 +235,63 @@ pub(crate) fn remove_rules_blocking() {
     }
 }
 
-/// `ip route replace PREFIX dev DEV table TABLE [src SRC]`.
+/// Routes `p` into the TUN device `dev`, behind its fail-closed fallback
+/// (see [`add_commands`]).
 pub(crate) async fn add(dev: &str, p: Prefix, src: Option<IpAddr>) -> Result<(), String> {
-    let prefix = p.to_string();
-    let table = TABLE.to_string();
-    let mut args = vec!["route", "replace", &prefix, "dev", dev, "table", &table];
-    let src = src.map(|s| s.to_string());
-    if let Some(s) = &src {
-        args.extend(["src", s.as_str()]);
+    for args in add_commands(dev, p, src) {
+        ip(&args).await?;
     }
-    ip(&args).await
+    Ok(())
 }
 
-/// `ip route del PREFIX dev DEV table TABLE` (best effort).
+/// Removes both routes of `p` (best effort: the kernel has already
+/// deleted the device route if the TUN device is gone).
 pub(crate) async fn del(dev: &str, p: Prefix) {
-    let _ = ip(&[
-        "route",
-        "del",
-        &p.to_string(),
-        "dev",
-        dev,
-        "table",
-        &TABLE.to_string(),
-    ])
-    .await;
+    for args in del_commands(dev, p) {
+        let _ = ip(&args).await;
+    }
+}
+
+/// The `ip` commands that route `p` into `dev`: first a device-independent
+/// `blackhole` route with the worst metric, then `p dev DEV [src SRC]`
+/// (default metric, so it wins while the device exists).
+///
+/// The fallback is what keeps protected traffic from leaking: when the TUN
+/// device disappears (the datapath task ended, the process was killed) the
+/// kernel deletes the device routes, but the rule sending lookups to
+/// [`TABLE`] stays, and without the blackhole the lookup would fall through
+/// to `main` and the packets leave in cleartext. The blackhole is added
+/// first so that no moment has the device route without it.
+pub(crate) fn add_commands(dev: &str, p: Prefix, src: Option<IpAddr>) -> [Vec<String>; 2] {
+    let mut route = route_args("replace", p);
+    route.splice(3..3, ["dev".to_owned(), dev.to_owned()]);
+    if let Some(s) = src {
+        route.extend(["src".to_owned(), s.to_string()]);
+    }
+    [fallback_args("replace", p), route]
+}
+
+/// The `ip` commands that remove what [`add_commands`] added, the device
+/// route first.
+pub(crate) fn del_commands(dev: &str, p: Prefix) -> [Vec<String>; 2] {
+    let mut route = route_args("del", p);
+    route.splice(3..3, ["dev".to_owned(), dev.to_owned()]);
+    [route, fallback_args("del", p)]
+}
+
+/// `ip route VERB PREFIX table TABLE`.
+fn route_args(verb: &str, p: Prefix) -> Vec<String> {
+    ["route", verb, &p.to_string(), "table", &TABLE.to_string()]
+        .map(String::from)
+        .to_vec()
+}
+
+/// `ip route VERB blackhole PREFIX table TABLE metric FALLBACK_METRIC`.
+fn fallback_args(verb: &str, p: Prefix) -> Vec<String> {
+    let mut args = route_args(verb, p);
+    args.insert(2, "blackhole".to_owned());
+    args.extend(["metric".to_owned(), FALLBACK_METRIC.to_string()]);
+    args
 }
 
 async fn ip<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Result<(), String> {
@@ -354,6 +399,41 @@ mod tests {
         assert!(t.acquire(&plan).is_empty());
         assert!(t.release(&plan).is_empty());
         assert_eq!(t.release(&plan), a);
+    }
+
+    #[test]
+    fn every_device_route_comes_with_a_blackhole_fallback() {
+        let lines = |cmds: [Vec<String>; 2]| cmds.map(|c| c.join(" "));
+        let net = prefixes(
+            "203.0.113.0".parse().expect("v4"),
+            "203.0.113.255".parse().expect("v4"),
+        )[0];
+        let src = Some("198.51.100.1".parse().expect("v4"));
+        assert_eq!(
+            lines(add_commands("r3esp0", net, src)),
+            [
+                "route replace blackhole 203.0.113.0/24 table 3948 metric 4294967295",
+                "route replace 203.0.113.0/24 dev r3esp0 table 3948 src 198.51.100.1",
+            ]
+        );
+        assert_eq!(
+            lines(del_commands("r3esp0", net)),
+            [
+                "route del 203.0.113.0/24 dev r3esp0 table 3948",
+                "route del blackhole 203.0.113.0/24 table 3948 metric 4294967295",
+            ]
+        );
+        let host6 = Prefix {
+            addr: "2001:db8::2".parse().expect("v6"),
+            len: 128,
+        };
+        assert_eq!(
+            lines(add_commands("r3esp0", host6, None)),
+            [
+                "route replace blackhole 2001:db8::2/128 table 3948 metric 4294967295",
+                "route replace 2001:db8::2/128 dev r3esp0 table 3948",
+            ]
+        );
     }
 
     #[test]

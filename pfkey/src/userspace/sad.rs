@@ -15,9 +15,17 @@
 //! **Lifetimes.** Soft and hard limits on time, bytes and packets (RFC 4301
 //! §4.4.2.1). Volume limits are checked as packets pass, time limits in
 //! [`Sad::handle_timeout`]. Crossing one queues an [`Expiry`] for
-//! [`Sad::poll_expiry`]; after a hard one the SA drops every packet
-//! (reason `expired`) until it is deleted. The shell raises them as
-//! [`KernelEvent::Expire`].
+//! [`Sad::poll_expiry`]; a hard one also deletes the SA (as XFRM does), so
+//! that an outbound packet finds the next SA or, with none, raises an
+//! ACQUIRE through its `Protect` policy. Without ESN, an outbound SA also
+//! expires softly once its sequence number passes
+//! [`SEQ_SOFT_LIMIT`], well before the counter would be exhausted
+//! (RFC 4303 §3.3.3). The shell raises them as [`KernelEvent::Expire`].
+//!
+//! **SA choice.** When the most specific policy covering an outbound
+//! packet is `Protect { reqid, .. }`, only SAs with that reqid may seal it
+//! (the newest whose selectors cover it); with none, the ACQUIRE is raised
+//! for that reqid. Without a policy, the newest covering SA is used.
 
 #![deny(clippy::unwrap_used)]
 
@@ -40,6 +48,11 @@ use super::transport::{self, IPV6_HEADER};
 use crate::{
     IpsecMode, KernelEvent, PolicyAction, PolicySpec, SaDirection, SaId, SaSpec, Selector, UdpEncap,
 };
+
+/// Without ESN, the outbound sequence number past which an SA expires
+/// softly: 2^24 packets before the 32-bit counter would be exhausted, time
+/// enough for a rekey.
+pub const SEQ_SOFT_LIMIT: u64 = u32::MAX as u64 - (1 << 24);
 
 /// Soft and hard limits of one SA; `None` means no limit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -230,6 +243,15 @@ impl SadEntry {
         }
     }
 
+    /// Without ESN, asks for a rekey once the sequence number passes
+    /// [`SEQ_SOFT_LIMIT`]: RFC 4303 §3.3.3 forbids cycling the counter, so
+    /// the SA must be replaced before it runs out.
+    fn check_sequence(&mut self, events: &mut VecDeque<Expiry>) {
+        if !self.esp.esn() && self.esp.last_seq() > SEQ_SOFT_LIMIT {
+            self.expire(false, events);
+        }
+    }
+
     /// Checks the time limits at `now`.
     fn tick(&mut self, now: Instant, events: &mut VecDeque<Expiry>) {
         let age = now.saturating_duration_since(self.installed);
@@ -394,7 +416,8 @@ impl Sad {
     /// `now`) into `out`.
     ///
     /// A `Discard` policy drops the packet; otherwise the newest SA whose
-    /// selectors cover it seals it; with none, a `Protect` policy queues an
+    /// selectors cover it (under a `Protect` policy: the newest with the
+    /// policy's reqid) seals it; with none, a `Protect` policy queues an
     /// ACQUIRE for [`poll_acquire`](Self::poll_acquire) (at most one per
     /// policy per [`super::policy::ACQUIRE_RETRY`], none once an SA with its
     /// request ID is installed) and the packet is dropped as `acquire`.
@@ -430,12 +453,20 @@ impl Sad {
         r
     }
 
-    /// Checks time limits at `now`.
+    /// Checks time limits at `now`; deletes the SAs that expired hard.
     pub fn handle_timeout(&mut self, now: Instant) {
         let events = &mut self.events;
         for e in self.inbound.values_mut().chain(self.outbound.values_mut()) {
             e.tick(now, events);
         }
+        self.inbound.retain(|_, e| !e.hard_fired);
+        let spd = &mut self.spd;
+        self.outbound.retain(|id, e| {
+            if e.hard_fired {
+                spd.remove(*id);
+            }
+            !e.hard_fired
+        });
     }
 
     /// The next lifetime event, oldest first.
@@ -475,12 +506,13 @@ impl Sad {
     ) -> Result<Transmit, DropReason> {
         let h = InnerHeader::parse(inner).ok_or(DropReason::Malformed)?;
         let action = self.policies.lookup(&h).map(|p| p.action);
-        match action {
+        let reqid = match action {
             Some(PolicyAction::Discard) => return Err(DropReason::Discard),
             Some(PolicyAction::Bypass) => return Err(DropReason::Bypass),
-            Some(PolicyAction::Protect { .. }) | None => {}
-        }
-        let Some(id) = self.spd.lookup(&h) else {
+            Some(PolicyAction::Protect { reqid, .. }) => Some(reqid),
+            None => None,
+        };
+        let Some(id) = self.select(&h, reqid) else {
             return Err(self.no_sa(&h, now, action.is_some()));
         };
         let entry = self.outbound.get_mut(&id).ok_or(DropReason::NoSa)?;
@@ -495,6 +527,11 @@ impl Sad {
                 if h.src != entry.src || h.dst != id.dst {
                     return Err(DropReason::TransportAddress);
                 }
+                // RFC 4303 §3.3: "transport mode ESP is applied only to
+                // whole IP datagrams (not to IP fragments)".
+                if transport::is_ipv4_fragment(inner) {
+                    return Err(DropReason::Fragment);
+                }
                 let at = transport::payload_offset(inner).ok_or(DropReason::Malformed)?;
                 (&inner[at..h.len], h.proto)
             }
@@ -503,17 +540,32 @@ impl Sad {
             Ok(len) => len,
             Err(EspError::SequenceExhausted) => {
                 entry.expire(true, &mut self.events);
+                self.remove(id);
                 return Err(DropReason::SeqExhausted);
             }
             Err(e) => return Err(e.into()),
         };
         entry.count(h.len, &mut self.events);
-        Ok(Transmit {
+        entry.check_sequence(&mut self.events);
+        let tx = Transmit {
             len,
             src: entry.src,
             dst: id.dst,
             encap: entry.encap,
-        })
+        };
+        if entry.hard_fired {
+            // This packet was the last: the next finds another SA or acquires.
+            self.remove(id);
+        }
+        Ok(tx)
+    }
+
+    /// The outbound SA for a packet with header `h`: the newest covering
+    /// it, among those with `reqid` when its policy names one.
+    fn select(&self, h: &InnerHeader, reqid: Option<u32>) -> Option<SaId> {
+        self.spd
+            .matching(h)
+            .find(|id| reqid.is_none_or(|r| self.outbound.get(id).is_some_and(|e| e.reqid == r)))
     }
 
     fn try_decapsulate(&mut self, packet: &mut [u8]) -> Result<Decapsulated, DropReason> {
@@ -536,6 +588,9 @@ impl Sad {
             return Err(DropReason::SelectorMismatch);
         }
         entry.count(h.len, &mut self.events);
+        if entry.hard_fired {
+            self.inbound.remove(&spi);
+        }
         Ok(inner)
     }
 

@@ -5,7 +5,9 @@
 //! First version: selectors are (source range, destination range, protocol)
 //! as [`Selector`] carries them, ports are not matched, and when several
 //! SAs cover a packet the newest installed wins (so a rekeyed SA takes over
-//! as soon as it is installed, as with XFRM). Installed policies (DISCARD,
+//! as soon as it is installed, as with XFRM); when the packet's policy is
+//! `Protect`, only SAs with the policy's reqid are candidates
+//! ([`Spd::matching`], filtered by [`super::sad::Sad`]). Installed policies (DISCARD,
 //! BYPASS, PROTECT without an SA) are the other half, in
 //! [`super::policy`]; traffic reaches the datapath only through routes into
 //! its TUN device.
@@ -148,6 +150,14 @@ impl Spd {
         self.entries
             .iter()
             .find(|(_, sels)| any_covers(sels, h))
+            .map(|(id, _)| *id)
+    }
+
+    /// Every SA whose selectors cover `h`, newest first.
+    pub fn matching<'a>(&'a self, h: &'a InnerHeader) -> impl Iterator<Item = SaId> + 'a {
+        self.entries
+            .iter()
+            .filter(|(_, sels)| any_covers(sels, h))
             .map(|(id, _)| *id)
     }
 
@@ -299,6 +309,7 @@ mod tests {
         spd.insert(id(1), vec![lan.clone()]);
         spd.insert(id(2), vec![lan]);
         assert_eq!(spd.lookup(&h), Some(id(2)));
+        assert_eq!(spd.matching(&h).collect::<Vec<_>>(), [id(2), id(1)]);
         spd.remove(id(2));
         assert_eq!(spd.lookup(&h), Some(id(1)));
         assert_eq!(spd.len(), 1);

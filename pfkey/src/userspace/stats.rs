@@ -43,6 +43,9 @@ pub enum DropReason {
     /// An outbound packet for a transport-mode SA whose addresses are not
     /// the SA's endpoints (transport mode carries only their own traffic).
     TransportAddress,
+    /// An IPv4 fragment (MF set or a non-zero offset) for a transport-mode
+    /// SA: RFC 4303 §3.3 applies transport mode to whole datagrams only.
+    Fragment,
     /// The SA reached a hard lifetime.
     Expired,
     /// The outbound sequence number space is used up (RFC 4303 §3.3.3).
@@ -59,7 +62,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in display order.
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 18] = [
         Self::BadSpi,
         Self::Replay,
         Self::Integrity,
@@ -71,6 +74,7 @@ impl DropReason {
         Self::Bypass,
         Self::SelectorMismatch,
         Self::TransportAddress,
+        Self::Fragment,
         Self::Expired,
         Self::SeqExhausted,
         Self::Oversize,
@@ -94,6 +98,7 @@ impl DropReason {
             Self::Bypass => "bypass",
             Self::SelectorMismatch => "selector-mismatch",
             Self::TransportAddress => "transport-address",
+            Self::Fragment => "fragment",
             Self::Expired => "expired",
             Self::SeqExhausted => "seq-exhausted",
             Self::Oversize => "oversize",

@@ -7,12 +7,19 @@
 //! - raw socket read, or a queued [`Datagram`] → [`Sad::decapsulate`] →
 //!   TUN write (transport mode: rebuilt header + payload, one `writev`);
 //! - control [`Command`]s, and after each event the ACQUIREs and expiries
-//!   the [`Sad`] queued, forwarded as [`KernelEvent`]s.
+//!   the [`Sad`] queued, forwarded as [`KernelEvent`]s. A hard expiry has
+//!   already removed the SA from the [`Sad`]; the task also takes it out of
+//!   the shared [`Control`] registry and deletes the routes only it held.
+//!
+//! The task ends when the last [`Command`] sender goes (the kernel object
+//! is dropped) or, unexpectedly, when the TUN device fails. Either way it
+//! drops the event sender, so [`crate::Kernel::take_events`] ends: that is
+//! how the daemon learns the datapath is gone.
 
 use std::collections::HashMap;
 use std::io::IoSlice;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
@@ -22,6 +29,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tun_rs::AsyncDevice;
 
+use super::datapath::Control;
+use super::route;
 use super::sad::{Exists, Lifetime, Sad, SadEntry, Transmit};
 use super::socket;
 use super::stats::DropReason;
@@ -58,7 +67,24 @@ pub(super) struct Datapath {
     pub(super) ctl: mpsc::UnboundedReceiver<Command>,
     pub(super) udp: mpsc::Receiver<Datagram>,
     pub(super) pool: Arc<ArrayQueue<Vec<u8>>>,
-    pub(super) events: mpsc::UnboundedSender<KernelEvent>,
+    pub(super) events: Events,
+}
+
+/// Where the task reports: the event stream, and the control side's
+/// registry of SAs, which hard expiries update.
+pub(super) struct Events {
+    pub(super) tx: mpsc::UnboundedSender<KernelEvent>,
+    pub(super) control: Arc<Mutex<Control>>,
+    /// The TUN device's name, for deleting the routes of expired SAs.
+    pub(super) tun_name: String,
+}
+
+/// Why the task ended.
+enum Exit {
+    /// Every control handle is gone: a deliberate shutdown.
+    Shutdown,
+    /// The TUN device failed.
+    Tun(std::io::Error),
 }
 
 /// The datapath's devices and sockets.
@@ -99,14 +125,14 @@ impl Datapath {
         } = self;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
+        let exit = loop {
             // Unbiased (random start), so that no source starves the
             // others under load; `add_sa` waits for its reply, so an SA is
             // in place before anything it protects can be sent.
             tokio::select! {
                 cmd = ctl.recv() => match cmd {
                     Some(cmd) => apply(cmd, &mut sad, &mut io),
-                    None => break,
+                    None => break Exit::Shutdown,
                 },
                 Some(mut d) = udp.recv() => {
                     inbound(&mut sad, &io, &mut d.buf[..]);
@@ -118,11 +144,8 @@ impl Datapath {
                         outbound(&mut sad, &io, now, &bufs.tun_in[..n], &mut bufs.out);
                         drain_tun(&mut sad, &io, now, &mut bufs);
                     }
-                    Err(e) => {
-                        // Nothing sensible to do without the device.
-                        tracing::error!(error = %e, "TUN read failed; userspace datapath stops");
-                        break;
-                    }
+                    // Nothing sensible to do without the device.
+                    Err(e) => break Exit::Tun(e),
                 },
                 Ok(mut guard) = io.raw4.readable() => {
                     for _ in 0..BURST {
@@ -147,7 +170,18 @@ impl Datapath {
                 _ = tick.tick() => sad.handle_timeout(Instant::now()),
             }
             forward_events(&mut sad, &events);
+        };
+        if let Exit::Tun(e) = exit {
+            tracing::error!(
+                error = %e,
+                "TUN read failed; the userspace datapath stops and its event stream closes \
+                 (protected traffic now meets the blackhole routes, not the main table)"
+            );
         }
+        // Closes the stream `take_events` handed out (this is its only
+        // sender); the TUN device goes with `io`, and the kernel deletes its
+        // routes, leaving the blackhole fallbacks (see `route`).
+        drop(events);
     }
 }
 
@@ -186,17 +220,42 @@ fn apply(cmd: Command, sad: &mut Sad, io: &mut Io) {
 }
 
 /// Hands ACQUIREs and expiries to whoever holds the event stream (a
-/// dropped receiver is fine: nobody listens).
-fn forward_events(sad: &mut Sad, events: &mpsc::UnboundedSender<KernelEvent>) {
+/// dropped receiver is fine: nobody listens), and forgets hard-expired SAs
+/// on the control side.
+fn forward_events(sad: &mut Sad, events: &Events) {
     while let Some(ev) = sad.poll_acquire() {
-        let _ = events.send(ev);
+        let _ = events.tx.send(ev);
     }
     while let Some(e) = sad.poll_expiry() {
-        let _ = events.send(KernelEvent::Expire {
+        if e.hard {
+            forget_expired(events, e.id);
+        }
+        let _ = events.tx.send(KernelEvent::Expire {
             id: e.id,
             hard: e.hard,
         });
     }
+}
+
+/// Takes hard-expired SA `id` (already gone from the [`Sad`]) out of the
+/// control registry and deletes the routes no other SA or policy holds; a
+/// trap policy's route stays, so the next packet raises an ACQUIRE.
+fn forget_expired(events: &Events, id: SaId) {
+    let gone = events
+        .control
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .forget_sa(id)
+        .unwrap_or_default();
+    if gone.is_empty() {
+        return;
+    }
+    let dev = events.tun_name.clone();
+    tokio::spawn(async move {
+        for prefix in gone {
+            route::del(&dev, prefix).await;
+        }
+    });
 }
 
 /// Reads what else the TUN device has queued, up to a burst.

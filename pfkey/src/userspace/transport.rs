@@ -9,6 +9,9 @@
 //! device in front of the decrypted payload: the SA's addresses, protocol
 //! = Next Header, lengths and (IPv4) checksum fixed.
 //!
+//! IPv4 fragments are refused ([`is_ipv4_fragment`]): RFC 4303 §3.3
+//! applies transport mode to whole datagrams.
+//!
 //! **Limits of this version.** IPv4 options and IPv6 extension headers are
 //! not carried in front of ESP: everything after the fixed header (IPv4:
 //! after IHL) is protected, and the rebuilt header has none. DSCP/ECN are
@@ -16,7 +19,7 @@
 //! [`REBUILT_TTL`]. With UDP encapsulation through a NAT the payload's TCP
 //! and UDP checksums still cover the peer's original addresses, which
 //! needs the NAT-OA fix-up of RFC 3948 §3.1.2; `SaSpec` carries no NAT-OA,
-//! so transport mode across a NAT is not correct yet.
+//! so the shell refuses transport-mode SAs with UDP encapsulation.
 
 #![deny(clippy::unwrap_used)]
 
@@ -40,6 +43,23 @@ pub fn payload_offset(packet: &[u8]) -> Option<usize> {
         _ => return None,
     };
     (off >= IPV4_HEADER && off <= packet.len()).then_some(off)
+}
+
+/// Whether `packet` is an IPv4 fragment: More Fragments set or a non-zero
+/// Fragment Offset (RFC 791). Transport mode must not carry one: RFC 4303
+/// §3.3 applies transport mode to whole datagrams, and the header rebuilt
+/// inbound has no fragment fields. IPv6 fragments carry their Fragment
+/// header inside the protected payload, so they are not refused here.
+#[must_use]
+pub fn is_ipv4_fragment(packet: &[u8]) -> bool {
+    const MF: u16 = 0x2000;
+    const OFFSET: u16 = 0x1fff;
+    match packet {
+        [v, _, _, _, _, _, hi, lo, ..] if v >> 4 == 4 => {
+            u16::from_be_bytes([*hi, *lo]) & (MF | OFFSET) != 0
+        }
+        _ => false,
+    }
 }
 
 /// Writes into `out` the IP header of a packet from `src` to `dst`
@@ -181,6 +201,25 @@ mod tests {
             rebuild(ip("192.0.2.1"), ip("2001:db8::2"), 6, 8, &mut out),
             None
         );
+    }
+
+    #[test]
+    fn ipv4_fragments_are_recognised_by_mf_or_offset() {
+        let mut p = ICMP_V4.to_vec();
+        assert!(!is_ipv4_fragment(&p), "a whole datagram");
+        p[6] = 0x40; // DF only
+        assert!(!is_ipv4_fragment(&p), "DF is not a fragment");
+        p[6] = 0x20; // MF: the first fragment
+        assert!(is_ipv4_fragment(&p));
+        p[6..8].copy_from_slice(&[0x00, 0xb9]); // offset 185 * 8, no MF: the last
+        assert!(is_ipv4_fragment(&p));
+        p[6..8].copy_from_slice(&[0x40, 0x01]); // DF with an offset still is one
+        assert!(is_ipv4_fragment(&p));
+        let mut v6 = vec![0u8; 48];
+        v6[0] = 0x60;
+        v6[6..8].copy_from_slice(&[0x3f, 0xff]);
+        assert!(!is_ipv4_fragment(&v6), "IPv6 has no such fields");
+        assert!(!is_ipv4_fragment(&p[..7]), "too short to tell");
     }
 
     #[test]

@@ -209,7 +209,7 @@ fn tfc_padding_after_the_inner_packet_is_trimmed() {
 }
 
 #[test]
-fn volume_lifetimes_fire_soft_then_hard_and_hard_stops_traffic() {
+fn volume_lifetimes_fire_soft_then_hard_and_hard_deletes_the_sa() {
     let now = Instant::now();
     let (mut a, _) = pair(now);
     let limits = Lifetime {
@@ -228,8 +228,11 @@ fn volume_lifetimes_fire_soft_then_hard_and_hard_stops_traffic() {
     let hard: Vec<bool> = events.iter().map(|e| e.hard).collect();
     assert_eq!(hard, [false, true]);
     assert!(events.iter().all(|e| e.id == outbound_id() && e.reqid == 1));
+    // The third packet was the last; the SA is gone, the fourth finds none.
     let s = a.stats();
-    assert_eq!((s.sas[0].packets, s.dropped(DropReason::Expired)), (3, 1));
+    assert!(s.sas.is_empty(), "{s}");
+    assert_eq!(s.dropped(DropReason::NoSa), 1);
+    assert!(!a.contains(outbound_id()));
     assert!(a.outbound_by_reqid(1).is_none());
 }
 
@@ -248,7 +251,7 @@ fn byte_lifetime_counts_inner_bytes() {
     assert_eq!(a.poll_expiry().map(|e| e.hard), Some(true));
     assert_eq!(
         a.encapsulate(Instant::now(), ICMP, &mut out),
-        Err(DropReason::Expired)
+        Err(DropReason::NoSa)
     );
 }
 
@@ -274,9 +277,10 @@ fn time_lifetimes_fire_on_timeout_only_once() {
     assert_eq!(b.poll_expiry(), None);
     b.handle_timeout(t0 + Duration::from_secs(21));
     assert_eq!(b.poll_expiry().map(|e| e.hard), Some(true));
+    assert!(!b.contains(id), "a hard expiry deletes the SA");
     assert_eq!(
         b.decapsulate(&mut CAPTURED.to_vec()),
-        Err(DropReason::Expired)
+        Err(DropReason::BadSpi)
     );
 }
 
@@ -293,8 +297,42 @@ fn exhausted_sequence_numbers_expire_the_sa() {
     assert_eq!(a.poll_expiry().map(|e| e.hard), Some(true));
     assert_eq!(
         a.encapsulate(Instant::now(), ICMP, &mut out),
-        Err(DropReason::Expired)
+        Err(DropReason::NoSa)
     );
+}
+
+#[test]
+fn without_esn_a_soft_expiry_comes_2_pow_24_packets_before_exhaustion() {
+    let (mut a, _) = pair(Instant::now());
+    let tx = a.outbound.get_mut(&outbound_id()).expect("installed");
+    tx.esp.set_last_seq(SEQ_SOFT_LIMIT - 1);
+    let mut out = [0u8; 256];
+    // Sequence number SEQ_SOFT_LIMIT itself: not past it yet.
+    assert!(a.encapsulate(Instant::now(), ICMP, &mut out).is_ok());
+    assert_eq!(a.poll_expiry(), None);
+    assert!(a.encapsulate(Instant::now(), ICMP, &mut out).is_ok());
+    let soft = a.poll_expiry().expect("soft expiry past the limit");
+    assert_eq!((soft.id, soft.hard), (outbound_id(), false));
+    // Once only, and the SA keeps sealing.
+    assert!(a.encapsulate(Instant::now(), ICMP, &mut out).is_ok());
+    assert_eq!(a.poll_expiry(), None);
+    assert_eq!(SEQ_SOFT_LIMIT, 0xfeff_ffff);
+}
+
+#[test]
+fn with_esn_the_32_bit_mark_raises_no_soft_expiry() {
+    let mut a = sad();
+    let spec = gcm_spec(0x7b37_1abe, SaDirection::Outbound);
+    let esn = EspOptions { esn: true };
+    let mut e =
+        SadEntry::new(&spec, esn, &mut SeededRandom::new(3), Instant::now()).expect("entry");
+    e.esp.set_last_seq(u64::from(u32::MAX) - 1);
+    a.insert(e).expect("insert");
+    let mut out = [0u8; 256];
+    for _ in 0..3 {
+        assert!(a.encapsulate(Instant::now(), ICMP, &mut out).is_ok());
+    }
+    assert_eq!(a.poll_expiry(), None);
 }
 
 #[test]
@@ -545,4 +583,126 @@ fn inbound_transport_packets_outside_the_selectors_are_dropped() {
         b.decapsulate(&mut out[..tx.len]),
         Err(DropReason::SelectorMismatch)
     );
+}
+
+#[test]
+fn a_hard_packet_limit_deletes_the_sa_and_the_next_packet_acquires() {
+    let t0 = Instant::now();
+    let (mut a, _) = pair(t0);
+    let protect = PolicyAction::Protect {
+        reqid: 1,
+        mode: IpsecMode::Tunnel,
+    };
+    a.insert_policy(outbound_policy(protect));
+    let limits = Lifetime {
+        hard_packets: Some(2),
+        ..Lifetime::default()
+    };
+    assert!(a.set_lifetime(outbound_id(), limits));
+    let mut out = [0u8; 256];
+    assert!(a.encapsulate(t0, ICMP, &mut out).is_ok());
+    assert!(a.encapsulate(t0, ICMP, &mut out).is_ok(), "the last packet");
+    assert_eq!(
+        a.poll_expiry().map(|e| (e.id, e.hard)),
+        Some((outbound_id(), true))
+    );
+    assert!(a.outbound(outbound_id()).is_none(), "gone from the SAD");
+    assert_eq!(
+        a.encapsulate(t0, ICMP, &mut out),
+        Err(DropReason::Acquire),
+        "not `expired`"
+    );
+    assert!(
+        matches!(
+            a.poll_acquire(),
+            Some(KernelEvent::Acquire { reqid: 1, .. })
+        ),
+        "the policy asks for a new SA"
+    );
+    assert_eq!(a.stats().dropped(DropReason::Expired), 0);
+}
+
+#[test]
+fn transport_mode_drops_ipv4_fragments() {
+    let now = Instant::now();
+    let mut a = sad();
+    a.insert(entry(&transport_spec(SaDirection::Outbound, false), now))
+        .expect("insert");
+    let mut out = [0u8; 256];
+    let whole = host_icmp();
+    assert!(a.encapsulate(now, &whole, &mut out).is_ok());
+    for flags in [[0x20, 0x00], [0x00, 0x10], [0x20, 0x10]] {
+        let mut frag = whole.clone();
+        frag[6..8].copy_from_slice(&flags);
+        assert_eq!(
+            a.encapsulate(now, &frag, &mut out),
+            Err(DropReason::Fragment),
+            "{flags:x?}"
+        );
+    }
+    let s = a.stats();
+    assert_eq!((s.dropped(DropReason::Fragment), s.sas[0].packets), (3, 1));
+}
+
+#[test]
+fn tunnel_mode_still_carries_ipv4_fragments() {
+    let (mut a, mut b) = pair(Instant::now());
+    let mut frag = ICMP.to_vec();
+    frag[6..8].copy_from_slice(&[0x20, 0x00]);
+    let mut out = [0u8; 256];
+    let tx = a
+        .encapsulate(Instant::now(), &frag, &mut out)
+        .expect("sealed");
+    let range = b.decapsulate(&mut out[..tx.len]).expect("opens").payload;
+    assert_eq!(&out[range], &frag[..]);
+}
+
+#[test]
+fn the_policy_reqid_chooses_among_sas_covering_the_packet() {
+    let t0 = Instant::now();
+    let mut a = sad();
+    // Reqid 1 protects the whole LANs, reqid 2 the single host pair; the
+    // newest SA (reqid 2, the broader selectors) covers both.
+    let host = Selector {
+        src: (ip("198.51.100.1"), ip("198.51.100.1")),
+        dst: (ip("203.0.113.1"), ip("203.0.113.1")),
+        proto: 0,
+    };
+    let protect = |reqid| PolicyAction::Protect {
+        reqid,
+        mode: IpsecMode::Tunnel,
+    };
+    a.insert_policy(outbound_policy(protect(1)));
+    a.insert_policy(PolicySpec {
+        selector: host,
+        ..outbound_policy(protect(2))
+    });
+    let mut two = gcm_spec(0x0000_0222, SaDirection::Outbound);
+    two.reqid = 2;
+    a.insert(entry(&two, t0)).expect("insert");
+    let mut out = [0u8; 256];
+    // ICMP (198.51.100.1 -> 203.0.113.1) falls under the host policy.
+    a.encapsulate(t0, ICMP, &mut out).expect("reqid 2 seals it");
+    assert_eq!(EspHeader::new_unchecked(&out[..]).spi(), 0x0000_0222);
+    // Another LAN host falls under reqid 1: the reqid-2 SA covers it but
+    // must not carry it, so reqid 1 is acquired.
+    let mut other = ICMP.to_vec();
+    other[15] = 9;
+    assert_eq!(
+        a.encapsulate(t0, &other, &mut out),
+        Err(DropReason::Acquire)
+    );
+    assert!(matches!(
+        a.poll_acquire(),
+        Some(KernelEvent::Acquire { reqid: 1, .. })
+    ));
+    // Reqid 1's SA arrives, and is now the newest.
+    a.insert(entry(&gcm_spec(0x7b37_1abe, SaDirection::Outbound), t0))
+        .expect("insert");
+    a.encapsulate(t0, &other, &mut out)
+        .expect("reqid 1 seals it");
+    assert_eq!(EspHeader::new_unchecked(&out[..]).spi(), 0x7b37_1abe);
+    // The newer reqid-1 SA covers the host pair too, yet reqid 2 keeps it.
+    a.encapsulate(t0, ICMP, &mut out).expect("reqid 2 seals it");
+    assert_eq!(EspHeader::new_unchecked(&out[..]).spi(), 0x0000_0222);
 }
