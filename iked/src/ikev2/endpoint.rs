@@ -14,13 +14,14 @@ use std::time::Instant;
 use libracoon::crypto::Random;
 
 use crate::ikev2::config::PeerConfig;
+use crate::ikev2::cookie::{CookieJar, DEFAULT_COOKIE_THRESHOLD};
 use crate::ikev2::error::Error;
 use crate::ikev2::output::{Output, Path};
 use crate::ikev2::sa::IkeSa;
 use crate::ikev2::wire::{DecodeError, ExchangeType, Header, Message, NotifyType};
 
-/// Half-open responder SAs allowed at once; beyond this, new IKE_SA_INIT
-/// requests are dropped (COOKIE challenges are not implemented yet).
+/// Half-open responder SAs allowed at once, even with COOKIEs; beyond
+/// this, new IKE_SA_INIT requests are dropped.
 pub const MAX_HALF_OPEN: usize = 1024;
 
 /// Which SA an output belongs to, for the operator's log line.
@@ -45,6 +46,8 @@ pub struct Drops {
     pub no_config: u64,
     /// Half-open limit reached.
     pub half_open_limit: u64,
+    /// IKE_SA_INIT requests answered with a COOKIE instead of state.
+    pub cookie_sent: u64,
 }
 
 /// The IKE SAs of one daemon.
@@ -56,11 +59,15 @@ pub struct Endpoint {
     rng: Box<dyn Random + Send>,
     out: VecDeque<(SaTag, Output)>,
     drops: Drops,
+    /// `None` only if the random source failed at start; then no COOKIEs.
+    cookies: Option<CookieJar>,
+    cookie_threshold: usize,
 }
 
 impl Endpoint {
     /// An endpoint serving these remote configurations.
-    pub fn new(configs: Vec<PeerConfig>, rng: Box<dyn Random + Send>) -> Self {
+    pub fn new(configs: Vec<PeerConfig>, mut rng: Box<dyn Random + Send>) -> Self {
+        let cookies = CookieJar::new(rng.as_mut()).ok();
         Self {
             configs: configs.into_iter().map(Arc::new).collect(),
             sas: HashMap::new(),
@@ -68,7 +75,15 @@ impl Endpoint {
             rng,
             out: VecDeque::new(),
             drops: Drops::default(),
+            cookies,
+            cookie_threshold: DEFAULT_COOKIE_THRESHOLD,
         }
+    }
+
+    /// Half-open SAs above which new IKE_SA_INIT requests must return a
+    /// COOKIE first (0: always).
+    pub fn set_cookie_threshold(&mut self, n: usize) {
+        self.cookie_threshold = n;
     }
 
     /// The configuration named `name`.
@@ -209,11 +224,61 @@ impl Endpoint {
             Ok(m) => m,
             Err(e) => return self.refuse_malformed_init(path, bytes, e),
         };
+        if half_open >= self.cookie_threshold && !self.cookie_ok(path, &msg) {
+            return;
+        }
         let sa = IkeSa::accept(now, self.rng.as_mut(), config, path, &msg, bytes);
         let spi = sa.local_spi();
         self.by_init.insert((path.remote, msg.header.spi_i), spi);
         self.sas.insert(spi, sa);
         self.drain(spi);
+    }
+
+    /// Under load, a request must start with our COOKIE (RFC 7296 §2.6:
+    /// "the initiator MUST retry the IKE_SA_INIT with a Notify payload of
+    /// type COOKIE ... as the first payload"). Otherwise answer with one,
+    /// keeping no state, and report `false`.
+    fn cookie_ok(&mut self, path: Path, msg: &Message) -> bool {
+        let Some(jar) = &self.cookies else {
+            return true;
+        };
+        let nonce = msg.payloads.iter().find_map(|p| match p {
+            crate::ikev2::wire::Payload::Nonce(n) => Some(n.as_slice()),
+            _ => None,
+        });
+        let Some(nonce) = nonce else {
+            return true; // malformed: the SA's own checks refuse it
+        };
+        let (ip, spi_i) = (path.remote.ip(), msg.header.spi_i);
+        if let Some(crate::ikev2::wire::Payload::Notify(n)) = msg.payloads.first()
+            && n.ntype == NotifyType::Cookie
+            && jar.verify(&n.data, nonce, ip, spi_i)
+        {
+            return true;
+        }
+        let cookie = jar.cookie(nonce, ip, spi_i);
+        self.drops.cookie_sent += 1;
+        let mut header = msg.header;
+        header.flags = crate::ikev2::wire::Flags(crate::ikev2::wire::Flags::RESPONSE);
+        header.next_payload = crate::ikev2::wire::PayloadType::None;
+        let reply = Message {
+            header,
+            payloads: vec![crate::ikev2::init::notify(NotifyType::Cookie, cookie)],
+            sk: None,
+        };
+        let tag = SaTag {
+            spi: 0,
+            name: String::new(),
+            peer: path.remote,
+        };
+        self.out.push_back((
+            tag,
+            Output::Send {
+                path,
+                bytes: reply.emit(),
+            },
+        ));
+        false
     }
 
     /// RFC 7296 §2.5: an unsupported critical payload in IKE_SA_INIT gets

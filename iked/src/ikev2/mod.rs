@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod child;
 pub mod config;
+pub mod cookie;
 pub(crate) mod create_child;
 pub mod endpoint;
 pub mod error;

@@ -178,3 +178,58 @@ fn a_responder_that_keeps_asking_for_cookies_is_given_up_on() {
         "four IKE_SA_INIT requests, then the initiator gives up"
     );
 }
+
+#[test]
+fn under_load_the_responder_answers_with_a_cookie_and_keeps_no_state() {
+    let now = Instant::now();
+    let mut b = Endpoint::new(vec![config_b()], Box::new(SeededRandom::new(5)));
+    b.set_cookie_threshold(2);
+    let to_b = Path {
+        local: sock(A_ADDR, 500),
+        remote: sock(B_ADDR, 500),
+    };
+    let at_b = Path {
+        local: to_b.remote,
+        remote: to_b.local,
+    };
+    let mut initiators: Vec<Endpoint> = (0..3)
+        .map(|seed| Endpoint::new(vec![config_a()], Box::new(SeededRandom::new(100 + seed))))
+        .collect();
+    let mut replies = Vec::new();
+    for a in &mut initiators {
+        a.initiate(now, "to-b", to_b).expect("initiate");
+        for req in sent(a) {
+            b.handle_datagram(now, at_b, &req);
+        }
+        replies.push(sent(&mut b));
+    }
+    assert_eq!(b.sas().count(), 2, "the third request created no state");
+    assert_eq!(b.drops().cookie_sent, 1);
+    let cookie_reply = Message::parse(&replies[2][0]).expect("reply");
+    assert!(
+        matches!(&cookie_reply.payloads[..], [Payload::Notify(n)] if n.ntype == NotifyType::Cookie)
+    );
+
+    // The third initiator retries with the cookie and is let in.
+    let third = &mut initiators[2];
+    third.handle_datagram(now, to_b, &replies[2][0]);
+    let retry = sent(third);
+    assert_eq!(retry.len(), 1);
+    b.handle_datagram(now, at_b, &retry[0]);
+    assert_eq!(b.sas().count(), 3);
+    assert_eq!(
+        b.drops().cookie_sent,
+        1,
+        "a valid cookie is accepted, not answered again"
+    );
+
+    // A forged cookie is not.
+    let mut forged = Message::parse(&retry[0]).expect("retry");
+    if let Payload::Notify(n) = &mut forged.payloads[0] {
+        n.data[1] ^= 1;
+    }
+    forged.header.spi_i ^= 0x10;
+    b.handle_datagram(now, at_b, &forged.emit());
+    assert_eq!(b.sas().count(), 3);
+    assert_eq!(b.drops().cookie_sent, 2);
+}

@@ -336,3 +336,16 @@ fn delete_during_a_liveness_check_waits_for_its_answer() {
     );
     assert!(p.a.sas().next().is_none() && p.b.sas().next().is_none());
 }
+
+#[test]
+fn a_responder_demanding_cookies_still_completes_the_handshake() {
+    let mut p = pair(Link::default(), 20);
+    p.b.set_cookie_threshold(0);
+    p.drive();
+    assert_children_match(&p);
+    assert_eq!(p.b.drops().cookie_sent, 1);
+    assert_eq!(
+        p.seen_a.sent, 3,
+        "IKE_SA_INIT, IKE_SA_INIT with the cookie, IKE_AUTH"
+    );
+}
