@@ -119,6 +119,8 @@ pub struct SwanConn {
     pub version: u8,
     /// The child's `rekey_time` (e.g. `"5s"`); `None` keeps strongSwan's default.
     pub child_rekey_time: Option<String>,
+    /// The IKE SA's `rekey_time`; `None` keeps strongSwan's default.
+    pub ike_rekey_time: Option<String>,
 }
 
 impl SwanConn {
@@ -141,6 +143,7 @@ impl SwanConn {
             mode: Mode::Tunnel,
             version: 2,
             child_rekey_time: None,
+            ike_rekey_time: None,
         }
     }
 
@@ -180,6 +183,12 @@ impl SwanConn {
         let _ = writeln!(s, "    local_addrs = {}", self.local_addrs.join(","));
         let _ = writeln!(s, "    remote_addrs = {}", self.remote_addrs.join(","));
         let _ = writeln!(s, "    proposals = {}", self.ike_proposals);
+        if let Some(t) = &self.ike_rekey_time {
+            let _ = writeln!(
+                s,
+                "    rekey_time = {t}\n    over_time = 60s\n    rand_time = 0s"
+            );
+        }
         let _ = writeln!(
             s,
             "    local {{\n      auth = psk\n      id = {}\n    }}",
@@ -698,6 +707,7 @@ other: #3, CONNECTING, IKEv2, 3333333333333333_i* 0000000000000000_r
             mode: Mode::Tunnel,
             version: 2,
             child_rekey_time: None,
+            ike_rekey_time: None,
         };
         let text = render_swanctl_conf(std::slice::from_ref(&conn));
         for needle in [

@@ -396,3 +396,51 @@ fn check_traffic_after_rekey(r: &Running, case: &Case) {
         r.swan.list_sas().unwrap_or_default()
     );
 }
+
+#[test]
+#[ignore = "needs root, network namespaces and strongSwan (run with --run-ignored all)"]
+fn strongswan_rekeys_the_ike_sa_and_the_child_sa_moves_along() {
+    let case = ecp256_cbc();
+    require_root_and_tools();
+    let lab = Lab::two_hosts().expect("lab");
+    let mut conn = SwanConn::psk_tunnel_v4(&lab.b, &lab.a);
+    conn.ike_proposals = case.swan_ike.into();
+    conn.esp_proposals = case.swan_esp.into();
+    conn.ike_rekey_time = Some("3s".into());
+    let swan = StrongSwan::start(&lab.dir, &lab.b.netns, "b", std::slice::from_ref(&conn))
+        .expect("charon");
+    let psk_file = lab.dir.path().join("psk-a");
+    std::fs::write(&psk_file, PSK).expect("psk file");
+    let conf = racoon2conf::tunnel(&lab.a, &lab.b, case.family, &case.algs, &psk_file, "tunnel");
+    let iked = Iked::start(&lab.dir, &lab.a.netns, "a", &conf, None).expect("iked");
+    iked.wait_for_log("iked started", WAIT).expect("iked start");
+    let _ = swan.initiate(&conn.child);
+    let r = Running {
+        lab,
+        iked,
+        swan,
+        conn,
+    };
+    check_established(&r, &case);
+    r.iked
+        .wait_for_log("rekeyed by", Duration::from_secs(15))
+        .unwrap_or_else(|e| {
+            panic!("{e}\n--- charon ---\n{}", r.swan.log());
+        });
+    r.iked.wait_for_log("IKE SA peer[", WAIT).expect("log");
+    let gone = interop::wait_for(|| r.iked.log().contains("deleted by 192.0.2.2"), WAIT);
+    assert!(gone, "strongSwan deletes the old IKE SA:\n{}", r.iked.log());
+    assert!(
+        !r.iked.log().contains("CHILD SA of peer deleted"),
+        "the CHILD SA survives the IKE rekey:\n{}",
+        r.iked.log()
+    );
+    let sas = r.swan.sas().expect("list-sas");
+    assert_eq!(sas.len(), 1, "{}", r.swan.list_sas().unwrap_or_default());
+    assert!(
+        sas[0].is_up(&r.conn.name, &r.conn.child),
+        "{}",
+        r.swan.list_sas().unwrap_or_default()
+    );
+    check_traffic(&r, &case);
+}

@@ -68,6 +68,13 @@ pub(crate) fn describe(tag: &SaTag, ev: &Event) -> Report {
             "child_failed",
             format!("CHILD SA {name} with {peer} failed: {e}"),
         ),
+        Event::IkeRekeyed { new_spi } => Report::info(
+            "ike_rekeyed",
+            format!(
+                "IKE SA {name}[{:016x}] rekeyed by {peer}: now {name}[{new_spi:016x}]",
+                tag.spi
+            ),
+        ),
         Event::ChildDeletedByPeer => Report::info(
             "child_deleted",
             format!("CHILD SA {name} deleted by {peer}"),

@@ -4,8 +4,9 @@
 //! Request `SK {N(REKEY_SA), SA, Ni, [KEi,] TSi, TSr}`, response
 //! `SK {SA, Nr, [KEr,] TSi, TSr}`. The new SAs are installed before the
 //! response leaves; the old ones stay until the peer deletes them.
-//! Rekeying the IKE SA and extra CHILD SAs are refused with
-//! NO_ADDITIONAL_SAS; a CHILD SA to replace one that is gone is accepted.
+//! IKE SA rekeys are answered too (the new IKE SA takes over the CHILD
+//! SAs); extra CHILD SAs are refused with NO_ADDITIONAL_SAS, and a CHILD
+//! SA to replace one that is gone is accepted.
 //! We do not start rekeys ourselves yet.
 
 use zeroize::Zeroizing;
@@ -15,9 +16,10 @@ use crate::ikev2::error::Error;
 use crate::ikev2::ike_auth::find_ts;
 use crate::ikev2::info::Established;
 use crate::ikev2::init::{check_nonce, find_ke, find_nonce, find_notify, find_sa, notify};
+use crate::ikev2::keys::{Keyed, derive_rekeyed_ike_keys};
 use crate::ikev2::output::{Event, Output};
 use crate::ikev2::proposal;
-use crate::ikev2::sa::{Context, IkeSa, Role};
+use crate::ikev2::sa::{Context, IkeSa, Role, State};
 use crate::ikev2::ts::TsRange;
 use crate::ikev2::wire::{KePayload, NotifyType, Payload, ProtocolId};
 
@@ -26,11 +28,18 @@ impl Established {
     /// notify that says why not.
     pub(crate) fn answer_create_child(
         &mut self,
-        sa: &IkeSa,
+        sa: &mut IkeSa,
         cx: &mut Context<'_>,
         inner: &[Payload],
     ) -> Vec<Payload> {
-        match self.rekey_child(sa, cx, inner) {
+        let rekeys_ike =
+            find_sa(inner).is_some_and(|p| p.iter().any(|p| p.protocol == ProtocolId::Ike));
+        let result = if rekeys_ike {
+            self.rekey_ike(sa, cx, inner)
+        } else {
+            self.rekey_child(sa, cx, inner)
+        };
+        match result {
             Ok(reply) => reply,
             Err(e) => {
                 let data = match &e {
@@ -46,6 +55,77 @@ impl Established {
         }
     }
 
+    /// IKE SA rekey (RFC 7296 §1.3.2): `SK {SA, Ni, KEi}` answered with
+    /// `SK {SA, Nr, KEr}`. The new IKE SA takes over the CHILD SAs; the
+    /// peer then deletes this one.
+    fn rekey_ike(
+        &mut self,
+        sa: &mut IkeSa,
+        cx: &mut Context<'_>,
+        inner: &[Payload],
+    ) -> Result<Vec<Payload>, Error> {
+        let cfg = sa.config.clone();
+        let proposals =
+            find_sa(inner).ok_or(Error::PeerMisbehaved("CREATE_CHILD_SA without SA payload"))?;
+        let mut spi = [0u8; 8];
+        cx.rng.fill(&mut spi)?;
+        let our_spi = u64::from_be_bytes(spi) | 1;
+        let (suite, peer_spi, chosen) = proposal::select_ike_rekey(proposals, &cfg.ike, our_spi)?;
+        let nonce_i =
+            find_nonce(inner).ok_or(Error::PeerMisbehaved("IKE SA rekey without nonce"))?;
+        check_nonce(nonce_i)?;
+        let ke = find_ke(inner).ok_or(Error::PeerMisbehaved("IKE SA rekey without KE payload"))?;
+        if ke.group != suite.dh.iana() {
+            return Err(Error::InvalidKe {
+                got: ke.group,
+                want: suite.dh.iana(),
+            });
+        }
+        let dh = suite.dh.generate(cx.rng)?;
+        let ke_reply = KePayload {
+            group: suite.dh.iana(),
+            data: dh.public_key().to_vec(),
+        };
+        let shared = dh.agree(&ke.data)?;
+        let mut nonce_r = vec![0u8; cfg.nonce_len];
+        cx.rng.fill(&mut nonce_r)?;
+        // The peer started the rekey: it is the initiator of the new IKE SA.
+        let keys = derive_rekeyed_ike_keys(
+            &suite,
+            (self.keyed.suite.prf, &self.keyed.keys.sk_d),
+            &shared,
+            nonce_i,
+            &nonce_r,
+            peer_spi,
+            our_spi,
+        );
+        let keyed = Keyed {
+            suite,
+            keys,
+            ni: nonce_i.to_vec(),
+            nr: nonce_r.clone(),
+            nat: self.keyed.nat,
+        };
+        let mut next = Self::new(keyed, self.child.take(), cx.now);
+        next.rekeyed = std::mem::take(&mut self.rekeyed);
+        let new_sa = IkeSa::rekeyed(
+            cx.now,
+            sa,
+            peer_spi,
+            our_spi,
+            Role::Responder,
+            State::Established(Box::new(next)),
+        );
+        sa.spawned = Some(Box::new(new_sa));
+        cx.out
+            .push_back(Output::Event(Event::IkeRekeyed { new_spi: our_spi }));
+        Ok(vec![
+            Payload::Sa(vec![chosen]),
+            Payload::Nonce(nonce_r),
+            Payload::Ke(ke_reply),
+        ])
+    }
+
     fn rekey_child(
         &mut self,
         sa: &IkeSa,
@@ -55,11 +135,6 @@ impl Established {
         let cfg = &sa.config;
         let proposals =
             find_sa(inner).ok_or(Error::PeerMisbehaved("CREATE_CHILD_SA without SA payload"))?;
-        if proposals.iter().any(|p| p.protocol == ProtocolId::Ike) {
-            return Err(Error::NoAdditionalSas(
-                "rekeying the IKE SA is not supported yet",
-            ));
-        }
         let rekey =
             find_notify(inner, NotifyType::RekeySa).filter(|n| n.protocol == ProtocolId::Esp);
         match (rekey, &self.child) {

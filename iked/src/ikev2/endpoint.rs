@@ -329,8 +329,15 @@ impl Endpoint {
         while let Some(o) = sa.poll_output() {
             self.out.push_back((tag.clone(), o));
         }
-        if sa.closed().is_some() {
-            let key = (sa.path().remote, sa.spi_i());
+        let spawned = sa.take_spawned();
+        let closed = sa
+            .closed()
+            .is_some()
+            .then(|| (sa.path().remote, sa.spi_i()));
+        if let Some(new) = spawned {
+            self.sas.insert(new.local_spi(), *new);
+        }
+        if let Some(key) = closed {
             self.sas.remove(&spi);
             self.by_init.retain(|k, v| *v != spi && *k != key);
         }

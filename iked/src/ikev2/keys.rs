@@ -65,15 +65,42 @@ pub fn derive_ike_keys(
     spi_i: u64,
     spi_r: u64,
 ) -> IkeKeys {
+    let skeyseed = suite.prf.compute(&[ni, nr].concat(), &[shared]);
+    expand_ike_keys(suite, &skeyseed, ni, nr, spi_i, spi_r)
+}
+
+/// Keys of an IKE SA that rekeys another (RFC 7296 §2.18):
+/// `SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr)`, computed with the
+/// old IKE SA's PRF (as strongSwan does), then expanded like a new SA.
+pub fn derive_rekeyed_ike_keys(
+    suite: &IkeSuite,
+    (old_prf, old_sk_d): (PrfAlg, &[u8]),
+    shared: &[u8],
+    ni: &[u8],
+    nr: &[u8],
+    spi_i: u64,
+    spi_r: u64,
+) -> IkeKeys {
+    let skeyseed = old_prf.compute(old_sk_d, &[shared, ni, nr]);
+    expand_ike_keys(suite, &skeyseed, ni, nr, spi_i, spi_r)
+}
+
+/// `{SK_d | SK_ai | SK_ar | SK_ei | SK_er | SK_pi | SK_pr} = prf+(SKEYSEED, Ni | Nr | SPIi | SPIr)`.
+fn expand_ike_keys(
+    suite: &IkeSuite,
+    skeyseed: &[u8],
+    ni: &[u8],
+    nr: &[u8],
+    spi_i: u64,
+    spi_r: u64,
+) -> IkeKeys {
     let prf = suite.prf;
-    let nonces = [ni, nr].concat();
-    let skeyseed = prf.compute(&nonces, &[shared]);
     let seed = [ni, nr, &spi_i.to_be_bytes(), &spi_r.to_be_bytes()].concat();
     let integ_len = suite.integ.map_or(0, IntegAlg::key_len);
     let encr_len = suite.encr.key_len();
     let prf_len = prf.output_len();
     let total = 3 * prf_len + 2 * integ_len + 2 * encr_len;
-    let stream = prf.prf_plus(&skeyseed, &seed, total);
+    let stream = prf.prf_plus(skeyseed, &seed, total);
     let mut split = Splitter { rest: &stream };
     IkeKeys {
         sk_d: split.take(prf_len),

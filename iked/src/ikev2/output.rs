@@ -71,6 +71,11 @@ pub enum Event {
     /// The IKE SA is gone; `Error::LocallyClosed` and `Error::DeletedByPeer`
     /// are the normal endings.
     IkeClosed(Error),
+    /// The IKE SA was rekeyed; its CHILD SAs moved to the new one.
+    IkeRekeyed {
+        /// Our SPI of the new IKE SA.
+        new_spi: u64,
+    },
     /// The peer deleted a CHILD SA (for example the old one after a rekey).
     ChildDeletedByPeer,
 }

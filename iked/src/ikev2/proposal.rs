@@ -101,6 +101,31 @@ pub fn select_ike(
         ))
 }
 
+/// For an IKE SA rekey (CREATE_CHILD_SA): like [`select_ike`], but the
+/// proposals carry the initiator's new 8-byte SPI. Returns the suite, the
+/// peer's new SPI and our reply carrying `our_spi`.
+///
+/// # Errors
+/// [`Error::NoProposalChosen`] when nothing matches.
+pub fn select_ike_rekey(
+    offered: &[Proposal],
+    ours: &IkeAlgorithms,
+    our_spi: u64,
+) -> Result<(IkeSuite, u64, Proposal), Error> {
+    offered
+        .iter()
+        .filter(|p| p.protocol == ProtocolId::Ike)
+        .find_map(|p| {
+            let spi = u64::from_be_bytes(p.spi.as_slice().try_into().ok()?);
+            let (suite, mut reply) = match_ike(p, ours)?;
+            reply.spi = our_spi.to_be_bytes().to_vec();
+            Some((suite, spi, reply))
+        })
+        .ok_or(Error::NoProposalChosen(
+            "no IKE proposal of the peer matches ours",
+        ))
+}
+
 /// Picks the first of the peer's ESP proposals we can accept.
 ///
 /// Returns the suite, the peer's SPI and the proposal to send back (its SPI

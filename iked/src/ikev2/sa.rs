@@ -87,6 +87,8 @@ pub struct IkeSa {
     /// When a responder's half-open SA expires.
     pub(crate) half_open_deadline: Option<Instant>,
     out: VecDeque<Output>,
+    /// The IKE SA that replaced this one in a rekey, for the endpoint to adopt.
+    pub(crate) spawned: Option<Box<Self>>,
 }
 
 impl IkeSa {
@@ -178,7 +180,29 @@ impl IkeSa {
             last_response: None,
             half_open_deadline: None,
             out: VecDeque::new(),
+            spawned: None,
         }
+    }
+
+    /// The IKE SA that rekeys `old` (RFC 7296 §2.18): same peer, path and
+    /// configuration, new SPIs, message IDs from zero, already established.
+    pub(crate) fn rekeyed(
+        now: Instant,
+        old: &Self,
+        spi_i: u64,
+        spi_r: u64,
+        role: Role,
+        state: State,
+    ) -> Self {
+        let mut sa = Self::new(now, role, spi_i, spi_r, old.config.clone(), old.path);
+        sa.peer_id.clone_from(&old.peer_id);
+        sa.state = state;
+        sa
+    }
+
+    /// The IKE SA a rekey created, once.
+    pub fn take_spawned(&mut self) -> Option<Box<Self>> {
+        self.spawned.take()
     }
 
     // --- getters -------------------------------------------------------
