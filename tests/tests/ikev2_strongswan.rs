@@ -36,6 +36,16 @@ struct Running {
 
 /// iked on host A, strongSwan on host B.
 fn start(case: &Case, racoon_initiates: bool, iked_psk: &str) -> Running {
+    start_tuned(case, racoon_initiates, iked_psk, |_| {})
+}
+
+/// As [`start`], with strongSwan's connection adjusted by `tune` (rekey times).
+fn start_tuned(
+    case: &Case,
+    racoon_initiates: bool,
+    iked_psk: &str,
+    tune: impl FnOnce(&mut SwanConn),
+) -> Running {
     require_root_and_tools();
     let lab = Lab::two_hosts().expect("lab");
     let mut conn = match case.family {
@@ -44,6 +54,7 @@ fn start(case: &Case, racoon_initiates: bool, iked_psk: &str) -> Running {
     };
     conn.ike_proposals = case.swan_ike.into();
     conn.esp_proposals = case.swan_esp.into();
+    tune(&mut conn);
     let swan = StrongSwan::start(&lab.dir, &lab.b.netns, "b", std::slice::from_ref(&conn))
         .expect("charon");
     let psk_file = lab.dir.path().join("psk-a");
@@ -324,26 +335,9 @@ fn no_common_proposal_fails_cleanly_strongswan_initiating() {
 fn strongswan_rekeys_the_child_sa_with_pfs_and_traffic_keeps_flowing() {
     let mut case = x25519_gcm();
     case.swan_esp = "aes128gcm16-x25519";
-    require_root_and_tools();
-    let lab = Lab::two_hosts().expect("lab");
-    let mut conn = SwanConn::psk_tunnel_v4(&lab.b, &lab.a);
-    conn.ike_proposals = case.swan_ike.into();
-    conn.esp_proposals = case.swan_esp.into();
-    conn.child_rekey_time = Some("3s".into());
-    let swan = StrongSwan::start(&lab.dir, &lab.b.netns, "b", std::slice::from_ref(&conn))
-        .expect("charon");
-    let psk_file = lab.dir.path().join("psk-a");
-    std::fs::write(&psk_file, PSK).expect("psk file");
-    let conf = racoon2conf::tunnel(&lab.a, &lab.b, case.family, &case.algs, &psk_file, "tunnel");
-    let iked = Iked::start(&lab.dir, &lab.a.netns, "a", &conf, None).expect("iked");
-    iked.wait_for_log("iked started", WAIT).expect("iked start");
-    let _ = swan.initiate(&conn.child);
-    let r = Running {
-        lab,
-        iked,
-        swan,
-        conn,
-    };
+    let r = start_tuned(&case, false, PSK, |c| {
+        c.child_rekey_time = Some("3s".into())
+    });
     check_established(&r, &case);
     // strongSwan rekeys after about 3 s (minus jitter), with a fresh x25519 exchange.
     r.iked
@@ -401,26 +395,7 @@ fn check_traffic_after_rekey(r: &Running, case: &Case) {
 #[ignore = "needs root, network namespaces and strongSwan (run with --run-ignored all)"]
 fn strongswan_rekeys_the_ike_sa_and_the_child_sa_moves_along() {
     let case = ecp256_cbc();
-    require_root_and_tools();
-    let lab = Lab::two_hosts().expect("lab");
-    let mut conn = SwanConn::psk_tunnel_v4(&lab.b, &lab.a);
-    conn.ike_proposals = case.swan_ike.into();
-    conn.esp_proposals = case.swan_esp.into();
-    conn.ike_rekey_time = Some("3s".into());
-    let swan = StrongSwan::start(&lab.dir, &lab.b.netns, "b", std::slice::from_ref(&conn))
-        .expect("charon");
-    let psk_file = lab.dir.path().join("psk-a");
-    std::fs::write(&psk_file, PSK).expect("psk file");
-    let conf = racoon2conf::tunnel(&lab.a, &lab.b, case.family, &case.algs, &psk_file, "tunnel");
-    let iked = Iked::start(&lab.dir, &lab.a.netns, "a", &conf, None).expect("iked");
-    iked.wait_for_log("iked started", WAIT).expect("iked start");
-    let _ = swan.initiate(&conn.child);
-    let r = Running {
-        lab,
-        iked,
-        swan,
-        conn,
-    };
+    let r = start_tuned(&case, false, PSK, |c| c.ike_rekey_time = Some("3s".into()));
     check_established(&r, &case);
     r.iked
         .wait_for_log("rekeyed by", Duration::from_secs(15))

@@ -258,26 +258,7 @@ impl Endpoint {
         }
         let cookie = jar.cookie(nonce, ip, spi_i);
         self.drops.cookie_sent += 1;
-        let mut header = msg.header;
-        header.flags = crate::ikev2::wire::Flags(crate::ikev2::wire::Flags::RESPONSE);
-        header.next_payload = crate::ikev2::wire::PayloadType::None;
-        let reply = Message {
-            header,
-            payloads: vec![crate::ikev2::init::notify(NotifyType::Cookie, cookie)],
-            sk: None,
-        };
-        let tag = SaTag {
-            spi: 0,
-            name: String::new(),
-            peer: path.remote,
-        };
-        self.out.push_back((
-            tag,
-            Output::Send {
-                path,
-                bytes: reply.emit(),
-            },
-        ));
+        self.reply_stateless(path, msg.header, NotifyType::Cookie, cookie);
         false
     }
 
@@ -288,18 +269,25 @@ impl Endpoint {
             self.drops.malformed += 1;
             return;
         };
-        let Ok(req) = Header::parse(bytes) else {
+        let Ok(request) = Header::parse(bytes) else {
             return;
         };
-        let mut header = req;
+        self.reply_stateless(
+            path,
+            request,
+            NotifyType::UnsupportedCriticalPayload,
+            vec![ptype],
+        );
+    }
+
+    /// Answers an IKE_SA_INIT request with one notify, keeping no state.
+    fn reply_stateless(&mut self, path: Path, request: Header, ntype: NotifyType, data: Vec<u8>) {
+        let mut header = request;
         header.flags = crate::ikev2::wire::Flags(crate::ikev2::wire::Flags::RESPONSE);
         header.next_payload = crate::ikev2::wire::PayloadType::None;
         let msg = Message {
             header,
-            payloads: vec![crate::ikev2::init::notify(
-                NotifyType::UnsupportedCriticalPayload,
-                vec![ptype],
-            )],
+            payloads: vec![crate::ikev2::init::notify(ntype, data)],
             sk: None,
         };
         let tag = SaTag {
