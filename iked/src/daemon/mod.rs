@@ -285,6 +285,7 @@ async fn drain(
     while let Some((tag, out)) = endpoint.poll_output() {
         match out {
             Output::Send { path, bytes } => sockets.send(path, &bytes).await,
+            Output::NatKeepalive { path } => sockets.send_keepalive(path).await,
             Output::InstallChild(child) => match install(&tag, *child, kernel).await {
                 Ok(r) => tell(control, &tag, r),
                 Err(r) => {

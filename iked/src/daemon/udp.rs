@@ -97,6 +97,15 @@ impl Sockets {
             .map(|(a, s)| (*a, s.clone()))
     }
 
+    /// Sends a NAT-keepalive: one 0xFF octet, no marker (RFC 3948 §2.3).
+    pub async fn send_keepalive(&self, path: Path) {
+        if let Some((_, sock)) = self.socks.iter().find(|(l, _)| *l == path.local)
+            && let Err(e) = sock.send_to(&[0xff], path.remote).await
+        {
+            tracing::debug!("NAT-keepalive to {} failed: {e}", path.remote);
+        }
+    }
+
     /// Sends an IKE message from `path.local`, adding the non-ESP marker on 4500.
     pub async fn send(&self, path: Path, bytes: &[u8]) {
         let Some((_, sock)) = self.socks.iter().find(|(l, _)| *l == path.local) else {

@@ -25,10 +25,17 @@ pub(crate) struct Established {
     deleting: bool,
     /// A Delete waits for the request in flight to be answered.
     delete_queued: bool,
+    /// When the next NAT-keepalive is due; only when we are behind a NAT.
+    next_keepalive: Option<Instant>,
 }
+
+/// How often a host behind a NAT sends NAT-keepalives (RFC 3948 §4:
+/// "every 20 seconds" is the default).
+pub(crate) const NAT_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(20);
 
 impl Established {
     pub(crate) fn new(keyed: Keyed, child: Option<ChildHandle>, now: Instant) -> Self {
+        let keepalive_start = keyed.nat.local_behind_nat.then(|| now + NAT_KEEPALIVE);
         Self {
             keyed,
             child,
@@ -36,6 +43,7 @@ impl Established {
             last_rx: now,
             deleting: false,
             delete_queued: false,
+            next_keepalive: keepalive_start,
         }
     }
 
@@ -45,6 +53,11 @@ impl Established {
             return None;
         }
         config.dpd_delay.and_then(|d| self.last_rx.checked_add(d))
+    }
+
+    /// When the next NAT-keepalive is due, if we are behind a NAT.
+    pub(crate) fn keepalive_deadline(&self) -> Option<Instant> {
+        self.next_keepalive.filter(|_| !self.deleting)
     }
 
     /// Deletes the IKE SA (and with it the CHILD SA): INFORMATIONAL with D(IKE).
@@ -141,7 +154,15 @@ impl Established {
     }
 
     /// Sends a liveness check when the peer has been quiet for `dpd_delay`.
-    pub(crate) fn handle_timeout(self: Box<Self>, sa: &mut IkeSa, cx: &mut Context<'_>) -> State {
+    pub(crate) fn handle_timeout(
+        mut self: Box<Self>,
+        sa: &mut IkeSa,
+        cx: &mut Context<'_>,
+    ) -> State {
+        if let Some(at) = self.keepalive_deadline().filter(|at| cx.now >= *at) {
+            cx.out.push_back(Output::NatKeepalive { path: sa.path });
+            self.next_keepalive = Some(at.max(cx.now) + NAT_KEEPALIVE);
+        }
         let due = self
             .liveness_deadline(&sa.config)
             .is_some_and(|d| cx.now >= d);

@@ -40,6 +40,12 @@ pub enum Output {
         /// The IKE message.
         bytes: Vec<u8>,
     },
+    /// Send a NAT-keepalive (a single 0xFF octet, RFC 3948 §2.3) on the
+    /// path's port-4500 socket, to keep our NAT's mapping open.
+    NatKeepalive {
+        /// Where from and to.
+        path: Path,
+    },
     /// Install both SAs of a CHILD SA.
     InstallChild(Box<ChildSa>),
     /// Remove both SAs of a CHILD SA.

@@ -364,8 +364,19 @@ impl IkeSa {
         let retransmit = self.pending.as_ref().map(|p| p.deadline);
         let state = match &self.state {
             State::ExpectAuth(_) => self.half_open_deadline,
-            // A liveness check waits while another request is in flight.
-            State::Established(e) if self.pending.is_none() => e.liveness_deadline(&self.config),
+            // A liveness check waits while another request is in flight;
+            // NAT-keepalives do not.
+            State::Established(e) => {
+                let liveness = self
+                    .pending
+                    .is_none()
+                    .then(|| e.liveness_deadline(&self.config))
+                    .flatten();
+                [liveness, e.keepalive_deadline()]
+                    .into_iter()
+                    .flatten()
+                    .min()
+            }
             _ => None,
         };
         [retransmit, state].into_iter().flatten().min()

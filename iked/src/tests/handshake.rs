@@ -349,3 +349,35 @@ fn a_responder_demanding_cookies_still_completes_the_handshake() {
         "IKE_SA_INIT, IKE_SA_INIT with the cookie, IKE_AUTH"
     );
 }
+
+#[test]
+fn behind_a_nat_ike_floats_to_4500_esp_is_encapsulated_and_keepalives_flow() {
+    let mut p = Pair::new(config_a(), config_b(), Link::default(), 21);
+    p.nat_a = true;
+    p.initiate();
+    p.drive_for(Duration::from_secs(70));
+    assert_children_match(&p);
+    let a = &p.seen_a.installed[0].outbound;
+    assert_eq!(
+        a.encap.map(|e| (e.sport, e.dport)),
+        Some((4500, 4500)),
+        "A floated to 4500"
+    );
+    let b = &p.seen_b.installed[0].outbound;
+    assert_eq!(
+        b.encap.map(|e| e.dport),
+        Some(24500),
+        "B sends to A's public port"
+    );
+    assert!(
+        p.seen_a
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::IkeEstablished { nat: true, .. }))
+    );
+    assert_eq!(
+        p.seen_a.keepalives, 3,
+        "one NAT-keepalive every 20 s from the host behind the NAT"
+    );
+    assert_eq!(p.seen_b.keepalives, 0, "B is not behind a NAT");
+}

@@ -36,6 +36,7 @@ pub(crate) struct Link {
 #[derive(Default)]
 pub(crate) struct Seen {
     pub(crate) installed: Vec<ChildSa>,
+    pub(crate) keepalives: usize,
     pub(crate) deleted: Vec<(u32, u32)>,
     pub(crate) events: Vec<Event>,
     pub(crate) sent: usize,
@@ -73,6 +74,8 @@ pub(crate) struct Pair {
     pub(crate) link: Link,
     /// Cut the link entirely (for liveness tests).
     pub(crate) cut: bool,
+    /// A sits behind a NAT that adds 20000 to its source ports.
+    pub(crate) nat_a: bool,
     /// Applied to every datagram towards B before delivery.
     pub(crate) tamper_to_b: Option<fn(&mut Vec<u8>)>,
     flight: Vec<InFlight>,
@@ -80,6 +83,8 @@ pub(crate) struct Pair {
 }
 
 pub(crate) const A_ADDR: &str = "192.0.2.1";
+/// Port offset of the simulated NAT in front of A.
+const NAT_SHIFT: u16 = 20000;
 pub(crate) const B_ADDR: &str = "192.0.2.2";
 
 impl Pair {
@@ -92,6 +97,7 @@ impl Pair {
             now: Instant::now(),
             link,
             cut: false,
+            nat_a: false,
             tamper_to_b: None,
             flight: Vec::new(),
             faults: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
@@ -145,9 +151,27 @@ impl Pair {
     }
 
     fn deliver(&mut self, mut f: InFlight) {
-        let path = Path {
-            local: f.path.remote,
-            remote: f.path.local,
+        let nat = |mut a: SocketAddr, outbound: bool| {
+            if self.nat_a {
+                let port = if outbound {
+                    a.port().wrapping_add(NAT_SHIFT)
+                } else {
+                    a.port().wrapping_sub(NAT_SHIFT)
+                };
+                a.set_port(port);
+            }
+            a
+        };
+        let path = if f.to_b {
+            Path {
+                local: f.path.remote,
+                remote: nat(f.path.local, true),
+            }
+        } else {
+            Path {
+                local: nat(f.path.remote, false),
+                remote: f.path.local,
+            }
         };
         if f.to_b {
             if let Some(t) = self.tamper_to_b {
@@ -180,6 +204,7 @@ impl Pair {
                 self.transmit(from_a, path, bytes);
             }
             Output::InstallChild(c) => seen.installed.push(*c),
+            Output::NatKeepalive { .. } => seen.keepalives += 1,
             Output::DeleteChild { inbound, outbound } => {
                 seen.deleted.push((inbound.spi, outbound.spi))
             }
