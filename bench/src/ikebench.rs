@@ -227,5 +227,6 @@ fn config(name: &str, local: &str, remote: &str, peer: SocketAddr) -> PeerConfig
         dpd_delay: None,
         retransmit: Retransmit::default(),
         nonce_len: 32,
+        cookie_required: false,
     }
 }

@@ -25,6 +25,8 @@ struct Case {
     swan_esp: &'static str,
     want_ike: &'static str,
     want_esp: &'static str,
+    /// Extra directives for iked's `ikev2 { }` block.
+    iked_extra: &'static str,
 }
 
 struct Running {
@@ -59,7 +61,11 @@ fn start_tuned(
         .expect("charon");
     let psk_file = lab.dir.path().join("psk-a");
     std::fs::write(&psk_file, iked_psk).expect("psk file");
-    let conf = racoon2conf::tunnel(&lab.a, &lab.b, case.family, &case.algs, &psk_file, "tunnel");
+    let conf = racoon2conf::tunnel(&lab.a, &lab.b, case.family, &case.algs, &psk_file, "tunnel")
+        .replace(
+            "    dpd_delay 10 sec;\n",
+            &format!("    dpd_delay 10 sec;\n{}", case.iked_extra),
+        );
     let peer: IpAddr = match case.family {
         Family::V4 => lab.b.outer_v4.into(),
         Family::V6 => lab.b.outer_v6.into(),
@@ -165,6 +171,7 @@ fn x25519_gcm() -> Case {
         swan_esp: "aes128gcm16",
         want_ike: "AES_GCM_16-128/PRF_HMAC_SHA2_256/CURVE_25519",
         want_esp: "AES_GCM_16-128",
+        iked_extra: "",
     }
 }
 
@@ -182,6 +189,7 @@ fn ecp256_cbc() -> Case {
         swan_esp: "aes256-sha256",
         want_ike: "AES_CBC-128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/ECP_256",
         want_esp: "AES_CBC-256/HMAC_SHA2_256_128",
+        iked_extra: "",
     }
 }
 
@@ -199,6 +207,7 @@ fn modp2048_v6() -> Case {
         swan_esp: "aes256gcm16",
         want_ike: "AES_CBC-256/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/MODP_2048",
         want_esp: "AES_GCM_16-256",
+        iked_extra: "",
     }
 }
 
@@ -216,6 +225,7 @@ fn chacha_v6() -> Case {
         swan_esp: "chacha20poly1305",
         want_ike: "CHACHA20_POLY1305/PRF_HMAC_SHA2_512/CURVE_25519",
         want_esp: "CHACHA20_POLY1305",
+        iked_extra: "",
     }
 }
 
@@ -418,4 +428,18 @@ fn strongswan_rekeys_the_ike_sa_and_the_child_sa_moves_along() {
         r.swan.list_sas().unwrap_or_default()
     );
     check_traffic(&r, &case);
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and strongSwan (run with --run-ignored all)"]
+fn strongswan_answers_the_cookie_of_an_iked_with_cookie_required() {
+    let mut case = x25519_gcm();
+    case.iked_extra = "    cookie_required on;\n";
+    let r = start(&case, false, PSK);
+    check_established(&r, &case);
+    assert!(
+        r.swan.log_contains("N(COOKIE)"),
+        "strongSwan retried with the cookie:\n{}",
+        r.swan.log()
+    );
 }

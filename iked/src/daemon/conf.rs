@@ -141,6 +141,7 @@ fn peer(
         dpd_delay: v2.dpd_delay.filter(|d| !d.is_zero()),
         retransmit,
         nonce_len,
+        cookie_required: v2.cookie_required.unwrap_or(false),
     })
 }
 

@@ -161,6 +161,9 @@ pub struct PeerConfig {
     pub dpd_delay: Option<Duration>,
     /// Retransmission schedule.
     pub retransmit: Retransmit,
+    /// Demand a COOKIE from every IKE_SA_INIT of this peer, not only under
+    /// load (racoon2's `cookie_required`).
+    pub cookie_required: bool,
     /// Nonce length in bytes (RFC 7296 §2.10: at least half the PRF key size, 16..=256).
     pub nonce_len: usize,
 }

@@ -224,7 +224,12 @@ impl Endpoint {
             Ok(m) => m,
             Err(e) => return self.refuse_malformed_init(path, bytes, e),
         };
-        if half_open >= self.cookie_threshold && !self.cookie_ok(path, &msg) {
+        let threshold = if config.cookie_required {
+            0
+        } else {
+            self.cookie_threshold
+        };
+        if half_open >= threshold && !self.cookie_ok(path, &msg) {
             return;
         }
         let sa = IkeSa::accept(now, self.rng.as_mut(), config, path, &msg, bytes);

@@ -338,6 +338,17 @@ fn delete_during_a_liveness_check_waits_for_its_answer() {
 }
 
 #[test]
+fn cookie_required_demands_a_cookie_from_every_ike_sa_init() {
+    let mut b = config_b();
+    b.cookie_required = true;
+    let mut p = Pair::new(config_a(), b, Link::default(), 22);
+    p.initiate();
+    p.drive();
+    assert_children_match(&p);
+    assert_eq!(p.b.drops().cookie_sent, 1);
+}
+
+#[test]
 fn a_responder_demanding_cookies_still_completes_the_handshake() {
     let mut p = pair(Link::default(), 20);
     p.b.set_cookie_threshold(0);

@@ -281,6 +281,7 @@ pub(crate) fn config_a() -> PeerConfig {
         dpd_delay: None,
         retransmit: Retransmit::default(),
         nonce_len: 32,
+        cookie_required: false,
     }
 }
 

@@ -13,7 +13,7 @@
 //! | `resolver` | the whole block: `resolver` (quiet: off), `nameserver`, `dns_query` |
 //! | `remote` | the whole `ikev1 { }` and `kink { }` blocks (one warning each) |
 //! | `ikev1`/`ikev2`/`kink` | `logmode` (quiet: normal), `logfile`, `passive` (quiet: off), `use_coa` (quiet: off), `peers_kmp_port`, `verify_id`, `verify_pubkey`, `send_cert`, `send_cert_req`, `initial_contact`, `support_proxy` (quiet: off), `selector_check` (quiet: obey), `proposal_check` (quiet: obey), `random_pad_content`, `random_padlen`, `max_padlen`, `kmp_sa_lifetime_byte` (quiet: infinite), `kmp_sa_nego_time_limit`, `kmp_sa_grace_period`, `ipsec_sa_nego_time_limit`, `mobility_role`, `script` |
-//! | `ikev2` | `cookie_required` (quiet: off), `send_peers_id` (quiet: off), `my_public_key`, `peers_public_key`, `provide`, `request` |
+//! | `ikev2` | `send_peers_id` (quiet: off), `my_public_key`, `peers_public_key`, `provide`, `request` |
 //! | `ikev1` | `exchange_mode`, `my_gssapi_id`, `dpd`, `dpd_retry`, `dpd_maxfail` (with the block) |
 //! | `kink` | `my_principal`, `peers_principal` (with the block) |
 //! | `selector` | `order`, `next_header_including`, `tagged`, ICMP type/code after `upper_layer_protocol` |
@@ -218,6 +218,7 @@ pub(crate) const KMP_DIRECTIVES: &[KmpDirective] = &[
     kmp("nonce_size", Scope::All),
     kmp("nat_traversal", Scope::All),
     kmp("need_pfs", Scope::V1V2),
+    kmp("cookie_required", Scope::V2),
     kmp_ignored(
         "logmode",
         Scope::All,
@@ -270,7 +271,6 @@ pub(crate) const KMP_DIRECTIVES: &[KmpDirective] = &[
     kmp_ignored("dpd", Scope::V1, Shape::Bool, NONE),
     kmp_ignored("dpd_retry", Scope::V1, Shape::Time, NONE),
     kmp_ignored("dpd_maxfail", Scope::V1, Shape::Number, NONE),
-    kmp_ignored("cookie_required", Scope::V2, Shape::Bool, OFF),
     kmp_ignored("send_peers_id", Scope::V2, Shape::Bool, OFF),
     kmp_ignored("my_public_key", Scope::V1V2, Shape::PubKey, NONE),
     kmp_ignored("peers_public_key", Scope::V1V2, Shape::PubKey, NONE),

@@ -160,6 +160,9 @@ pub struct Ikev2Params {
     pub nonce_size: Option<u32>,
     /// `nat_traversal`.
     pub nat_traversal: Option<bool>,
+    /// `cookie_required`: demand an IKEv2 COOKIE (RFC 7296 §2.6) from
+    /// this peer's every IKE_SA_INIT, not only under load.
+    pub cookie_required: Option<bool>,
     /// `need_pfs`.
     pub need_pfs: Option<bool>,
 }

@@ -232,6 +232,7 @@ fn merge_params(p: Ikev2Params, d: &Ikev2Params) -> Ikev2Params {
         nonce_size: p.nonce_size.or(d.nonce_size),
         nat_traversal: p.nat_traversal.or(d.nat_traversal),
         need_pfs: p.need_pfs.or(d.need_pfs),
+        cookie_required: p.cookie_required.or(d.cookie_required),
     }
 }
 
@@ -366,6 +367,7 @@ fn kmp_typed(
         "nonce_size" => p.nonce_size = Some(nonce_size(cx, d)?),
         "nat_traversal" => p.nat_traversal = Some(value::flag(cx, d)?),
         "need_pfs" => p.need_pfs = Some(value::flag(cx, d)?),
+        "cookie_required" => p.cookie_required = Some(value::flag(cx, d)?),
         _ => return Err(directives::unknown(d, "a KMP block")),
     }
     Ok(())

@@ -120,6 +120,7 @@ fn host_to_host_tunnel_from_testdata() {
             times_per_send: Some(1),
             nonce_size: None,
             nat_traversal: None,
+            cookie_required: None,
             need_pfs: Some(true),
         },
         selector_index: Some("host_b_in".to_owned()),
@@ -315,6 +316,16 @@ fn testdata_interface_defaults_and_warnings() {
 fn legacy_constructs_parse_with_warnings() {
     let loaded = load_testdata("legacy.conf");
     let file = testdata().join("legacy.conf").display().to_string();
+    let cookies: Vec<_> = loaded
+        .config
+        .remotes
+        .iter()
+        .map(|r| r.ikev2.cookie_required)
+        .collect();
+    assert!(
+        cookies.contains(&Some(true)),
+        "cookie_required is implemented now: {cookies:?}"
+    );
     let expected: Vec<String> = [
         (13, "treated as MY_IPV6 (every IPv6 address)"),
         (
@@ -358,10 +369,6 @@ fn legacy_constructs_parse_with_warnings() {
             "KINK is not implemented by racoon3; the kink block is checked and ignored",
         ),
         (69, "racoon3 uses only the first of the 2 identities"),
-        (
-            70,
-            "'cookie_required' is understood but not implemented by racoon3; ignored",
-        ),
         (
             72,
             "'kmp_sa_lifetime_byte' is understood but not implemented by racoon3; ignored",
