@@ -98,8 +98,7 @@ impl AuthSent {
             if matches!(e, Error::AuthenticationFailed(_)) {
                 send_auth_failed(sa, cx, &self.keyed);
             }
-            sa.close(cx, e);
-            return std::mem::replace(&mut sa.state, State::Closed(Error::LocallyClosed));
+            return sa.fail(cx, e);
         }
         cx.out.push_back(Output::Event(Event::IkeEstablished {
             peer_id: record_peer(sa, &inner),
@@ -229,8 +228,7 @@ impl ExpectAuth {
                     let path = sa.path;
                     sa.send_response(cx, path, bytes);
                 }
-                sa.close(cx, e);
-                std::mem::replace(&mut sa.state, State::Closed(Error::LocallyClosed))
+                sa.fail(cx, e)
             }
         }
     }
@@ -296,8 +294,7 @@ impl ExpectAuth {
                 sa.send_response(cx, path, bytes);
             }
             Err(e) => {
-                sa.close(cx, e);
-                return std::mem::replace(&mut sa.state, State::Closed(Error::LocallyClosed));
+                return sa.fail(cx, e);
             }
         }
         cx.out.push_back(Output::Event(Event::IkeEstablished {

@@ -82,10 +82,7 @@ impl Established {
                 self.deleting = true;
                 State::Established(Box::new(self))
             }
-            Err(e) => {
-                sa.close(cx, e);
-                std::mem::replace(&mut sa.state, State::Closed(Error::LocallyClosed))
-            }
+            Err(e) => sa.fail(cx, e),
         }
     }
 
@@ -116,16 +113,14 @@ impl Established {
                 Some(reply) => reply,
                 None => {
                     let _ = self.respond(sa, cx, path, msg.header.exchange, &[]);
-                    sa.close(cx, Error::DeletedByPeer);
-                    return std::mem::replace(&mut sa.state, State::Closed(Error::LocallyClosed));
+                    return sa.fail(cx, Error::DeletedByPeer);
                 }
             },
             ExchangeType::CreateChildSa => self.answer_create_child(sa, cx, &inner),
             _ => vec![notify(NotifyType::InvalidSyntax, Vec::new())],
         };
         if let Err(e) = self.respond(sa, cx, path, msg.header.exchange, &reply) {
-            sa.close(cx, e);
-            return std::mem::replace(&mut sa.state, State::Closed(Error::LocallyClosed));
+            return sa.fail(cx, e);
         }
         State::Established(self)
     }
@@ -144,8 +139,7 @@ impl Established {
         sa.pending = None;
         self.last_rx = cx.now;
         if self.deleting {
-            sa.close(cx, Error::LocallyClosed);
-            return std::mem::replace(&mut sa.state, State::Closed(Error::LocallyClosed));
+            return sa.fail(cx, Error::LocallyClosed);
         }
         if self.delete_queued {
             return self.delete(sa, cx);
@@ -170,8 +164,7 @@ impl Established {
             && sa.pending.is_none()
             && let Err(e) = self.request(sa, cx, &[])
         {
-            sa.close(cx, e);
-            return std::mem::replace(&mut sa.state, State::Closed(Error::LocallyClosed));
+            return sa.fail(cx, e);
         }
         State::Established(self)
     }

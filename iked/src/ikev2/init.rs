@@ -100,10 +100,7 @@ impl InitSent {
     ) -> State {
         match self.process(sa, cx, path, msg, raw) {
             Ok(state) => state,
-            Err(e) => {
-                sa.close(cx, e);
-                std::mem::replace(&mut sa.state, State::Closed(Error::LocallyClosed))
-            }
+            Err(e) => sa.fail(cx, e),
         }
     }
 

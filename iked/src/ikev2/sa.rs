@@ -519,6 +519,13 @@ impl IkeSa {
         self.last_response = Some((id, bytes));
     }
 
+    /// Ends the SA, reporting why, and returns its final state: what a
+    /// state handler returns when it fails (`return sa.fail(cx, e)`).
+    pub(crate) fn fail(&mut self, cx: &mut Context<'_>, reason: Error) -> State {
+        self.close(cx, reason);
+        std::mem::replace(&mut self.state, State::Closed(Error::LocallyClosed))
+    }
+
     /// Ends the SA, reporting why.
     pub(crate) fn close(&mut self, cx: &mut Context<'_>, reason: Error) {
         self.pending = None;
