@@ -11,7 +11,7 @@
 #
 # Steps, stopping at the first failure with the step's name:
 #   fmt, clippy, doc, build (so interop tests find the daemons' binaries), nextest (with the
-#   ignored interop tests), then a fuzz smoke run of every target in fuzz/.
+#   ignored interop tests), the README demo, then a fuzz smoke run of every target in fuzz/.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -114,6 +114,8 @@ step "clippy" cargo clippy --workspace --all-targets -- -D warnings
 step "doc" env RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --document-private-items
 step "build" cargo build --workspace --bins
 step "nextest" cargo nextest run --workspace --run-ignored all --no-fail-fast
+# The README's first command must keep working: two peers, ACQUIRE, pings through ESP.
+step "demo" bash scripts/demo.sh
 step "fuzz" fuzz_smoke
 
 echo "==> all steps passed in $((SECONDS - script_start)) s"
