@@ -151,10 +151,18 @@ impl UserspaceKernel {
     /// # Panics
     /// Outside a tokio runtime.
     pub async fn start(cfg: UserspaceConfig) -> Result<Arc<Self>, KernelError> {
-        let tun = tun_rs::DeviceBuilder::new()
-            .name(&cfg.tun_name)
-            .mtu(cfg.mtu)
-            .build_async()
+        // With offloads (IFF_VNET_HDR, TSO/USO), reads carry whole GSO
+        // segments that the task splits, and its writes coalesce (GRO);
+        // a kernel that refuses them gets a plain device.
+        let build = |offload: bool| {
+            tun_rs::DeviceBuilder::new()
+                .name(&cfg.tun_name)
+                .mtu(cfg.mtu)
+                .offload(offload)
+                .build_async()
+        };
+        let tun = build(true)
+            .or_else(|_| build(false))
             .map_err(|e| failed(format!("TUN device {}: {e}", cfg.tun_name)))?;
         let raw4 =
             socket::open(Domain::IPV4).map_err(|e| failed(format!("raw ESP socket: {e}")))?;

@@ -11,10 +11,10 @@
 //! Both raw sockets carry [`BYPASS_MARK`], as must every socket that talks
 //! IKE or ESP-in-UDP to a peer ([`mark_socket`]): see [`super::route`].
 
-use std::io::{self, IoSlice, Read};
+use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::size_of;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 
 use socket2::{Domain, MsgHdr, Protocol, SockAddr, SockRef, Socket, Type};
 use tokio::io::unix::AsyncFd;
@@ -47,6 +47,9 @@ pub fn mark_socket(sock: impl AsFd) -> io::Result<()> {
     SockRef::from(&sock).set_mark(BYPASS_MARK)
 }
 
+/// Receive buffer of the raw ESP sockets, in bytes.
+const RAW_RCVBUF: usize = 4 << 20;
+
 /// IP protocol number of ESP.
 pub(crate) const IPPROTO_ESP: i32 = 50;
 
@@ -56,14 +59,44 @@ pub(crate) fn open(domain: Domain) -> io::Result<AsyncFd<Socket>> {
     let sock = Socket::new(domain, Type::RAW, Some(Protocol::from(IPPROTO_ESP)))?;
     sock.set_nonblocking(true)?;
     sock.set_mark(BYPASS_MARK)?;
+    // Room for the bursts a GSO-sized send of the peer brings (the
+    // default queue overflows under bulk TCP); beyond `rmem_max` as root
+    // (`SO_RCVBUFFORCE`), else as much as allowed.
+    if nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::RcvBufForce, &RAW_RCVBUF)
+        .is_err()
+    {
+        let _ = sock.set_recv_buffer_size(RAW_RCVBUF);
+    }
     super::sys::register(sock)
 }
 
-/// Reads one datagram: for IPv4 the whole IP packet, for IPv6 the ESP
-/// packet only (raw socket semantics).
-pub(crate) fn recv(sock: &Socket, buf: &mut [u8]) -> io::Result<usize> {
-    let mut s = sock;
-    s.read(buf)
+/// Reads up to `bufs.len()` datagrams, one into each of `bufs`, with a
+/// single non-blocking `recvmmsg`; `lens[i]` becomes the length of the
+/// one in `bufs[i]`. Returns how many were read (`WouldBlock` if none).
+///
+/// Allocates per call (the headers), never per packet.
+pub(crate) fn recv_batch(
+    sock: &Socket,
+    bufs: &mut [Vec<u8>],
+    lens: &mut [usize],
+) -> io::Result<usize> {
+    use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
+    let mut iovs: Vec<[IoSliceMut<'_>; 1]> =
+        bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(iovs.len(), None);
+    let got = recvmmsg(
+        sock.as_raw_fd(),
+        &mut headers,
+        iovs.iter_mut(),
+        MsgFlags::MSG_DONTWAIT,
+        None,
+    )?;
+    let mut n = 0;
+    for (msg, len) in got.zip(lens.iter_mut()) {
+        *len = msg.bytes;
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// Where the ESP packet starts in a datagram read from the IPv4 raw
@@ -89,6 +122,65 @@ pub(crate) fn send(sock: &Socket, src: IpAddr, dst: IpAddr, payload: &[u8]) -> i
         .with_buffers(&bufs)
         .with_control(&control[..len]);
     sock.sendmsg(&msg, 0)
+}
+
+/// Sends each of `packets` as one datagram to `dst` with a single
+/// `sendmmsg`: from `src` (an `IP_PKTINFO` / `IPV6_PKTINFO` control message
+/// on each) on a raw ESP socket, or from the socket's own address when
+/// `src` is `None` (a bound UDP socket). Returns how many went out; the
+/// kernel stops at the first that fails.
+///
+/// Allocates per call (the headers), never per packet.
+pub(crate) fn send_batch<'a>(
+    sock: &impl AsRawFd,
+    src: Option<IpAddr>,
+    dst: SocketAddr,
+    packets: impl Iterator<Item = &'a [u8]>,
+) -> io::Result<usize> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, sendmmsg};
+    let iovs: Vec<[IoSlice<'a>; 1]> = packets.map(|p| [IoSlice::new(p)]).collect();
+    let n = iovs.len();
+    let addrs = vec![Some(SockaddrStorage::from(dst)); n];
+    let info4;
+    let info6;
+    let (cmsgs, space) = match src {
+        None => (Vec::new(), None),
+        Some(IpAddr::V4(a)) => {
+            info4 = libc::in_pktinfo {
+                ipi_ifindex: 0,
+                ipi_spec_dst: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.octets()),
+                },
+                ipi_addr: libc::in_addr { s_addr: 0 },
+            };
+            (
+                vec![ControlMessage::Ipv4PacketInfo(&info4)],
+                Some(nix::cmsg_space!(libc::in_pktinfo)),
+            )
+        }
+        Some(IpAddr::V6(a)) => {
+            info6 = libc::in6_pktinfo {
+                ipi6_addr: libc::in6_addr {
+                    s6_addr: a.octets(),
+                },
+                ipi6_ifindex: 0,
+            };
+            (
+                vec![ControlMessage::Ipv6PacketInfo(&info6)],
+                Some(nix::cmsg_space!(libc::in6_pktinfo)),
+            )
+        }
+    };
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(n, space);
+    let sent = sendmmsg(
+        sock.as_raw_fd(),
+        &mut headers,
+        &iovs,
+        &addrs,
+        &cmsgs,
+        MsgFlags::empty(),
+    )?;
+    Ok(sent.count())
 }
 
 /// Writes one `IP_PKTINFO` (`struct in_pktinfo { ifindex, spec_dst, addr }`)

@@ -3,9 +3,18 @@
 //! [`super::datapath`] for the shape and the control side).
 //!
 //! - TUN read → [`Sad::encapsulate`] → raw socket (plain ESP) or an
-//!   attached UDP socket (ESP-in-UDP, RFC 3948, no marker);
-//! - raw socket read, or a queued [`Datagram`] → [`Sad::decapsulate`] →
-//!   TUN write (transport mode: rebuilt header + payload, one `writev`);
+//!   attached UDP socket (ESP-in-UDP, RFC 3948, no marker). With TUN
+//!   offloads (`IFF_VNET_HDR`, TSO/USO; see [`super::datapath`]) one read
+//!   can be a GSO super-packet: tun-rs splits it into MTU-sized inner
+//!   packets first, so SA counters, lifetimes and sequence numbers count
+//!   inner packets as without offloads. The sealed packets of one read go
+//!   out with one `sendmmsg` per run of packets sharing a path;
+//! - raw sockets read with `recvmmsg`, or queued [`Datagram`]s →
+//!   [`Sad::decapsulate`] → a [`TunBatch`] of inner packets (transport
+//!   mode: rebuilt header + payload), written after each event, coalesced
+//!   by tun-rs's GRO (TCP, and UDP where the kernel has USO) into few
+//!   writes. Non-coalescable packets (ICMP, fragments, IPv6 with extension
+//!   headers…) are written one by one, as before;
 //! - control [`Command`]s, and after each event the ACQUIREs and expiries
 //!   the [`Sad`] queued, forwarded as [`KernelEvent`]s. A hard expiry has
 //!   already removed the SA from the [`Sad`]; the task also takes it out of
@@ -17,8 +26,8 @@
 //! how the daemon learns the datapath is gone.
 
 use std::collections::HashMap;
-use std::io::IoSlice;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::ops::Deref;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -27,7 +36,7 @@ use socket2::Socket;
 use tokio::io::unix::AsyncFd;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
-use tun_rs::AsyncDevice;
+use tun_rs::{AsyncDevice, GROTable, IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN};
 
 use super::datapath::Control;
 use super::route;
@@ -42,6 +51,8 @@ const MAX_PACKET: usize = 65_535;
 const MAX_OVERHEAD: usize = 8 + 16 + 16 + 2 + 32;
 /// Packets handled per readiness event before yielding to other sources.
 const BURST: usize = 64;
+/// Datagrams read from a raw socket with one `recvmmsg`.
+const RECV_BATCH: usize = 32;
 
 /// Control requests to the datapath task, answered once applied.
 pub(super) enum Command {
@@ -95,19 +106,90 @@ pub(super) struct Io {
     pub(super) udp: HashMap<SocketAddr, Arc<UdpSocket>>,
 }
 
-/// The task's packet buffers, allocated once.
+/// The task's packet buffers, allocated once (zeroed allocations: pages
+/// nobody writes to stay untouched).
 pub(super) struct Buffers {
+    /// One TUN read: the virtio header (with offloads) and the packet,
+    /// possibly a GSO super-packet.
     tun_in: Vec<u8>,
-    raw_in: Vec<u8>,
-    out: Vec<u8>,
+    /// The inner packets of one TUN read, after GSO splitting, and their
+    /// lengths.
+    segs: Vec<Vec<u8>>,
+    sizes: Vec<usize>,
+    /// Datagrams of one `recvmmsg` on a raw socket, and their lengths.
+    raw_in: Vec<Vec<u8>>,
+    raw_lens: Vec<usize>,
+    /// The sealed packets of one TUN read, and where each goes.
+    out: Vec<Vec<u8>>,
+    txs: Vec<Transmit>,
+    to_tun: TunBatch,
 }
 
 impl Buffers {
     pub(super) fn new() -> Self {
         Self {
-            tun_in: vec![0; MAX_PACKET],
-            raw_in: vec![0; MAX_PACKET],
-            out: vec![0; MAX_PACKET + MAX_OVERHEAD],
+            tun_in: vec![0; VIRTIO_NET_HDR_LEN + MAX_PACKET],
+            segs: (0..IDEAL_BATCH_SIZE).map(|_| vec![0; MAX_PACKET]).collect(),
+            sizes: vec![0; IDEAL_BATCH_SIZE],
+            raw_in: (0..RECV_BATCH).map(|_| vec![0; MAX_PACKET]).collect(),
+            raw_lens: vec![0; RECV_BATCH],
+            out: (0..IDEAL_BATCH_SIZE)
+                .map(|_| vec![0; MAX_PACKET + MAX_OVERHEAD])
+                .collect(),
+            txs: Vec::with_capacity(IDEAL_BATCH_SIZE),
+            to_tun: TunBatch {
+                // Room for a whole coalesced packet in each: GRO appends
+                // only within a buffer's capacity.
+                bufs: (0..BURST)
+                    .map(|_| Vec::with_capacity(2 * VIRTIO_NET_HDR_LEN + MAX_PACKET))
+                    .collect(),
+                pending: 0,
+                gro: GROTable::new(),
+            },
+        }
+    }
+}
+
+/// Decapsulated inner packets waiting for the TUN write, each after
+/// [`VIRTIO_NET_HDR_LEN`] bytes of room: written together, coalesced (GRO)
+/// into few writes when the device has offloads.
+struct TunBatch {
+    bufs: Vec<Vec<u8>>,
+    pending: usize,
+    gro: GROTable,
+}
+
+impl TunBatch {
+    /// Queues `header` + `payload` as one inner packet; writes the batch
+    /// when it is full.
+    fn push(&mut self, io: &Io, sad: &Sad, header: &[u8], payload: &[u8]) {
+        let buf = &mut self.bufs[self.pending];
+        buf.clear();
+        buf.resize(VIRTIO_NET_HDR_LEN, 0);
+        buf.extend_from_slice(header);
+        buf.extend_from_slice(payload);
+        self.pending += 1;
+        if self.pending == self.bufs.len() {
+            self.flush(io, sad);
+        }
+    }
+
+    /// Writes the queued packets (non-blocking, as before: a full device
+    /// queue drops). A failed write counts one [`DropReason::SendFailed`],
+    /// even when it carried coalesced packets.
+    fn flush(&mut self, io: &Io, sad: &Sad) {
+        if self.pending == 0 {
+            return;
+        }
+        let bufs = &mut self.bufs[..self.pending];
+        self.pending = 0;
+        // The device's own (synchronous) method on the non-blocking fd.
+        let dev = Deref::deref(&io.tun);
+        if dev
+            .send_multiple(&mut self.gro, bufs, VIRTIO_NET_HDR_LEN)
+            .is_err()
+        {
+            sad.count_drop(DropReason::SendFailed);
         }
     }
 }
@@ -135,40 +217,57 @@ impl Datapath {
                     None => break Exit::Shutdown,
                 },
                 Some(mut d) = udp.recv() => {
-                    inbound(&mut sad, &io, &mut d.buf[..]);
+                    inbound(&mut sad, &io, &mut d.buf[..], &mut bufs.to_tun);
                     let _ = pool.push(d.buf);
+                    for _ in 1..BURST {
+                        let Ok(mut d) = udp.try_recv() else { break };
+                        inbound(&mut sad, &io, &mut d.buf[..], &mut bufs.to_tun);
+                        let _ = pool.push(d.buf);
+                    }
                 }
-                r = io.tun.recv(&mut bufs.tun_in) => match r {
+                r = io.tun.recv_multiple(&mut bufs.tun_in, &mut bufs.segs, &mut bufs.sizes, 0) => match r {
                     Ok(n) => {
                         let now = Instant::now();
-                        outbound(&mut sad, &io, now, &bufs.tun_in[..n], &mut bufs.out);
+                        outbound_segs(&mut sad, &io, now, &mut bufs, n);
                         drain_tun(&mut sad, &io, now, &mut bufs);
                     }
+                    // Not the device's error but the split's: a malformed
+                    // GSO packet, dropped.
+                    Err(e) if e.raw_os_error().is_none() => sad.count_drop(DropReason::Malformed),
                     // Nothing sensible to do without the device.
                     Err(e) => break Exit::Tun(e),
                 },
                 Ok(mut guard) = io.raw4.readable() => {
-                    for _ in 0..BURST {
-                        let Ok(r) = guard.try_io(|s| socket::recv(s.get_ref(), &mut bufs.raw_in)) else {
+                    for _ in 0..BURST / RECV_BATCH {
+                        let Ok(r) = guard.try_io(|s| {
+                            socket::recv_batch(s.get_ref(), &mut bufs.raw_in, &mut bufs.raw_lens)
+                        }) else {
                             break;
                         };
                         let Ok(n) = r else { break };
-                        if let Some(esp) = socket::ipv4_esp_payload(&bufs.raw_in[..n]) {
-                            inbound(&mut sad, &io, &mut bufs.raw_in[esp]);
+                        for (buf, &len) in bufs.raw_in.iter_mut().zip(&bufs.raw_lens).take(n) {
+                            if let Some(esp) = socket::ipv4_esp_payload(&buf[..len]) {
+                                inbound(&mut sad, &io, &mut buf[esp], &mut bufs.to_tun);
+                            }
                         }
                     }
                 }
                 Ok(mut guard) = readable(io.raw6.as_ref()) => {
-                    for _ in 0..BURST {
-                        let Ok(r) = guard.try_io(|s| socket::recv(s.get_ref(), &mut bufs.raw_in)) else {
+                    for _ in 0..BURST / RECV_BATCH {
+                        let Ok(r) = guard.try_io(|s| {
+                            socket::recv_batch(s.get_ref(), &mut bufs.raw_in, &mut bufs.raw_lens)
+                        }) else {
                             break;
                         };
                         let Ok(n) = r else { break };
-                        inbound(&mut sad, &io, &mut bufs.raw_in[..n]);
+                        for (buf, &len) in bufs.raw_in.iter_mut().zip(&bufs.raw_lens).take(n) {
+                            inbound(&mut sad, &io, &mut buf[..len], &mut bufs.to_tun);
+                        }
                     }
                 }
                 _ = tick.tick() => sad.handle_timeout(Instant::now()),
             }
+            bufs.to_tun.flush(&io, &sad);
             forward_events(&mut sad, &events);
         };
         if let Exit::Tun(e) = exit {
@@ -261,49 +360,86 @@ fn forget_expired(events: &Events, id: SaId) {
 /// Reads what else the TUN device has queued, up to a burst.
 fn drain_tun(sad: &mut Sad, io: &Io, now: Instant, bufs: &mut Buffers) {
     for _ in 1..BURST {
-        match io.tun.try_recv(&mut bufs.tun_in) {
-            Ok(n) => outbound(sad, io, now, &bufs.tun_in[..n], &mut bufs.out),
+        match io
+            .tun
+            .try_recv_multiple(&mut bufs.tun_in, &mut bufs.segs, &mut bufs.sizes, 0)
+        {
+            Ok(n) => outbound_segs(sad, io, now, bufs, n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            // Not the device's error but the split's: a malformed GSO
+            // packet, dropped.
+            Err(e) if e.raw_os_error().is_none() => sad.count_drop(DropReason::Malformed),
             Err(_) => break,
         }
     }
 }
 
-fn outbound(sad: &mut Sad, io: &Io, now: Instant, inner: &[u8], out: &mut [u8]) {
-    let Ok(tx) = sad.encapsulate(now, inner, out) else {
-        return;
-    };
-    if let Err(reason) = transmit(io, tx, &out[..tx.len]) {
-        sad.count_drop(reason);
+/// Seals the first `n` inner packets of `bufs.segs` and sends them,
+/// each run of packets that share a path with one `sendmmsg`.
+fn outbound_segs(sad: &mut Sad, io: &Io, now: Instant, bufs: &mut Buffers, n: usize) {
+    bufs.txs.clear();
+    for (seg, &len) in bufs.segs.iter().zip(&bufs.sizes).take(n) {
+        let out = &mut bufs.out[bufs.txs.len()];
+        if let Ok(tx) = sad.encapsulate(now, &seg[..len], out) {
+            bufs.txs.push(tx);
+        }
+    }
+    let mut start = 0;
+    while let Some(&first) = bufs.txs.get(start) {
+        let run = bufs.txs[start..]
+            .iter()
+            .take_while(|tx| same_path(tx, &first))
+            .count();
+        let packets = bufs.out[start..start + run]
+            .iter()
+            .zip(&bufs.txs[start..start + run])
+            .map(|(out, tx)| &out[..tx.len]);
+        let (sent, reason) = match transmit(io, first, packets) {
+            Ok(sent) => (sent, DropReason::SendFailed),
+            Err(reason) => (0, reason),
+        };
+        for _ in sent..run {
+            sad.count_drop(reason);
+        }
+        start += run;
     }
 }
 
-fn inbound(sad: &mut Sad, io: &Io, esp: &mut [u8]) {
+/// Whether `a` and `b` leave by the same socket to the same peer.
+fn same_path(a: &Transmit, b: &Transmit) -> bool {
+    a.src == b.src && a.dst == b.dst && a.encap == b.encap
+}
+
+fn inbound(sad: &mut Sad, io: &Io, esp: &mut [u8], to_tun: &mut TunBatch) {
     let Ok(inner) = sad.decapsulate(esp) else {
         return;
     };
-    let payload = &esp[inner.payload.clone()];
-    let sent = if inner.header().is_empty() {
-        io.tun.try_send(payload)
-    } else {
-        // Transport mode: the rebuilt header, then the payload in place.
-        io.tun
-            .try_send_vectored(&[IoSlice::new(inner.header()), IoSlice::new(payload)])
-    };
-    if sent.is_err() {
-        sad.count_drop(DropReason::SendFailed);
-    }
+    // Transport mode: the rebuilt header, then the payload; tunnel mode:
+    // no header.
+    to_tun.push(io, sad, inner.header(), &esp[inner.payload.clone()]);
 }
 
-fn transmit(io: &Io, tx: Transmit, packet: &[u8]) -> Result<(), DropReason> {
-    match tx.encap {
+/// Sends `packets`, which all share `tx`'s path (one `sendmsg` for a
+/// single packet, else one `sendmmsg`); returns how many went out.
+fn transmit<'a>(
+    io: &Io,
+    tx: Transmit,
+    mut packets: impl ExactSizeIterator<Item = &'a [u8]>,
+) -> Result<usize, DropReason> {
+    let single = packets.len() == 1;
+    let sent = match tx.encap {
         None => {
             let sock = match tx.dst {
                 IpAddr::V4(_) => Some(&io.raw4),
                 IpAddr::V6(_) => io.raw6.as_ref(),
             };
-            let sock = sock.ok_or(DropReason::SendFailed)?;
-            socket::send(sock.get_ref(), tx.src, tx.dst, packet)
-                .map_err(|_| DropReason::SendFailed)?;
+            let sock = sock.ok_or(DropReason::SendFailed)?.get_ref();
+            if single {
+                let p = packets.next().unwrap_or_default();
+                socket::send(sock, tx.src, tx.dst, p).map(|_| 1)
+            } else {
+                socket::send_batch(sock, Some(tx.src), SocketAddr::new(tx.dst, 0), packets)
+            }
         }
         Some(encap) => {
             let any = match tx.src {
@@ -315,9 +451,14 @@ fn transmit(io: &Io, tx: Transmit, packet: &[u8]) -> Result<(), DropReason> {
                 .get(&SocketAddr::new(tx.src, encap.sport))
                 .or_else(|| io.udp.get(&SocketAddr::new(any, encap.sport)))
                 .ok_or(DropReason::NoSocket)?;
-            sock.try_send_to(packet, SocketAddr::new(tx.dst, encap.dport))
-                .map_err(|_| DropReason::SendFailed)?;
+            let dst = SocketAddr::new(tx.dst, encap.dport);
+            if single {
+                let p = packets.next().unwrap_or_default();
+                sock.try_send_to(p, dst).map(|_| 1)
+            } else {
+                socket::send_batch(&**sock, None, dst, packets)
+            }
         }
-    }
-    Ok(())
+    };
+    sent.map_err(|_| DropReason::SendFailed)
 }
