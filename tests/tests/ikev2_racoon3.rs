@@ -203,3 +203,25 @@ fn first_packet_triggers_negotiation_through_acquire() {
         a.log()
     );
 }
+
+#[test]
+#[ignore = "needs root and network namespaces (run with --run-ignored all)"]
+fn iked_stops_with_an_error_when_its_datapath_dies() {
+    require_root_and_tools();
+    let lab = Lab::two_hosts().expect("lab");
+    let psk = lab.dir.path().join("psk");
+    std::fs::write(&psk, "shared between two racoons").expect("psk");
+    let conf_b = racoon2conf::tunnel(&lab.b, &lab.a, Family::V4, &algs(), &psk, "tunnel");
+    let b = Iked::start(&lab.dir, &lab.b.netns, "b", &conf_b, None).expect("iked b");
+    b.wait_for_log("iked started", WAIT).expect("b up");
+    lab.b
+        .netns
+        .ip(&["link", "del", "r3esp0"])
+        .expect("delete the TUN device");
+    b.wait_for_log("stopping iked", WAIT).expect("iked notices");
+    assert!(
+        interop::wait_for(|| !b.is_running(), WAIT),
+        "iked exits:\n{}",
+        b.log()
+    );
+}

@@ -160,6 +160,9 @@ async fn serve<K: Kernel>(
     // instead of dying (HUP's default action) with SAs and policies in place.
     let mut hup = signal(SignalKind::hangup())?;
     let mut stopping: Option<Instant> = None;
+    // Set when the kernel backend dies under us: iked then stops, telling
+    // its peers, and exits with an error so a supervisor can restart it.
+    let mut fatal: Option<&str> = None;
     loop {
         drain(&mut endpoint, &sockets, kernel, &control).await;
         if let Some(t) = stopping
@@ -178,7 +181,18 @@ async fn serve<K: Kernel>(
             _ = term.recv(), if stopping.is_none() => stopping = Some(shut_down(&mut endpoint)),
             _ = int.recv(), if stopping.is_none() => stopping = Some(shut_down(&mut endpoint)),
             _ = hup.recv() => tracing::warn!("SIGHUP: reloading the configuration is not implemented yet; restart iked to apply changes"),
-            Some(ev) = next_event(&mut events) => policy::on_event(&mut endpoint, &config, &conf.listen, &ev),
+            ev = next_event(&mut events) => match ev {
+                Some(ev) => policy::on_event(&mut endpoint, &config, &conf.listen, &ev),
+                None => {
+                    // The event stream ends only when the datapath is gone.
+                    events = None;
+                    tracing::error!("the kernel backend '{}' stopped; stopping iked", kernel.name());
+                    fatal = Some("the kernel backend stopped (see the log)");
+                    if stopping.is_none() {
+                        stopping = Some(shut_down(&mut endpoint));
+                    }
+                }
+            },
             Some(req) = requests.recv() => {
                 let cx = ctl::Context { started, listen: &conf.listen, config: &config };
                 let _ = req.reply.send(ctl::answer(req.request, &mut endpoint, kernel, &cx));
@@ -187,7 +201,10 @@ async fn serve<K: Kernel>(
     }
     policy::remove(kernel, installed).await;
     tracing::info!("iked stopped");
-    Ok(())
+    match fatal {
+        Some(why) => bail!("{why}"),
+        None => Ok(()),
+    }
 }
 
 /// Starts an IKE SA to `peer` with the remote block whose `peers_ipaddr` it is.
