@@ -244,28 +244,8 @@ mod tests {
     use super::*;
     use crate::config::lexer::lex;
     use crate::config::parser::parse;
-    use crate::config::value::name_of;
+    use crate::config::value::tests::{env, with_first};
 
-    fn env(name: &str) -> Option<String> {
-        (name == "HOME").then(|| "/home/r".to_owned())
-    }
-
-    fn with_first<T>(
-        text: &str,
-        f: impl FnOnce(&mut Cx<'_>, &mut Cursor) -> Result<T, ConfigError>,
-    ) -> Result<T, ConfigError> {
-        let file: Arc<str> = Arc::from("v.conf");
-        let ds = parse(&lex(text, &file)?)?;
-        let mut cx = Cx::new(&env);
-        cx.define("A", "x${B}y".to_owned());
-        cx.define("B", "$[HOME]".to_owned());
-        cx.define("LOOP", "${LOOP}".to_owned());
-        let d = &ds[0];
-        let mut c = Cursor::new(&cx, name_of(d), &d.args[1..], &d.span)?;
-        let v = f(&mut cx, &mut c)?;
-        c.finish()?;
-        Ok(v)
-    }
 
     #[test]
     fn address_specs() {

@@ -580,18 +580,20 @@ fn key_extras(c: &mut Cursor) -> Result<(), ConfigError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::sync::Arc;
 
     use super::*;
     use crate::config::lexer::lex;
     use crate::config::parser::parse;
 
-    fn env(name: &str) -> Option<String> {
+    pub(crate) fn env(name: &str) -> Option<String> {
         (name == "HOME").then(|| "/home/r".to_owned())
     }
 
-    fn with_first<T>(
+    /// Runs `f` on a cursor over the first directive of `text`, with
+    /// `${A}`, `${B}`, `${LOOP}` and `$[HOME]` defined; shared with addr.rs.
+    pub(crate) fn with_first<T>(
         text: &str,
         f: impl FnOnce(&mut Cx<'_>, &mut Cursor) -> Result<T, ConfigError>,
     ) -> Result<T, ConfigError> {
