@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::netns::Host;
+use crate::netns::{Host, Lab};
 
 /// Algorithms of one side, in racoon2.conf spelling.
 #[derive(Clone, Debug)]
@@ -126,4 +126,17 @@ pub fn ping_lan(from: &Host, to: &Host, family: Family) -> Result<String, String
         Ok(out) => Err(out),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// Writes a shared PSK into the lab and returns the configurations of A
+/// and B for a tunnel between them (A's first).
+pub fn tunnel_pair(lab: &Lab, family: Family, algs: &Algs, mode: &str) -> (String, String) {
+    let psk = lab.dir.path().join("psk");
+    if let Err(e) = std::fs::write(&psk, "shared between two racoons") {
+        panic!("cannot write {}: {e}", psk.display());
+    }
+    (
+        tunnel(&lab.a, &lab.b, family, algs, &psk, mode),
+        tunnel(&lab.b, &lab.a, family, algs, &psk, mode),
+    )
 }

@@ -24,10 +24,7 @@ fn algs() -> Algs {
 
 /// Starts iked on both hosts; A initiates to B.
 fn pair(lab: &Lab, family: Family, mode: &str, extra: &[&str]) -> (Iked, Iked) {
-    let psk = lab.dir.path().join("psk");
-    std::fs::write(&psk, "shared between two racoons").expect("psk");
-    let conf_a = racoon2conf::tunnel(&lab.a, &lab.b, family, &algs(), &psk, mode);
-    let conf_b = racoon2conf::tunnel(&lab.b, &lab.a, family, &algs(), &psk, mode);
+    let (conf_a, conf_b) = racoon2conf::tunnel_pair(lab, family, &algs(), mode);
     let b = Iked::start_with(&lab.dir, &lab.b.netns, "b", &conf_b, None, extra).expect("iked b");
     b.wait_for_log("iked started", WAIT).expect("b up");
     let peer: IpAddr = match family {
@@ -126,9 +123,7 @@ fn two_racoon3_peers_carry_transport_mode_over_ipv6() {
 fn garbage_datagrams_do_not_disturb_iked() {
     require_root_and_tools();
     let lab = Lab::two_hosts().expect("lab");
-    let psk = lab.dir.path().join("psk");
-    std::fs::write(&psk, "shared between two racoons").expect("psk");
-    let conf_b = racoon2conf::tunnel(&lab.b, &lab.a, Family::V4, &algs(), &psk, "tunnel");
+    let (conf_a, conf_b) = racoon2conf::tunnel_pair(&lab, Family::V4, &algs(), "tunnel");
     let b = Iked::start(&lab.dir, &lab.b.netns, "b", &conf_b, None).expect("iked b");
     b.wait_for_log("iked started", WAIT).expect("b up");
     // Truncated headers, a header claiming huge lengths, a valid-looking
@@ -157,7 +152,6 @@ for m in [b"\xff", os.urandom(60), bytes(4) + os.urandom(40)]:
     std::thread::sleep(Duration::from_millis(300));
     assert!(b.is_running(), "iked died on garbage:\n{}", b.log());
     // And it still negotiates afterwards.
-    let conf_a = racoon2conf::tunnel(&lab.a, &lab.b, Family::V4, &algs(), &psk, "tunnel");
     let a = Iked::start(
         &lab.dir,
         &lab.a.netns,
@@ -174,10 +168,7 @@ for m in [b"\xff", os.urandom(60), bytes(4) + os.urandom(40)]:
 fn first_packet_triggers_negotiation_through_acquire() {
     require_root_and_tools();
     let lab = Lab::two_hosts().expect("lab");
-    let psk = lab.dir.path().join("psk");
-    std::fs::write(&psk, "shared between two racoons").expect("psk");
-    let conf_a = racoon2conf::tunnel(&lab.a, &lab.b, Family::V4, &algs(), &psk, "tunnel");
-    let conf_b = racoon2conf::tunnel(&lab.b, &lab.a, Family::V4, &algs(), &psk, "tunnel");
+    let (conf_a, conf_b) = racoon2conf::tunnel_pair(&lab, Family::V4, &algs(), "tunnel");
     let b = Iked::start(&lab.dir, &lab.b.netns, "b", &conf_b, None).expect("iked b");
     let a = Iked::start(&lab.dir, &lab.a.netns, "a", &conf_a, None).expect("iked a");
     for d in [&a, &b] {
@@ -209,9 +200,7 @@ fn first_packet_triggers_negotiation_through_acquire() {
 fn iked_stops_with_an_error_when_its_datapath_dies() {
     require_root_and_tools();
     let lab = Lab::two_hosts().expect("lab");
-    let psk = lab.dir.path().join("psk");
-    std::fs::write(&psk, "shared between two racoons").expect("psk");
-    let conf_b = racoon2conf::tunnel(&lab.b, &lab.a, Family::V4, &algs(), &psk, "tunnel");
+    let (_, conf_b) = racoon2conf::tunnel_pair(&lab, Family::V4, &algs(), "tunnel");
     let b = Iked::start(&lab.dir, &lab.b.netns, "b", &conf_b, None).expect("iked b");
     b.wait_for_log("iked started", WAIT).expect("b up");
     lab.b

@@ -26,10 +26,7 @@ fn algs() -> Algs {
 fn racoonctl_initiates_shows_and_terminates_an_sa() {
     require_root_and_tools();
     let lab = Lab::two_hosts().expect("lab");
-    let psk = lab.dir.path().join("psk");
-    std::fs::write(&psk, "racoonctl test key").expect("psk");
-    let conf_a = racoon2conf::tunnel(&lab.a, &lab.b, Family::V4, &algs(), &psk, "tunnel");
-    let conf_b = racoon2conf::tunnel(&lab.b, &lab.a, Family::V4, &algs(), &psk, "tunnel");
+    let (conf_a, conf_b) = racoon2conf::tunnel_pair(&lab, Family::V4, &algs(), "tunnel");
     let b = Iked::start(&lab.dir, &lab.b.netns, "b", &conf_b, None).expect("iked b");
     let a = Iked::start(&lab.dir, &lab.a.netns, "a", &conf_a, None).expect("iked a");
     for d in [&a, &b] {
