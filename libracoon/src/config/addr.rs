@@ -246,7 +246,6 @@ mod tests {
     use crate::config::parser::parse;
     use crate::config::value::tests::{env, with_first};
 
-
     #[test]
     fn address_specs() {
         let (h, _, p) = with_first("d 2001:db8::1 port 500;", addr_spec).unwrap();
