@@ -13,15 +13,15 @@
 //! The XFRM and PF_KEY backends are separate pieces of work.
 
 pub mod memory;
-mod types;
 pub mod userspace;
 
-pub use types::{
-    Counters, EspAuth, EspEncr, IpsecMode, KernelEvent, PolicyAction, PolicySpec, SaDirection,
-    SaId, SaSpec, Selector, UdpEncap,
+pub use libracoon::ipsec::{
+    Counters, EspAuth, EspEncr, IpsecMode, KernelEvent, Lifetime, PolicyAction, PolicySpec,
+    SaDirection, SaId, SaInfo, SaSpec, Selector, UdpEncap,
 };
 
 use std::future::Future;
+use std::net::IpAddr;
 
 /// Why the kernel (or a backend standing in for it) refused a request.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -65,14 +65,36 @@ pub trait Kernel: Send + Sync {
     /// protection.
     fn carries_traffic(&self) -> bool;
 
+    /// Reserve an unused SPI for an inbound SA from `src` to `dst` (our
+    /// address), so that two key-exchange daemons never pick the same one
+    /// (RFC 2367 SADB_GETSPI, XFRM_MSG_ALLOCSPI). The SA installed later
+    /// with [`Kernel::add_sa`] takes the reservation over.
+    fn alloc_spi(
+        &self,
+        src: IpAddr,
+        dst: IpAddr,
+        reqid: u32,
+    ) -> impl Future<Output = Result<u32, KernelError>> + Send;
+
     /// Install one unidirectional SA.
     fn add_sa(&self, sa: SaSpec) -> impl Future<Output = Result<(), KernelError>> + Send;
+
+    /// Replace an installed SA's parameters (lifetimes, encapsulation ports
+    /// after a NAT rebinding), keeping its counters and replay state where
+    /// the backend can.
+    fn update_sa(&self, sa: SaSpec) -> impl Future<Output = Result<(), KernelError>> + Send;
 
     /// Remove one SA.
     fn delete_sa(&self, id: SaId) -> impl Future<Output = Result<(), KernelError>> + Send;
 
+    /// One SA, with its counters.
+    fn get_sa(&self, id: SaId) -> impl Future<Output = Result<SaInfo, KernelError>> + Send;
+
     /// All SAs currently installed (keys are not returned).
     fn list_sas(&self) -> impl Future<Output = Vec<SaId>> + Send;
+
+    /// Remove every ESP SA the backend holds (racoonctl flush).
+    fn flush_sas(&self) -> impl Future<Output = Result<(), KernelError>> + Send;
 
     /// Install a policy. A `Protect` policy whose traffic has no SA makes
     /// the backend raise [`KernelEvent::Acquire`] (negotiation on demand).
@@ -88,12 +110,11 @@ pub trait Kernel: Send + Sync {
         direction: SaDirection,
     ) -> impl Future<Output = Result<(), KernelError>> + Send;
 
-    /// Traffic counters of one SA, where the backend counts (RFC 4301
-    /// §4.4.2.1 lifetime counters). `None` if unknown or not counted.
-    fn sa_counters(&self, id: SaId) -> Option<Counters> {
-        let _ = id;
-        None
-    }
+    /// Every installed policy.
+    fn list_policies(&self) -> impl Future<Output = Vec<PolicySpec>> + Send;
+
+    /// Remove every policy the backend holds.
+    fn flush_policies(&self) -> impl Future<Output = Result<(), KernelError>> + Send;
 
     /// The backend's event stream. The first call takes it; later calls
     /// return `None`.

@@ -8,13 +8,19 @@ use std::sync::Mutex;
 
 use tokio::sync::mpsc;
 
-use crate::{Kernel, KernelError, KernelEvent, PolicySpec, SaDirection, SaId, SaSpec, Selector};
+use std::net::IpAddr;
+
+use crate::{
+    Counters, Kernel, KernelError, KernelEvent, PolicySpec, SaDirection, SaId, SaInfo, SaSpec,
+    Selector,
+};
 
 /// In-memory SA table.
 #[derive(Debug)]
 pub struct MemoryKernel {
     sas: Mutex<BTreeMap<SaId, SaSpec>>,
     policies: Mutex<Vec<PolicySpec>>,
+    next_spi: Mutex<u32>,
     /// Kept so the event stream stays open; this backend never raises events.
     _events: mpsc::UnboundedSender<KernelEvent>,
     receiver: Mutex<Option<mpsc::UnboundedReceiver<KernelEvent>>>,
@@ -26,6 +32,7 @@ impl Default for MemoryKernel {
         Self {
             sas: Mutex::default(),
             policies: Mutex::default(),
+            next_spi: Mutex::new(0x100),
             _events: tx,
             receiver: Mutex::new(Some(rx)),
         }
@@ -67,6 +74,60 @@ impl Kernel for MemoryKernel {
             return Err(KernelError::Exists(sa.id.spi));
         }
         table.insert(sa.id, sa);
+        Ok(())
+    }
+
+    /// Hands out SPIs in order from 0x100, skipping installed ones: the
+    /// memory backend has no randomness of its own, and tests like
+    /// predictable SPIs.
+    async fn alloc_spi(&self, _src: IpAddr, dst: IpAddr, _reqid: u32) -> Result<u32, KernelError> {
+        let table = self.table();
+        let mut next = lock(&self.next_spi);
+        loop {
+            let spi = (*next).max(0x100);
+            *next = spi.wrapping_add(1);
+            if !table.contains_key(&SaId { dst, spi }) {
+                return Ok(spi);
+            }
+        }
+    }
+
+    async fn update_sa(&self, sa: SaSpec) -> Result<(), KernelError> {
+        let mut table = self.table();
+        match table.get_mut(&sa.id) {
+            Some(old) => {
+                *old = sa;
+                Ok(())
+            }
+            None => Err(KernelError::NotFound(sa.id.spi)),
+        }
+    }
+
+    async fn get_sa(&self, id: SaId) -> Result<SaInfo, KernelError> {
+        let table = self.table();
+        let sa = table.get(&id).ok_or(KernelError::NotFound(id.spi))?;
+        Ok(SaInfo {
+            id,
+            src: sa.src,
+            direction: sa.direction,
+            mode: sa.mode,
+            reqid: sa.reqid,
+            encap: sa.encap,
+            counters: Counters::default(),
+        })
+    }
+
+    async fn flush_sas(&self) -> Result<(), KernelError> {
+        self.table().clear();
+        Ok(())
+    }
+
+    async fn list_policies(&self) -> Vec<PolicySpec> {
+        lock(&self.policies).clone()
+    }
+
+    async fn flush_policies(&self) -> Result<(), KernelError> {
+        lock(&self.policies).clear();
         Ok(())
     }
 
@@ -144,6 +205,9 @@ mod tests {
             encap: None,
             selectors: Vec::new(),
             reqid: 1,
+            esn: false,
+            replay_window: 0,
+            lifetime: Default::default(),
         }
     }
 

@@ -32,6 +32,9 @@ fn spec(encr: (u16, u16), auth: Option<(u16, usize)>, key_len: usize) -> SaSpec 
         encap: None,
         selectors: Vec::new(),
         reqid: 1,
+        esn: false,
+        replay_window: 0,
+        lifetime: Default::default(),
     }
 }
 

@@ -351,8 +351,13 @@ fn sa(
             src: lans.0,
             dst: lans.1,
             proto: 0,
+            src_port: 0,
+            dst_port: 0,
         }],
         reqid: spi,
+        esn: false,
+        replay_window: 0,
+        lifetime: Default::default(),
     }
 }
 
@@ -622,6 +627,8 @@ fn trap_policy_raises_one_acquire_and_traffic_flows_once_sas_are_in() {
             src: lans4.0,
             dst: lans4.1,
             proto: 0,
+            src_port: 0,
+            dst_port: 0,
         },
         direction: SaDirection::Outbound,
         action: PolicyAction::Protect {

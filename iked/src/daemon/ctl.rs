@@ -1,6 +1,7 @@
 //! iked's side of the control protocol: answers racoonctl from the
 //! endpoint's state and the kernel's counters (docs/control-protocol.md).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -8,7 +9,7 @@ use libracoon::ctl::proto::{
     ChildSaStatus, CtlError, DaemonStatus, ErrorCode, IkeSaStatus, Request, ResponseBody,
     ResponseResult,
 };
-use pfkey::Kernel;
+use pfkey::{Counters, Kernel, SaId};
 
 use crate::ikev2::child::ChildHandle;
 use crate::ikev2::endpoint::Endpoint;
@@ -22,16 +23,19 @@ pub(crate) struct Context<'a> {
 }
 
 /// Answers one request.
-pub(crate) fn answer(
+pub(crate) async fn answer(
     req: Request,
     endpoint: &mut Endpoint,
     kernel: &impl Kernel,
     cx: &Context<'_>,
 ) -> ResponseResult {
     let result = match req {
-        Request::ShowSa => Ok(ResponseBody::Sas(
-            endpoint.sas().map(|sa| ike_status(sa, kernel)).collect(),
-        )),
+        Request::ShowSa => {
+            let counters = counters(endpoint, kernel).await;
+            Ok(ResponseBody::Sas(
+                endpoint.sas().map(|sa| ike_status(sa, &counters)).collect(),
+            ))
+        }
         Request::ShowStatus => Ok(ResponseBody::Status(status(endpoint, kernel, cx))),
         Request::Initiate { remote } => initiate(endpoint, cx, &remote),
         Request::Terminate { target } => terminate(endpoint, &target),
@@ -43,7 +47,24 @@ pub(crate) fn answer(
     result.into()
 }
 
-fn ike_status(sa: &IkeSa, kernel: &impl Kernel) -> IkeSaStatus {
+/// The kernel's counters of every CHILD SA, fetched before the answer is
+/// built (the backend may be another process).
+async fn counters(endpoint: &Endpoint, kernel: &impl Kernel) -> HashMap<SaId, Counters> {
+    let ids: Vec<SaId> = endpoint
+        .sas()
+        .filter_map(IkeSa::child)
+        .flat_map(|c| [c.inbound, c.outbound])
+        .collect();
+    let mut out = HashMap::new();
+    for id in ids {
+        if let Ok(info) = kernel.get_sa(id).await {
+            out.insert(id, info.counters);
+        }
+    }
+    out
+}
+
+fn ike_status(sa: &IkeSa, counters: &HashMap<SaId, Counters>) -> IkeSaStatus {
     IkeSaStatus {
         name: sa.config().name.clone(),
         spi_i: format!("{:016x}", sa.spi_i()),
@@ -61,15 +82,15 @@ fn ike_status(sa: &IkeSa, kernel: &impl Kernel) -> IkeSaStatus {
         age_secs: sa.age(Instant::now()).as_secs(),
         children: sa
             .child()
-            .map(|c| child_status(c, kernel))
+            .map(|c| child_status(c, counters))
             .into_iter()
             .collect(),
     }
 }
 
-fn child_status(c: &ChildHandle, kernel: &impl Kernel) -> ChildSaStatus {
-    let rx = kernel.sa_counters(c.inbound).unwrap_or_default();
-    let tx = kernel.sa_counters(c.outbound).unwrap_or_default();
+fn child_status(c: &ChildHandle, counters: &HashMap<SaId, Counters>) -> ChildSaStatus {
+    let rx = counters.get(&c.inbound).copied().unwrap_or_default();
+    let tx = counters.get(&c.outbound).copied().unwrap_or_default();
     ChildSaStatus {
         spi_in: format!("{:08x}", c.spi_in),
         spi_out: format!("{:08x}", c.spi_out),

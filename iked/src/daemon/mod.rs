@@ -195,7 +195,7 @@ async fn serve<K: Kernel>(
             },
             Some(req) = requests.recv() => {
                 let cx = ctl::Context { started, listen: &conf.listen, config: &config };
-                let _ = req.reply.send(ctl::answer(req.request, &mut endpoint, kernel, &cx));
+                let _ = req.reply.send(ctl::answer(req.request, &mut endpoint, kernel, &cx).await);
             }
         }
     }
@@ -337,12 +337,13 @@ async fn remove(
     outbound: pfkey::SaId,
     kernel: &impl Kernel,
 ) -> report::Report {
-    let carried = |id| {
-        kernel.sa_counters(id).map_or_else(String::new, |c| {
-            format!(" {} packets/{} bytes", c.packets, c.bytes)
-        })
+    let carried = async |id| {
+        kernel.get_sa(id).await.map_or_else(
+            |_| String::new(),
+            |i| format!(" {} packets/{} bytes", i.counters.packets, i.counters.bytes),
+        )
     };
-    let (rx, tx) = (carried(inbound), carried(outbound));
+    let (rx, tx) = (carried(inbound).await, carried(outbound).await);
     for id in [inbound, outbound] {
         match kernel.delete_sa(id).await {
             // Already gone: a hard lifetime expiry removed it.

@@ -134,6 +134,30 @@ pub fn on_event(
                 None => tracing::warn!("SA {:08x} to {} hit its hard lifetime", id.spi, id.dst),
             }
         }
+        KernelEvent::Migrate { old, new, .. } => {
+            tracing::warn!(
+                "MIGRATE of a policy from {} -> {} to {} -> {}: moving IKE SAs is not implemented; they stay on the old addresses",
+                old.0,
+                old.1,
+                new.0,
+                new.1
+            );
+        }
+        KernelEvent::Reset => {
+            // Every CHILD SA is gone with the datapath: tell the peers by
+            // deleting the IKE SAs; the next packet renegotiates.
+            let spis: Vec<u64> = endpoint
+                .sas()
+                .map(crate::ikev2::sa::IkeSa::local_spi)
+                .collect();
+            tracing::warn!(
+                "the kernel backend lost its SAs (spmd restarted): deleting {} IKE SAs; traffic renegotiates on demand",
+                spis.len()
+            );
+            for spi in spis {
+                endpoint.delete(std::time::Instant::now(), spi);
+            }
+        }
         KernelEvent::Expire { id, hard: false } => {
             tracing::info!(
                 "SA {:08x} to {} reached its soft lifetime; initiating rekeys is not implemented yet, the peer may rekey",
@@ -150,6 +174,8 @@ fn selector(src: &TsRange, dst: &TsRange) -> Selector {
         src: (src.start, src.end),
         dst: (dst.start, dst.end),
         proto: src.proto.max(dst.proto),
+        src_port: 0,
+        dst_port: 0,
     }
 }
 

@@ -175,6 +175,9 @@ pub(crate) fn build(
         encap,
         selectors,
         reqid,
+        esn: false,
+        replay_window: 0,
+        lifetime: Default::default(),
     };
     let inbound_id = SaId {
         dst: local,
@@ -240,6 +243,8 @@ fn selectors(src: &[TsRange], dst: &[TsRange]) -> Vec<Selector> {
                 src: (s.start, s.end),
                 dst: (d.start, d.end),
                 proto,
+                src_port: 0,
+                dst_port: 0,
             });
         }
     }

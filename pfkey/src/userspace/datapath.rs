@@ -52,7 +52,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use crossbeam_queue::ArrayQueue;
-use libracoon::crypto::OsRandom;
+use libracoon::crypto::{OsRandom, Random};
 use socket2::Domain;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -64,8 +64,8 @@ use super::socket::{self, mark_socket};
 use super::stats::{DatapathStats, DropCounters, DropReason, SaCounters, SaStats};
 use super::task::{Buffers, Command, Datagram, Datapath, Events, Io};
 use crate::{
-    IpsecMode, Kernel, KernelError, KernelEvent, PolicyAction, PolicySpec, SaDirection, SaId,
-    SaSpec, Selector,
+    Counters, IpsecMode, Kernel, KernelError, KernelEvent, PolicyAction, PolicySpec, SaDirection,
+    SaId, SaInfo, SaSpec, Selector, UdpEncap,
 };
 
 const BACKEND: &str = "userspace";
@@ -114,7 +114,7 @@ pub struct UserspaceKernel {
 pub(super) struct Control {
     sas: BTreeMap<SaId, Installed>,
     /// Installed policies and the routes each holds.
-    policies: Vec<(Selector, SaDirection, Routes)>,
+    policies: Vec<(PolicySpec, Routes)>,
     routes: RouteTable,
 }
 
@@ -132,6 +132,9 @@ type Routes = Vec<(Prefix, Option<IpAddr>)>;
 
 #[derive(Debug)]
 struct Installed {
+    src: IpAddr,
+    mode: IpsecMode,
+    encap: Option<UdpEncap>,
     direction: SaDirection,
     reqid: u32,
     transform: String,
@@ -345,9 +348,13 @@ impl Kernel for UserspaceKernel {
                     .into(),
             ));
         }
-        let entry = SadEntry::new(&sa, EspOptions::default(), &mut OsRandom, Instant::now())
+        let opts = EspOptions { esn: sa.esn };
+        let entry = SadEntry::new(&sa, opts, &mut OsRandom, Instant::now())
             .map_err(|e| unsupported(e.to_string()))?;
         let installed = Installed {
+            src: sa.src,
+            mode: sa.mode,
+            encap: sa.encap,
             direction: sa.direction,
             reqid: sa.reqid,
             transform: entry.esp().transform().to_string(),
@@ -375,6 +382,35 @@ impl Kernel for UserspaceKernel {
         Ok(())
     }
 
+    /// Draws random SPIs (never below 256, RFC 4303 §2.1) until one is
+    /// free; the datapath is the only user of its SPI space.
+    async fn alloc_spi(&self, _src: IpAddr, dst: IpAddr, _reqid: u32) -> Result<u32, KernelError> {
+        let control = self.control();
+        for _ in 0..64 {
+            let mut b = [0u8; 4];
+            Random::fill(&mut OsRandom, &mut b).map_err(|e| failed(e.to_string()))?;
+            let spi = u32::from_be_bytes(b);
+            if spi >= 256 && !control.sas.contains_key(&SaId { dst, spi }) {
+                return Ok(spi);
+            }
+        }
+        Err(failed("no free SPI after 64 draws".into()))
+    }
+
+    /// Changes lifetime and UDP encapsulation in place (counters and the
+    /// replay window stay); keys, mode and selectors cannot change.
+    async fn update_sa(&self, sa: SaSpec) -> Result<(), KernelError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Update(sa.id, sa.lifetime, sa.encap, tx))?;
+        if !rx.await.map_err(|_| stopped())? {
+            return Err(KernelError::NotFound(sa.id.spi));
+        }
+        if let Some(i) = self.control().sas.get_mut(&sa.id) {
+            i.encap = sa.encap;
+        }
+        Ok(())
+    }
+
     async fn delete_sa(&self, id: SaId) -> Result<(), KernelError> {
         let gone = self.remove(id).await?;
         self.del_routes(gone).await;
@@ -393,6 +429,7 @@ impl Kernel for UserspaceKernel {
     async fn add_policy(&self, policy: PolicySpec) -> Result<(), KernelError> {
         let (selector, direction) = (policy.selector.clone(), policy.direction);
         let routes = policy_routes(&policy);
+        let stored = policy.clone();
         let (tx, rx) = oneshot::channel();
         self.send(Command::AddPolicy(policy, tx))?;
         rx.await.map_err(|_| stopped())?;
@@ -401,7 +438,7 @@ impl Kernel for UserspaceKernel {
             let new = control.routes.acquire(&routes);
             let old = take_policy(&mut control.policies, &selector, direction);
             let gone = control.routes.release(&old.unwrap_or_default());
-            control.policies.push((selector.clone(), direction, routes));
+            control.policies.push((stored, routes));
             (new, gone)
         };
         self.del_routes(gone).await;
@@ -432,13 +469,46 @@ impl Kernel for UserspaceKernel {
         Ok(())
     }
 
-    fn sa_counters(&self, id: SaId) -> Option<crate::Counters> {
+    async fn get_sa(&self, id: SaId) -> Result<SaInfo, KernelError> {
         let control = self.control();
-        let c = &control.sas.get(&id)?.counters;
-        Some(crate::Counters {
-            bytes: c.bytes(),
-            packets: c.packets(),
+        let sa = control.sas.get(&id).ok_or(KernelError::NotFound(id.spi))?;
+        Ok(SaInfo {
+            id,
+            src: sa.src,
+            direction: sa.direction,
+            mode: sa.mode,
+            reqid: sa.reqid,
+            encap: sa.encap,
+            counters: Counters {
+                bytes: sa.counters.bytes(),
+                packets: sa.counters.packets(),
+            },
         })
+    }
+
+    async fn flush_sas(&self) -> Result<(), KernelError> {
+        for id in self.list_sas().await {
+            match self.delete_sa(id).await {
+                Ok(()) | Err(KernelError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    async fn list_policies(&self) -> Vec<PolicySpec> {
+        self.control()
+            .policies
+            .iter()
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+
+    async fn flush_policies(&self) -> Result<(), KernelError> {
+        for p in self.list_policies().await {
+            self.delete_policy(p.selector, p.direction).await?;
+        }
+        Ok(())
     }
 
     /// Carries ACQUIREs and the SAs' soft and hard expiries (a hard expiry
@@ -469,14 +539,14 @@ fn policy_routes(p: &PolicySpec) -> Routes {
 /// Removes the policy entry for `selector` and `direction`; returns its
 /// routes.
 fn take_policy(
-    policies: &mut Vec<(Selector, SaDirection, Routes)>,
+    policies: &mut Vec<(PolicySpec, Routes)>,
     selector: &Selector,
     direction: SaDirection,
 ) -> Option<Routes> {
     let at = policies
         .iter()
-        .position(|(s, d, _)| s == selector && *d == direction)?;
-    Some(policies.remove(at).2)
+        .position(|(p, _)| p.selector == *selector && p.direction == direction)?;
+    Some(policies.remove(at).1)
 }
 
 impl Drop for UserspaceKernel {
@@ -535,6 +605,8 @@ mod tests {
                 src: (ip("192.0.2.1"), ip("192.0.2.1")),
                 dst: (ip("192.0.2.2"), ip("192.0.2.2")),
                 proto: 0,
+                src_port: 0,
+                dst_port: 0,
             },
             direction,
             action,
@@ -561,7 +633,7 @@ mod tests {
     #[test]
     fn policies_are_taken_by_selector_and_direction() {
         let p = policy(PolicyAction::Discard, SaDirection::Outbound);
-        let mut table = vec![(p.selector.clone(), SaDirection::Outbound, Vec::new())];
+        let mut table = vec![(p.clone(), Vec::new())];
         assert!(take_policy(&mut table, &p.selector, SaDirection::Inbound).is_none());
         assert!(take_policy(&mut table, &p.selector, SaDirection::Outbound).is_some());
         assert!(table.is_empty());
@@ -579,6 +651,9 @@ mod tests {
             spi: 0x1001,
         };
         let installed = || Installed {
+            src: ip("192.0.2.1"),
+            mode: IpsecMode::Transport,
+            encap: None,
             direction: SaDirection::Outbound,
             reqid: 1,
             transform: String::new(),

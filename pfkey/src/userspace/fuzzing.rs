@@ -107,14 +107,21 @@ fn spec(transform: u8) -> SaSpec {
                 src: v4,
                 dst: v4,
                 proto: 0,
+                src_port: 0,
+                dst_port: 0,
             },
             Selector {
                 src: v6,
                 dst: v6,
                 proto: 0,
+                src_port: 0,
+                dst_port: 0,
             },
         ],
         reqid: 1,
+        esn: false,
+        replay_window: 0,
+        lifetime: Default::default(),
     }
 }
 

@@ -191,6 +191,8 @@ mod tests {
             src: (ip(src.0), ip(src.1)),
             dst: (ip(dst.0), ip(dst.1)),
             proto,
+            src_port: 0,
+            dst_port: 0,
         }
     }
 

@@ -54,22 +54,7 @@ use crate::{
 /// enough for a rekey.
 pub const SEQ_SOFT_LIMIT: u64 = u32::MAX as u64 - (1 << 24);
 
-/// Soft and hard limits of one SA; `None` means no limit.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Lifetime {
-    /// Soft limit on inner bytes.
-    pub soft_bytes: Option<u64>,
-    /// Hard limit on inner bytes.
-    pub hard_bytes: Option<u64>,
-    /// Soft limit on packets.
-    pub soft_packets: Option<u64>,
-    /// Hard limit on packets.
-    pub hard_packets: Option<u64>,
-    /// Soft limit on time since installation.
-    pub soft_time: Option<Duration>,
-    /// Hard limit on time since installation.
-    pub hard_time: Option<Duration>,
-}
+pub use crate::Lifetime;
 
 /// An SA crossed a lifetime limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,7 +146,7 @@ pub struct SadEntry {
 }
 
 impl SadEntry {
-    /// Builds an entry from `spec`, installed at `now`, without limits.
+    /// Builds an entry from `spec` (with its lifetime), installed at `now`.
     ///
     /// # Errors
     /// As [`EspSa::new`].
@@ -181,7 +166,7 @@ impl SadEntry {
             selectors: spec.selectors.clone(),
             esp: EspSa::new(spec, opts, rng)?,
             counters: Arc::default(),
-            lifetime: Lifetime::default(),
+            lifetime: spec.lifetime,
             installed: now,
             soft_fired: false,
             hard_fired: false,
@@ -385,6 +370,19 @@ impl Sad {
         match self.entry_mut(id) {
             Some(e) => {
                 e.lifetime = lifetime;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Changes an SA's lifetime and UDP encapsulation in place, keeping its
+    /// keys, counters and replay window. `false` if it is not installed.
+    pub fn update(&mut self, id: SaId, lifetime: Lifetime, encap: Option<UdpEncap>) -> bool {
+        match self.entry_mut(id) {
+            Some(e) => {
+                e.lifetime = lifetime;
+                e.encap = encap;
                 true
             }
             None => false,

@@ -187,6 +187,8 @@ mod tests {
             src: (v4(src.0), v4(src.1)),
             dst: (v4(dst.0), v4(dst.1)),
             proto,
+            src_port: 0,
+            dst_port: 0,
         }
     }
 
@@ -288,6 +290,8 @@ mod tests {
             src: ("::".parse().expect("v6"), Ipv6Addr::from(u128::MAX).into()),
             dst: ("::".parse().expect("v6"), Ipv6Addr::from(u128::MAX).into()),
             proto: 0,
+            src_port: 0,
+            dst_port: 0,
         };
         assert!(covers(&all_v6, &h));
     }

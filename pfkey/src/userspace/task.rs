@@ -43,7 +43,7 @@ use super::route;
 use super::sad::{Exists, Lifetime, Sad, SadEntry, Transmit};
 use super::socket;
 use super::stats::DropReason;
-use crate::{KernelEvent, PolicySpec, SaDirection, SaId, Selector};
+use crate::{KernelEvent, PolicySpec, SaDirection, SaId, Selector, UdpEncap};
 
 /// Largest packet handled (an IP datagram's maximum).
 const MAX_PACKET: usize = 65_535;
@@ -59,6 +59,7 @@ pub(super) enum Command {
     Add(Box<SadEntry>, oneshot::Sender<Result<(), Exists>>),
     Delete(SaId, oneshot::Sender<bool>),
     SetLifetime(SaId, Lifetime, oneshot::Sender<bool>),
+    Update(SaId, Lifetime, Option<UdpEncap>, oneshot::Sender<bool>),
     Attach(SocketAddr, Arc<UdpSocket>),
     AddPolicy(PolicySpec, oneshot::Sender<()>),
     DeletePolicy(Selector, SaDirection, oneshot::Sender<bool>),
@@ -304,6 +305,9 @@ fn apply(cmd: Command, sad: &mut Sad, io: &mut Io) {
         }
         Command::SetLifetime(id, lifetime, reply) => {
             let _ = reply.send(sad.set_lifetime(id, lifetime));
+        }
+        Command::Update(id, lifetime, encap, reply) => {
+            let _ = reply.send(sad.update(id, lifetime, encap));
         }
         Command::Attach(local, sock) => {
             io.udp.insert(local, sock);

@@ -117,6 +117,9 @@ pub(crate) fn spec(
         encap: None,
         selectors: Vec::new(),
         reqid: 1,
+        esn: false,
+        replay_window: 0,
+        lifetime: Default::default(),
     }
 }
 

@@ -25,6 +25,8 @@ fn lan_selector() -> Selector {
         src: (ip("198.51.100.0"), ip("198.51.100.255")),
         dst: (ip("203.0.113.0"), ip("203.0.113.255")),
         proto: 0,
+        src_port: 0,
+        dst_port: 0,
     }
 }
 
@@ -475,6 +477,8 @@ fn transport_spec(direction: SaDirection, v6: bool) -> SaSpec {
         src: (a, a),
         dst: (b, b),
         proto: 0,
+        src_port: 0,
+        dst_port: 0,
     }];
     s
 }
@@ -667,6 +671,8 @@ fn the_policy_reqid_chooses_among_sas_covering_the_packet() {
         src: (ip("198.51.100.1"), ip("198.51.100.1")),
         dst: (ip("203.0.113.1"), ip("203.0.113.1")),
         proto: 0,
+        src_port: 0,
+        dst_port: 0,
     };
     let protect = |reqid| PolicyAction::Protect {
         reqid,
