@@ -95,7 +95,7 @@ impl Selector {
 }
 
 /// Everything a backend needs to install one unidirectional ESP SA.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SaSpec {
     /// Which SA this is.
     pub id: SaId,

@@ -11,4 +11,5 @@
 pub mod config;
 pub mod crypto;
 pub mod ctl;
+pub mod daemon;
 pub mod ipsec;

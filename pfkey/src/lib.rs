@@ -12,7 +12,9 @@
 //!
 //! The XFRM and PF_KEY backends are separate pieces of work.
 
+pub mod handoff;
 pub mod memory;
+pub mod remote;
 pub mod userspace;
 
 pub use libracoon::ipsec::{

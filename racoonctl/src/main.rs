@@ -1,7 +1,7 @@
 //! racoonctl: racoon3's operator CLI.
 //!
 //! Each subcommand talks to one daemon over its control socket in the run
-//! directory (`iked.sock` for everything so far), with the protocol of
+//! directory (`iked.sock` for SAs, `spmd.sock` for policies), with the protocol of
 //! `libracoon::ctl` (`docs/control-protocol.md`). `main.rs` parses the
 //! command line and maps failures to exit codes; `cmd/` has one module per
 //! verb, each naming the daemon it talks to; `render.rs` turns answers into
@@ -32,8 +32,8 @@ Exit status:
   4  permission denied (run racoonctl as root)
   5  protocol error: a bad answer, or none within --timeout";
 
-/// Control racoon3's daemons: show SAs and status, start and delete SAs,
-/// watch events.
+/// Control racoon3's daemons: show SAs, policies and status, start, rekey
+/// and delete SAs, reload the configuration, watch events.
 #[derive(Debug, Parser)]
 #[command(name = "racoonctl", version, after_help = EXIT_CODES)]
 struct Cli {
@@ -74,16 +74,41 @@ enum Command {
         #[arg(value_name = "REMOTE|SPI|all")]
         target: String,
     },
+    /// Renew one SA now (iked).
+    Rekey {
+        /// A CHILD SA's SPI (8 hex digits) or an IKE SA's initiator SPI
+        /// (16 hex digits), as `show sa` prints them.
+        #[arg(value_name = "SPI")]
+        target: String,
+    },
+    /// Re-read the configuration: spmd adds and removes policies, keeping
+    /// the SAs the change does not touch.
+    Reload,
+    /// Delete every SA: iked's IKE SAs (telling the peers), then spmd's SAD.
+    Flush,
     /// Print iked's events as they happen, until interrupted.
     Watch,
 }
 
 #[derive(Debug, Subcommand)]
 enum Show {
-    /// IKE SAs with their CHILD SAs.
+    /// IKE SAs with their CHILD SAs (iked).
     Sa,
-    /// iked's status: version, uptime, kernel backend, SA counts.
-    Status,
+    /// Installed security policies (spmd).
+    Policy,
+    /// A daemon's status: version, uptime, kernel backend, SA counts.
+    Status {
+        /// Which daemon.
+        #[arg(value_enum, default_value = "iked")]
+        daemon: DaemonArg,
+    },
+}
+
+/// A daemon, as named on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum DaemonArg {
+    Iked,
+    Spmd,
 }
 
 fn main() -> ExitCode {
@@ -107,7 +132,19 @@ fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
     runtime.block_on(async {
         match command {
             Command::Show { what: Show::Sa } => cmd::show::sa(ctx).await,
-            Command::Show { what: Show::Status } => cmd::show::status(ctx).await,
+            Command::Show { what: Show::Policy } => cmd::show::policy(ctx).await,
+            Command::Show {
+                what: Show::Status { daemon },
+            } => {
+                let daemon = match daemon {
+                    DaemonArg::Iked => cmd::Daemon::Iked,
+                    DaemonArg::Spmd => cmd::Daemon::Spmd,
+                };
+                cmd::show::status(ctx, daemon).await
+            }
+            Command::Rekey { target } => cmd::rekey::run(ctx, target).await,
+            Command::Reload => cmd::reload::run(ctx).await,
+            Command::Flush => cmd::flush::run(ctx).await,
             Command::Initiate { remote } => cmd::initiate::run(ctx, remote).await,
             Command::Terminate { target } => cmd::terminate::run(ctx, target).await,
             Command::Watch => cmd::watch::run(ctx).await,

@@ -4,7 +4,9 @@
 
 use std::fmt::Write as _;
 
-use libracoon::ctl::proto::{ChildSaStatus, DaemonStatus, EventRecord, IkeSaStatus, ResponseBody};
+use libracoon::ctl::proto::{
+    ChildSaStatus, DaemonStatus, EventRecord, IkeSaStatus, PolicyStatus, ResponseBody,
+};
 use serde::Serialize;
 
 /// A response body, as a table or JSON.
@@ -16,7 +18,52 @@ pub(crate) fn body(body: &ResponseBody, as_json: bool) -> String {
         ResponseBody::Sas(sas) => ike_sas(sas),
         ResponseBody::Status(status) => daemon_status(status),
         ResponseBody::Done { message } => message.clone(),
+        ResponseBody::Policies(p) => policies(p),
+        ResponseBody::Kernel(k) => json(k),
     }
+}
+
+/// The `show policy` table.
+fn policies(list: &[PolicyStatus]) -> String {
+    if list.is_empty() {
+        return "no policies".to_owned();
+    }
+    let header = [
+        "SOURCE", "DIR", "SRC", "DST", "PROTO", "ACTION", "REQID", "TUNNEL",
+    ]
+    .map(String::from);
+    let rows: Vec<[String; 8]> = list
+        .iter()
+        .map(|p| {
+            let action = match &p.mode {
+                Some(mode) => format!("{} {mode}", p.action),
+                None => p.action.clone(),
+            };
+            [
+                match &p.remote {
+                    Some(r) => format!("{} ({r})", p.source),
+                    None => p.source.clone(),
+                },
+                p.direction.clone(),
+                p.src.clone(),
+                p.dst.clone(),
+                if p.proto == 0 {
+                    "any".to_owned()
+                } else {
+                    p.proto.to_string()
+                },
+                action,
+                p.reqid.map_or_else(|| "-".to_owned(), |r| r.to_string()),
+                p.tunnel.clone().unwrap_or_else(|| "-".to_owned()),
+            ]
+        })
+        .collect();
+    let widths = column_widths(std::iter::once(&header).chain(&rows));
+    let mut out = table_line(&header, &widths);
+    for row in &rows {
+        out.push_str(&table_line(row, &widths));
+    }
+    out
 }
 
 /// An event as one line.

@@ -216,6 +216,7 @@ async fn watch_prints_events_until_iked_stops() {
     let events: Vec<_> = ["ike_up", "child_up"]
         .iter()
         .map(|kind| EventRecord {
+            kernel: None,
             time: "2026-11-27T10:15:02Z".into(),
             kind: (*kind).into(),
             sa: Some("1a2b3c4d5e6f7081".into()),

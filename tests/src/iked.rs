@@ -48,13 +48,15 @@ impl IkedPaths {
     }
 }
 
-/// A running `iked`, stopped on `Drop`.
+/// A running `iked`, with the `spmd` it needs (same namespace, config and
+/// run directory; not with `--kernel memory`), both stopped on `Drop`.
 #[derive(Debug)]
 pub struct Iked {
     paths: IkedPaths,
     netns: Netns,
     dir: PathBuf,
     child: ChildGuard,
+    spmd: Option<ChildGuard>,
     lab: LabDir,
 }
 
@@ -147,6 +149,11 @@ impl Iked {
         fs::create_dir_all(&paths.run_dir).map_err(io_context("create iked run dir"))?;
         fs::write(&paths.conf, conf)
             .map_err(io_context(format!("write {}", paths.conf.display())))?;
+        let spmd = if extra.contains(&"memory") {
+            None
+        } else {
+            Some(Self::spawn_spmd(&paths, netns)?)
+        };
         let child = Launch::new(binary, &paths.out)
             .netns(netns)
             .args(Self::args(&paths, peer))
@@ -161,8 +168,64 @@ impl Iked {
             netns: netns.clone(),
             dir,
             child,
+            spmd,
             lab: lab.clone(),
         })
+    }
+
+    /// spmd's command line for `paths` (its log is `spmd.log` next to iked's).
+    pub fn spmd_args(paths: &IkedPaths) -> Vec<OsString> {
+        vec![
+            "-F".into(),
+            "-f".into(),
+            paths.conf.clone().into(),
+            "-D".into(),
+            DEBUG_FLAGS.into(),
+            "-l".into(),
+            paths.log.with_file_name("spmd.log").into(),
+            "--run-dir".into(),
+            paths.run_dir.clone().into(),
+        ]
+    }
+
+    fn spawn_spmd(paths: &IkedPaths, netns: &Netns) -> Result<ChildGuard> {
+        let binary = Self::binary().with_file_name("spmd");
+        if !binary.is_file() {
+            return Err(Error::Daemon(format!(
+                "spmd binary {} not found: run `cargo build --workspace --bins` first",
+                binary.display()
+            )));
+        }
+        Launch::new(binary, paths.out.with_file_name("spmd.out"))
+            .netns(netns)
+            .args(Self::spmd_args(paths))
+            .env("RUST_LIB_BACKTRACE", "0")
+            .spawn()
+    }
+
+    /// Kills spmd with SIGKILL (a crash) and starts a new one on the same
+    /// files, as a supervisor would.
+    ///
+    /// # Errors
+    /// spmd cannot be restarted.
+    pub fn crash_and_restart_spmd(&mut self) -> Result<()> {
+        if let Some(mut old) = self.spmd.take() {
+            old.kill();
+        }
+        self.spmd = Some(Self::spawn_spmd(&self.paths, &self.netns)?);
+        Ok(())
+    }
+
+    /// spmd's log so far.
+    pub fn spmd_log(&self) -> String {
+        fs::read(self.paths.log.with_file_name("spmd.log"))
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The spmd process guard, if one runs.
+    pub fn spmd_mut(&mut self) -> Option<&mut ChildGuard> {
+        self.spmd.as_mut()
     }
 
     /// The log so far (`-l` file).
@@ -220,13 +283,17 @@ impl Drop for Iked {
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!(
-                "--- iked log, netns {} (last 60 lines) ---\n{}\n--- iked.out ---\n{}",
+                "--- iked log, netns {} (last 60 lines) ---\n{}\n--- iked.out ---\n{}\n--- spmd.log ---\n{}",
                 self.netns.name(),
                 log_tail(&self.paths.log, 60),
-                log_tail(&self.paths.out, 20)
+                log_tail(&self.paths.out, 20),
+                log_tail(self.paths.log.with_file_name("spmd.log"), 30)
             );
         }
         self.child.stop();
+        if let Some(spmd) = &mut self.spmd {
+            spmd.stop();
+        }
         if !self.lab.keep() {
             let _ = fs::remove_dir_all(&self.dir);
         }

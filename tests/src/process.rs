@@ -250,6 +250,15 @@ impl ChildGuard {
         self.wait_exit(Duration::from_secs(5))
     }
 
+    /// Kills the process with SIGKILL at once (a crash, for tests of
+    /// recovery) and reaps it.
+    pub fn kill(&mut self) -> Option<ExitStatus> {
+        if self.try_exit_status().is_none() && self.owns_pid() {
+            self.signal(Signal::KILL);
+        }
+        self.wait_exit(Duration::from_secs(5))
+    }
+
     fn signal(&self, sig: Signal) {
         if let Some(pid) = Pid::from_raw(self.pid as i32) {
             let _ = kill_process(pid, sig);

@@ -197,20 +197,24 @@ fn first_packet_triggers_negotiation_through_acquire() {
 
 #[test]
 #[ignore = "needs root and network namespaces (run with --run-ignored all)"]
-fn iked_stops_with_an_error_when_its_datapath_dies() {
+fn spmd_exits_with_an_error_when_its_datapath_dies_and_iked_waits_for_a_new_one() {
     require_root_and_tools();
     let lab = Lab::two_hosts().expect("lab");
     let (_, conf_b) = racoon2conf::tunnel_pair(&lab, Family::V4, &algs(), "tunnel");
-    let b = Iked::start(&lab.dir, &lab.b.netns, "b", &conf_b, None).expect("iked b");
+    let mut b = Iked::start(&lab.dir, &lab.b.netns, "b", &conf_b, None).expect("iked b");
     b.wait_for_log("iked started", WAIT).expect("b up");
     lab.b
         .netns
         .ip(&["link", "del", "r3esp0"])
         .expect("delete the TUN device");
-    b.wait_for_log("stopping iked", WAIT).expect("iked notices");
+    let spmd_exits = interop::wait_for(|| b.spmd_mut().is_some_and(|s| !s.is_running()), WAIT);
+    assert!(spmd_exits, "spmd exits:\n{}", b.spmd_log());
     assert!(
-        interop::wait_for(|| !b.is_running(), WAIT),
-        "iked exits:\n{}",
-        b.log()
+        b.spmd_log()
+            .contains("the kernel backend 'userspace' stopped; stopping spmd"),
+        "{}",
+        b.spmd_log()
     );
+    b.wait_for_log("lost spmd", WAIT).expect("iked notices");
+    assert!(b.is_running(), "iked lives on, waiting for spmd");
 }

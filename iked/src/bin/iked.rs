@@ -30,14 +30,11 @@ struct Args {
     /// Directory for the pid file.
     #[arg(long, default_value = "/run/racoon3")]
     run_dir: PathBuf,
-    /// Kernel backend: `auto` (the userspace ESP datapath until the XFRM
-    /// backend exists), `userspace`, or `memory` (records SAs, carries no
-    /// traffic; for tests).
+    /// Kernel backend: `auto` or `userspace` (through spmd, which hosts the
+    /// userspace ESP datapath on kernels without ESP), or `memory` (records
+    /// SAs, carries no traffic; for tests without spmd).
     #[arg(long, default_value = "auto")]
     kernel: String,
-    /// TUN device of the userspace datapath.
-    #[arg(long, default_value = "r3esp0")]
-    tun: String,
 }
 
 fn main() -> std::process::ExitCode {
@@ -56,12 +53,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let kernel = match args.kernel.as_str() {
-        "auto" | "userspace" => iked::daemon::KernelChoice::Userspace {
-            tun_name: args.tun.clone(),
-        },
+        "auto" | "userspace" => iked::daemon::KernelChoice::Spmd,
         "memory" => iked::daemon::KernelChoice::Memory,
         "xfrm" | "pfkey" => anyhow::bail!(
-            "--kernel {}: this backend is not implemented yet; use userspace",
+            "--kernel {}: this backend is not in this build yet; use userspace",
             args.kernel
         ),
         other => anyhow::bail!("--kernel {other}: expected auto, userspace or memory"),
@@ -72,10 +67,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         (None, true) => None,
         (None, false) => Some(args.run_dir.join("iked.log")),
     };
-    if let Some(dir) = logfile.as_deref().and_then(std::path::Path::parent) {
-        std::fs::create_dir_all(dir)?;
-    }
-    init_logging(args.debug, logfile.as_deref())?;
+    libracoon::daemon::init_logging(args.debug, logfile.as_deref())?;
     let opts = iked::daemon::Options {
         config: args.config,
         initiate: args.initiate,
@@ -109,29 +101,4 @@ fn run(args: Args) -> anyhow::Result<()> {
         log_failure(e);
     }
     result
-}
-
-fn init_logging(debug: u8, logfile: Option<&std::path::Path>) -> anyhow::Result<()> {
-    let level = match debug {
-        0 => tracing::Level::INFO,
-        1 | 2 => tracing::Level::DEBUG,
-        _ => tracing::Level::TRACE,
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_target(false);
-    match logfile {
-        Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?;
-            builder
-                .with_ansi(false)
-                .with_writer(std::sync::Mutex::new(file))
-                .init();
-        }
-        None => builder.with_writer(std::io::stderr).init(),
-    }
-    Ok(())
 }

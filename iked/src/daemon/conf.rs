@@ -57,7 +57,7 @@ pub fn translate(config: &Config) -> anyhow::Result<DaemonConfig> {
         if !remote.acceptable_kmp.is_empty() && !remote.acceptable_kmp.contains(&Kmp::Ikev2) {
             continue;
         }
-        let reqid = u32::try_from(peers.len() + 1).unwrap_or(u32::MAX);
+        let reqid = config.default_reqid(&remote.name).unwrap_or(u32::MAX);
         let peer = peer(config, remote, &listen, reqid, &mut notes)
             .with_context(|| format!("remote {}", remote.name))?;
         peers.push(peer);

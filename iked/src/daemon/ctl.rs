@@ -39,6 +39,24 @@ pub(crate) async fn answer(
         Request::ShowStatus => Ok(ResponseBody::Status(status(endpoint, kernel, cx))),
         Request::Initiate { remote } => initiate(endpoint, cx, &remote),
         Request::Terminate { target } => terminate(endpoint, &target),
+        // Every IKE SA goes, telling its peer; an empty daemon is not an
+        // error for a flush.
+        Request::Flush => match terminate(endpoint, "all") {
+            Err(e) if e.code == ErrorCode::NotFound => Ok(ResponseBody::Done {
+                message: "no IKE SA to delete".into(),
+            }),
+            other => other,
+        },
+        Request::Rekey { target } => Err(CtlError::new(
+            ErrorCode::Unsupported,
+            format!(
+                "rekey {target}: iked does not initiate rekeys yet; `racoonctl terminate` and the next packet renegotiate"
+            ),
+        )),
+        Request::ShowPolicy | Request::Reload | Request::Kernel { .. } => Err(CtlError::new(
+            ErrorCode::Unsupported,
+            "iked holds IKE SAs, not policies: this is spmd's (racoonctl asks spmd for it)",
+        )),
         Request::Watch => Err(CtlError::new(
             ErrorCode::BadRequest,
             "watch is handled by the control server",

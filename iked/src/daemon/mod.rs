@@ -5,6 +5,7 @@
 
 pub mod conf;
 mod ctl;
+mod handoff;
 pub mod policy;
 mod report;
 pub mod udp;
@@ -18,7 +19,7 @@ use anyhow::{Context as _, bail};
 use libracoon::crypto::OsRandom;
 use pfkey::Kernel;
 use pfkey::memory::MemoryKernel;
-use pfkey::userspace::{UserspaceConfig, UserspaceKernel};
+use pfkey::remote::SpmdKernel;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
@@ -47,14 +48,16 @@ pub struct Options {
 /// The kernel backend (`--kernel`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KernelChoice {
-    /// pfkey's userspace ESP datapath over a TUN device with this name.
-    Userspace {
-        /// TUN device name.
-        tun_name: String,
-    },
+    /// Whatever spmd hosts (the userspace ESP datapath on kernels without
+    /// ESP), reached over spmd's control socket.
+    Spmd,
     /// Records SAs only; protects no traffic (for tests without a datapath).
     Memory,
 }
+
+/// How long iked waits at start for spmd's control socket (systemd starts
+/// spmd first; by hand, both may be started together).
+const SPMD_WAIT: Duration = Duration::from_secs(10);
 
 /// The configuration, loaded and checked before the daemon forks, so
 /// mistakes reach the operator's terminal.
@@ -91,58 +94,77 @@ impl Prepared {
 /// Start-up failures (configuration, sockets, run directory), each naming
 /// what to fix.
 pub async fn run(opts: Options, prepared: Prepared) -> anyhow::Result<()> {
-    let _pid = PidFile::create(&opts.run_dir)?;
+    let _pid = libracoon::daemon::PidFile::create(&opts.run_dir, "iked")
+        .map_err(|e| anyhow::anyhow!(e))?;
     match &opts.kernel {
         KernelChoice::Memory => {
             tracing::warn!("kernel backend 'memory': SAs are recorded but carry no traffic");
             serve(&opts, prepared, &MemoryKernel::new(), None).await
         }
-        KernelChoice::Userspace { tun_name } => {
-            let cfg = UserspaceConfig {
-                tun_name: tun_name.clone(),
-                mtu: 1400,
-            };
-            let kernel = UserspaceKernel::start(cfg).await.with_context(|| {
-                format!("cannot start the userspace ESP datapath on TUN device {tun_name}")
-            })?;
-            tracing::info!("kernel backend 'userspace': ESP over TUN device {tun_name}");
-            let datapath = kernel.clone();
-            let sink: udp::EspSink = Arc::new(move |local, remote, packet| {
-                datapath.handle_udp_esp(local, remote, packet)
+        KernelChoice::Spmd => {
+            let socket = prepared.config.spmd_socket(&opts.run_dir);
+            let kernel = connect_spmd(&socket).await?;
+            let backend = kernel.backend();
+            tracing::info!("kernel backend: spmd ({backend}) at {}", socket.display());
+            // Only the userspace datapath needs ESP-in-UDP from us; a kernel
+            // backend takes it off the socket itself (UDP_ENCAP).
+            let handoff = (backend == "userspace").then(|| {
+                handoff::EspHandoff::new(socket.with_file_name(pfkey::handoff::SOCKET_NAME))
             });
-            let result = serve(&opts, prepared, kernel.as_ref(), Some((sink, &kernel))).await;
-            tracing::info!("datapath: {}", kernel.stats());
-            result
+            let spmd = Some((handoff, kernel.generation()));
+            serve(&opts, prepared, kernel.as_ref(), spmd).await
         }
     }
 }
+
+/// Connects to spmd, waiting up to [`SPMD_WAIT`] for it to come up.
+async fn connect_spmd(socket: &std::path::Path) -> anyhow::Result<Arc<SpmdKernel>> {
+    let deadline = Instant::now() + SPMD_WAIT;
+    let mut said = false;
+    loop {
+        match SpmdKernel::connect(socket, "iked").await {
+            Ok(k) => return Ok(k),
+            Err(e) if Instant::now() >= deadline => bail!("{e}"),
+            Err(_) => {
+                if !said {
+                    tracing::info!("waiting for spmd at {}", socket.display());
+                    said = true;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// With spmd: the ESP-in-UDP hand-off (userspace datapath only) and spmd's
+/// restart counter.
+type SpmdLink = (
+    Option<handoff::EspHandoff>,
+    tokio::sync::watch::Receiver<u64>,
+);
 
 /// The event loop, for any kernel backend.
 async fn serve<K: Kernel>(
     opts: &Options,
     prepared: Prepared,
     kernel: &K,
-    datapath: Option<(udp::EspSink, &Arc<UserspaceKernel>)>,
+    spmd: Option<SpmdLink>,
 ) -> anyhow::Result<()> {
     let Prepared { config, conf } = prepared;
     let (tx, mut rx) = mpsc::channel(1024);
+    let (handoff, mut generation) = match spmd {
+        Some((h, g)) => (h, Some(g)),
+        None => (None, None),
+    };
     let sockets = udp::Sockets::bind(
         &conf.listen,
         &tx,
-        datapath.as_ref().map(|(sink, _)| sink.clone()),
+        handoff.as_ref().map(handoff::EspHandoff::sink),
     )
     .await?;
-    if let Some((_, dp)) = &datapath {
-        for (local, sock) in sockets.nat_t_sockets() {
-            dp.attach_nat_t_socket(local, sock);
-        }
+    if let Some(h) = &handoff {
+        h.connect(&sockets);
     }
-    let plan: Vec<_> = conf
-        .peers
-        .iter()
-        .map(|p| (p.clone(), local_address(&conf.listen, p)))
-        .collect();
-    let installed = policy::install(kernel, &plan).await;
     let mut events = kernel.take_events();
     let socket = opts.run_dir.join("iked.sock");
     let (control, mut requests) = ControlServer::bind(&socket, "iked")
@@ -156,9 +178,10 @@ async fn serve<K: Kernel>(
     tracing::info!("iked started: listening on {:?}", conf.listen);
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    // racoon2 operators send HUP to reload; until reload exists, say so
-    // instead of dying (HUP's default action) with SAs and policies in place.
+    // racoon2 operators send HUP to reload; until iked reloads, say so
+    // instead of dying (HUP's default action) with SAs in place.
     let mut hup = signal(SignalKind::hangup())?;
+    libracoon::daemon::notify_ready();
     let mut stopping: Option<Instant> = None;
     // Set when the kernel backend dies under us: iked then stops, telling
     // its peers, and exits with an error so a supervisor can restart it.
@@ -180,7 +203,13 @@ async fn serve<K: Kernel>(
             () = sleep_until(sleep) => endpoint.handle_timeout(Instant::now()),
             _ = term.recv(), if stopping.is_none() => stopping = Some(shut_down(&mut endpoint)),
             _ = int.recv(), if stopping.is_none() => stopping = Some(shut_down(&mut endpoint)),
-            _ = hup.recv() => tracing::warn!("SIGHUP: reloading the configuration is not implemented yet; restart iked to apply changes"),
+            _ = hup.recv() => tracing::warn!("SIGHUP: iked does not reload its configuration yet (spmd reloads policies); restart iked to apply remote changes"),
+            Ok(()) = restarted(&mut generation) => {
+                // A new spmd: hand our port-4500 sockets to its datapath.
+                if let Some(h) = &handoff {
+                    h.connect(&sockets);
+                }
+            }
             ev = next_event(&mut events) => match ev {
                 Some(ev) => policy::on_event(&mut endpoint, &config, &conf.listen, &ev),
                 None => {
@@ -199,7 +228,6 @@ async fn serve<K: Kernel>(
             }
         }
     }
-    policy::remove(kernel, installed).await;
     tracing::info!("iked stopped");
     match fatal {
         Some(why) => bail!("{why}"),
@@ -250,15 +278,14 @@ pub(crate) fn start_negotiation(
     Ok(())
 }
 
-/// Our address towards a peer: the listen address of its family.
-fn local_address(listen: &[SocketAddr], peer: &crate::ikev2::config::PeerConfig) -> SocketAddr {
-    let family = peer.remote_addr.map(|r| r.is_ipv4());
-    listen
-        .iter()
-        .find(|l| family.is_none_or(|v4| l.is_ipv4() == v4))
-        .or_else(|| listen.first())
-        .copied()
-        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 500)))
+/// Resolves when spmd's restart counter moves; never without spmd.
+async fn restarted(
+    generation: &mut Option<tokio::sync::watch::Receiver<u64>>,
+) -> Result<(), tokio::sync::watch::error::RecvError> {
+    match generation {
+        Some(g) => g.changed().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The next kernel event, or never if the backend has no event stream.
@@ -402,33 +429,4 @@ async fn install(
         tag.name, child.esp, child.ts
     );
     Ok(report::Report::info("child_installed", msg))
-}
-
-/// The pid file, removed when the daemon exits.
-struct PidFile(PathBuf);
-
-impl PidFile {
-    fn create(run_dir: &std::path::Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(run_dir)
-            .with_context(|| format!("cannot create run directory {}", run_dir.display()))?;
-        let path = run_dir.join("iked.pid");
-        if let Ok(old) = std::fs::read_to_string(&path) {
-            let pid = old.trim();
-            if !pid.is_empty() && std::path::Path::new("/proc").join(pid).exists() {
-                bail!(
-                    "iked already running with pid {pid} ({}); use another --run-dir",
-                    path.display()
-                );
-            }
-        }
-        std::fs::write(&path, format!("{}\n", std::process::id()))
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        Ok(Self(path))
-    }
-}
-
-impl Drop for PidFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }

@@ -1,70 +1,12 @@
-//! Policies iked installs itself until spmd owns the SPD, and negotiation
-//! on demand: an ACQUIRE for a policy's request ID starts an IKE SA.
+//! Kernel events: negotiation on demand (an ACQUIRE that spmd routed here
+//! for a policy's request ID starts an IKE SA), expiries, and a backend
+//! that lost its SAs. spmd owns the policies themselves.
 
 use std::net::SocketAddr;
 
-use pfkey::{Kernel, KernelEvent, PolicyAction, PolicySpec, SaDirection, Selector};
+use pfkey::KernelEvent;
 
-use crate::ikev2::config::PeerConfig;
 use crate::ikev2::endpoint::Endpoint;
-use crate::ikev2::ts::TsRange;
-
-/// The outbound and inbound policies of one peer's CHILD SA.
-pub fn policies_for(peer: &PeerConfig, local: SocketAddr) -> Vec<PolicySpec> {
-    let child = &peer.child;
-    let action = PolicyAction::Protect {
-        reqid: child.reqid,
-        mode: child.mode,
-    };
-    let tunnel = peer.remote_addr.map(|r| (local.ip(), r));
-    let mut out = Vec::new();
-    for l in &child.local_ts {
-        for r in child
-            .remote_ts
-            .iter()
-            .filter(|r| r.start.is_ipv4() == l.start.is_ipv4())
-        {
-            let (outbound, inbound) = (selector(l, r), selector(r, l));
-            out.push(PolicySpec {
-                selector: outbound,
-                direction: SaDirection::Outbound,
-                action,
-                tunnel,
-            });
-            let reverse = tunnel.map(|(a, b)| (b, a));
-            out.push(PolicySpec {
-                selector: inbound,
-                direction: SaDirection::Inbound,
-                action,
-                tunnel: reverse,
-            });
-        }
-    }
-    out
-}
-
-/// Installs every peer's policies; returns what was installed, for removal.
-pub async fn install(kernel: &impl Kernel, peers: &[(PeerConfig, SocketAddr)]) -> Vec<PolicySpec> {
-    let mut installed = Vec::new();
-    for (peer, local) in peers {
-        for p in policies_for(peer, *local) {
-            match kernel.add_policy(p.clone()).await {
-                Ok(()) => installed.push(p),
-                Err(e) => tracing::error!("remote {}: cannot install policy: {e}", peer.name),
-            }
-        }
-    }
-    installed
-}
-
-/// Removes what [`install`] put in.
-pub async fn remove(kernel: &impl Kernel, installed: Vec<PolicySpec>) {
-    for p in installed {
-        if let Err(e) = kernel.delete_policy(p.selector, p.direction).await {
-            tracing::warn!("removing a policy failed: {e}");
-        }
-    }
-}
 
 /// Acts on a kernel event: ACQUIRE starts an IKE SA for the peer whose
 /// policy fired, unless one is already up or being negotiated.
@@ -168,42 +110,9 @@ pub fn on_event(
     }
 }
 
-fn selector(src: &TsRange, dst: &TsRange) -> Selector {
-    // Both sides of a configured selector carry the same protocol.
-    Selector {
-        src: (src.start, src.end),
-        dst: (dst.start, dst.end),
-        proto: src.proto.max(dst.proto),
-        src_port: 0,
-        dst_port: 0,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_tunnel_gets_one_outbound_and_one_inbound_protect_policy() {
-        let peer = crate::tests::sim_config_a();
-        let local: SocketAddr = "192.0.2.1:500".parse().expect("addr");
-        let p = policies_for(&peer, local);
-        assert_eq!(p.len(), 2);
-        assert_eq!(p[0].direction, SaDirection::Outbound);
-        assert_eq!(
-            p[0].selector.src.0,
-            "198.51.100.0".parse::<std::net::IpAddr>().expect("addr")
-        );
-        assert_eq!(p[1].selector.dst, p[0].selector.src);
-        assert_eq!(
-            p[0].tunnel,
-            Some((local.ip(), "192.0.2.2".parse().expect("addr")))
-        );
-        assert!(matches!(
-            p[0].action,
-            PolicyAction::Protect { reqid: 1, .. }
-        ));
-    }
 
     #[test]
     fn a_hard_expiry_deletes_the_ike_sa_that_owned_the_child() {

@@ -5,8 +5,3 @@
 mod endpoint;
 mod handshake;
 pub(crate) mod sim;
-
-/// A's simulator configuration, for tests elsewhere in the crate.
-pub(crate) fn sim_config_a() -> crate::ikev2::config::PeerConfig {
-    sim::config_a()
-}

@@ -73,6 +73,24 @@ impl Config {
     pub fn addresspool(&self, name: &str) -> Option<&AddressPool> {
         self.addresspools.iter().find(|p| p.name == name)
     }
+
+    /// The request ID that ties a remote's SAs to its policies when its
+    /// selector sets no `reqid`: the remote's position in the file, from 1.
+    /// spmd (which installs the policies) and the key-exchange daemons
+    /// (which install the SAs) must agree on it, so both call this.
+    pub fn default_reqid(&self, remote: &str) -> Option<u32> {
+        let at = self.remotes.iter().position(|r| r.name == remote)?;
+        u32::try_from(at + 1).ok()
+    }
+
+    /// spmd's control socket: `interface { spmd { unix "PATH"; }; }` as in
+    /// racoon2, else `spmd.sock` in the run directory.
+    pub fn spmd_socket(&self, run_dir: &std::path::Path) -> PathBuf {
+        self.interface
+            .spmd
+            .first()
+            .map_or_else(|| run_dir.join("spmd.sock"), PathBuf::from)
+    }
 }
 
 /// `interface { ... }`: where the daemons listen.

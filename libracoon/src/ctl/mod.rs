@@ -15,6 +15,7 @@
 
 pub mod frame;
 pub mod io;
+pub mod kernel;
 pub mod proto;
 
 /// Fuzzing entry points (`cargo fuzz run ctl_frame`).

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 /// The protocol version both hellos carry. A daemon refuses a client that
 /// speaks another one with [`ErrorCode::VersionMismatch`].
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// A message from racoonctl (or any client) to a daemon.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +66,27 @@ pub enum Request {
     /// Subscribe this connection to the daemon's events
     /// ([`ServerMessage::Event`]), answered with [`ResponseBody::Done`].
     Watch,
+    /// List spmd's installed security policies ([`ResponseBody::Policies`]).
+    ShowPolicy,
+    /// Re-read the configuration and apply what changed (spmd: policies
+    /// added and removed, untouched SAs kept).
+    Reload,
+    /// Remove every SA: iked deletes its IKE SAs (telling the peers), spmd
+    /// flushes the SAD of its backend.
+    Flush,
+    /// Rekey one SA now (iked).
+    Rekey {
+        /// A CHILD SA's SPI as 8 hex digits, or an IKE SA's initiator SPI
+        /// as 16 hex digits.
+        target: String,
+    },
+    /// A kernel operation from iked or kinkd to spmd ([`super::kernel`]).
+    Kernel {
+        /// The daemon asking (`iked`, `kinkd`).
+        from: String,
+        /// What to do (boxed: an SA with its keys is large).
+        op: Box<super::kernel::KernelOp>,
+    },
 }
 
 /// A message from a daemon to a client.
@@ -142,6 +163,37 @@ pub enum ResponseBody {
         /// For example "initiating IKE SA with 198.51.100.2 (remote peer-b)".
         message: String,
     },
+    /// For [`Request::ShowPolicy`]: spmd's policies, in its order.
+    Policies(Vec<PolicyStatus>),
+    /// For [`Request::Kernel`].
+    Kernel(super::kernel::KernelReply),
+}
+
+/// One installed security policy, as racoonctl shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyStatus {
+    /// The `selector` block it comes from, or the daemon that asked for
+    /// it (a dynamic policy).
+    pub source: String,
+    /// The `remote` block whose SAs protect it, if any.
+    pub remote: Option<String>,
+    /// `out` or `in`.
+    pub direction: String,
+    /// Source range (`192.0.2.0/24`, or `a-b` when not a prefix), with
+    /// `[port]` when one is set.
+    pub src: String,
+    /// Destination range, same form.
+    pub dst: String,
+    /// IP protocol number, 0 for any.
+    pub proto: u8,
+    /// `protect`, `bypass` or `discard`.
+    pub action: String,
+    /// `tunnel` or `transport` for `protect`.
+    pub mode: Option<String>,
+    /// Request ID tying the policy to its SAs, for `protect`.
+    pub reqid: Option<u32>,
+    /// Tunnel endpoints `local -> remote`, for tunnel mode.
+    pub tunnel: Option<String>,
 }
 
 /// Why a request failed: a code for programs, a sentence for people.
@@ -182,6 +234,12 @@ pub enum ErrorCode {
     PermissionDenied,
     /// The daemon failed, or is shutting down.
     Internal,
+    /// The daemon does not do this (not implemented, or not its job).
+    Unsupported,
+    /// spmd's kernel backend refused a [`Request::Kernel`] operation.
+    Kernel,
+    /// A [`Request::Kernel`] SA already exists.
+    Exists,
 }
 
 impl ErrorCode {
@@ -194,6 +252,9 @@ impl ErrorCode {
             Self::VersionMismatch => "version_mismatch",
             Self::PermissionDenied => "permission_denied",
             Self::Internal => "internal",
+            Self::Unsupported => "unsupported",
+            Self::Kernel => "kernel",
+            Self::Exists => "exists",
         }
     }
 }
@@ -293,6 +354,10 @@ pub struct EventRecord {
     pub sa: Option<String>,
     /// The event in a sentence.
     pub message: String,
+    /// For key-exchange daemons watching spmd: the kernel event itself,
+    /// addressed to one of them. Absent on every other event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<super::kernel::KernelNotice>,
 }
 
 impl EventRecord {
@@ -308,6 +373,7 @@ impl EventRecord {
             kind: kind.into(),
             sa,
             message: message.into(),
+            kernel: None,
         }
     }
 }
@@ -373,6 +439,9 @@ mod tests {
             ErrorCode::VersionMismatch,
             ErrorCode::PermissionDenied,
             ErrorCode::Internal,
+            ErrorCode::Unsupported,
+            ErrorCode::Kernel,
+            ErrorCode::Exists,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{code}\""));

@@ -3,9 +3,14 @@
 //! what the serializer produces.
 
 use super::frame;
+use super::kernel::{KernelNotice, KernelOp, KernelReply};
 use super::proto::{
     ChildSaStatus, ClientMessage, CtlError, DaemonStatus, ErrorCode, EventRecord, IkeSaStatus,
-    PROTOCOL_VERSION, Request, ResponseBody, ResponseResult, ServerMessage,
+    PROTOCOL_VERSION, PolicyStatus, Request, ResponseBody, ResponseResult, ServerMessage,
+};
+use crate::ipsec::{
+    Counters, EspEncr, IpsecMode, KernelEvent, Lifetime, PolicyAction, PolicySpec, SaDirection,
+    SaId, SaInfo, SaSpec, Selector, UdpEncap,
 };
 
 /// Every [`Request`] variant.
@@ -20,7 +25,163 @@ pub(crate) fn requests() -> Vec<Request> {
             target: "1a2b3c4d5e6f7081".into(),
         },
         Request::Watch,
+        Request::ShowPolicy,
+        Request::Reload,
+        Request::Flush,
+        Request::Rekey {
+            target: "c1a2b3c4".into(),
+        },
     ]
+    .into_iter()
+    .chain(kernel_ops().into_iter().map(|op| Request::Kernel {
+        from: "iked".into(),
+        op: Box::new(op),
+    }))
+    .collect()
+}
+
+fn ip(s: &str) -> std::net::IpAddr {
+    s.parse().expect("sample address")
+}
+
+fn sa_id() -> SaId {
+    SaId {
+        dst: ip("198.51.100.2"),
+        spi: 0xc5d6_e7f8,
+    }
+}
+
+fn selector() -> Selector {
+    Selector::ranges(
+        (ip("192.0.2.0"), ip("192.0.2.255")),
+        (ip("203.0.113.0"), ip("203.0.113.255")),
+    )
+}
+
+fn policy() -> PolicySpec {
+    PolicySpec {
+        selector: selector(),
+        direction: SaDirection::Outbound,
+        action: PolicyAction::Protect {
+            reqid: 1,
+            mode: IpsecMode::Tunnel,
+        },
+        tunnel: Some((ip("192.0.2.1"), ip("198.51.100.2"))),
+    }
+}
+
+/// Every [`KernelOp`], as iked sends them to spmd.
+fn kernel_ops() -> Vec<KernelOp> {
+    let sa = SaSpec {
+        id: sa_id(),
+        src: ip("192.0.2.1"),
+        direction: SaDirection::Outbound,
+        mode: IpsecMode::Tunnel,
+        encr: EspEncr {
+            id: 20,
+            key_bits: 128,
+        },
+        encr_key: zeroize::Zeroizing::new(vec![0x11; 20]),
+        auth: None,
+        auth_key: zeroize::Zeroizing::new(Vec::new()),
+        encap: Some(UdpEncap {
+            sport: 4500,
+            dport: 4500,
+        }),
+        selectors: vec![selector()],
+        reqid: 1,
+        esn: false,
+        replay_window: 0,
+        lifetime: Lifetime {
+            soft_time: Some(std::time::Duration::from_secs(3000)),
+            hard_time: Some(std::time::Duration::from_secs(3600)),
+            ..Lifetime::default()
+        },
+    };
+    vec![
+        KernelOp::Attach,
+        KernelOp::AllocSpi {
+            src: ip("198.51.100.2"),
+            dst: ip("192.0.2.1"),
+            reqid: 1,
+        },
+        KernelOp::AddSa { sa: sa.clone() },
+        KernelOp::UpdateSa { sa },
+        KernelOp::DeleteSa { id: sa_id() },
+        KernelOp::GetSa { id: sa_id() },
+        KernelOp::ListSas,
+        KernelOp::AddPolicy { policy: policy() },
+        KernelOp::DeletePolicy {
+            selector: selector(),
+            direction: SaDirection::Outbound,
+        },
+        KernelOp::ListPolicies,
+    ]
+}
+
+/// One installed policy as `show policy` lists it.
+pub(crate) fn policy_status() -> PolicyStatus {
+    PolicyStatus {
+        source: "sel_out".into(),
+        remote: Some("peer-b".into()),
+        direction: "out".into(),
+        src: "192.0.2.0/24".into(),
+        dst: "203.0.113.0/24".into(),
+        proto: 0,
+        action: "protect".into(),
+        mode: Some("tunnel".into()),
+        reqid: Some(1),
+        tunnel: Some("192.0.2.1 -> 198.51.100.2".into()),
+    }
+}
+
+/// spmd's answers to kernel operations.
+fn kernel_replies() -> Vec<KernelReply> {
+    vec![
+        KernelReply::Done,
+        KernelReply::Attached {
+            backend: "userspace".into(),
+            carries_traffic: true,
+        },
+        KernelReply::Spi { spi: 0xc1a2_b3c4 },
+        KernelReply::Sa {
+            sa: SaInfo {
+                id: sa_id(),
+                src: ip("192.0.2.1"),
+                direction: SaDirection::Outbound,
+                mode: IpsecMode::Tunnel,
+                reqid: 1,
+                encap: None,
+                counters: Counters {
+                    bytes: 654_321,
+                    packets: 400,
+                },
+            },
+        },
+        KernelReply::Sas { sas: vec![sa_id()] },
+        KernelReply::Policies {
+            policies: vec![policy()],
+        },
+    ]
+}
+
+/// An ACQUIRE spmd routes to iked.
+pub(crate) fn kernel_event() -> EventRecord {
+    EventRecord {
+        time: "2026-11-27T10:15:02Z".into(),
+        kind: "acquire".into(),
+        sa: None,
+        message: "ACQUIRE for 192.0.2.10 -> 203.0.113.5 (reqid 1, remote peer-b) to iked".into(),
+        kernel: Some(KernelNotice {
+            to: "iked".into(),
+            event: KernelEvent::Acquire {
+                reqid: 1,
+                src: ip("192.0.2.10"),
+                dst: ip("203.0.113.5"),
+                proto: 1,
+            },
+        }),
+    }
 }
 
 /// The client's hello and one request of every kind (ids from 1).
@@ -85,6 +246,7 @@ pub(crate) fn event() -> EventRecord {
         kind: "ike_up".into(),
         sa: Some("1a2b3c4d5e6f7081".into()),
         message: "IKE SA peer-b established with 198.51.100.2[4500] (peer-b.example)".into(),
+        kernel: None,
     }
 }
 
@@ -123,7 +285,19 @@ pub(crate) fn server_messages() -> Vec<ServerMessage> {
             },
         ),
         ServerMessage::Event { event: event() },
+        ok(6, ResponseBody::Policies(vec![policy_status()])),
     ]
+    .into_iter()
+    .chain(
+        kernel_replies()
+            .into_iter()
+            .zip(7..)
+            .map(|(r, id)| ok(id, ResponseBody::Kernel(r))),
+    )
+    .chain([ServerMessage::Event {
+        event: kernel_event(),
+    }])
+    .collect()
 }
 
 /// The client's hello as bytes on the wire, prefix included.

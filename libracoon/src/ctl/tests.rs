@@ -28,7 +28,7 @@ fn error_responses() -> Vec<ServerMessage> {
     vec![
         refusal(
             ErrorCode::VersionMismatch,
-            "client speaks control protocol version 2, iked speaks version 1: \
+            "client speaks control protocol version 3, iked speaks version 2: \
              use racoonctl from the same racoon3 release",
         ),
         refusal(
@@ -89,6 +89,9 @@ fn control_protocol_doc_lists_every_error_code() {
         ErrorCode::VersionMismatch,
         ErrorCode::PermissionDenied,
         ErrorCode::Internal,
+        ErrorCode::Unsupported,
+        ErrorCode::Kernel,
+        ErrorCode::Exists,
     ] {
         assert!(
             doc.contains(&format!("| `{code}` |")),

@@ -2,7 +2,10 @@
 //! constant), so `show policy` can go to spmd and KINK commands to kinkd
 //! without touching the others.
 
+pub(crate) mod flush;
 pub(crate) mod initiate;
+pub(crate) mod rekey;
+pub(crate) mod reload;
 pub(crate) mod show;
 pub(crate) mod terminate;
 pub(crate) mod watch;
@@ -34,6 +37,8 @@ pub(crate) struct Ctx {
 pub(crate) enum Daemon {
     /// The IKE daemon.
     Iked,
+    /// The policy manager.
+    Spmd,
 }
 
 impl Daemon {
@@ -41,6 +46,7 @@ impl Daemon {
     fn name(self) -> &'static str {
         match self {
             Self::Iked => "iked",
+            Self::Spmd => "spmd",
         }
     }
 
@@ -53,6 +59,7 @@ impl Daemon {
     pub(crate) fn start_command(self) -> &'static str {
         match self {
             Self::Iked => "iked -f /etc/racoon2/racoon2.conf",
+            Self::Spmd => "spmd -f /etc/racoon2/racoon2.conf",
         }
     }
 }

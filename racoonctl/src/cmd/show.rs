@@ -1,19 +1,21 @@
-//! `show sa`, `show status`: read-only views of iked.
+//! `show sa`, `show policy`, `show status`: read-only views.
 
 use libracoon::ctl::proto::Request;
 
 use super::{Ctx, Daemon, one_shot};
 use crate::error::CliError;
 
-/// Both views come from iked (spmd's policy view will be `show policy`).
-const DAEMON: Daemon = Daemon::Iked;
-
-/// `show sa`: the IKE SAs and their CHILD SAs.
+/// `show sa`: the IKE SAs and their CHILD SAs, from iked.
 pub(crate) async fn sa(ctx: &Ctx) -> Result<(), CliError> {
-    one_shot(ctx, DAEMON, Request::ShowSa).await
+    one_shot(ctx, Daemon::Iked, Request::ShowSa).await
 }
 
-/// `show status`: the daemon's own state.
-pub(crate) async fn status(ctx: &Ctx) -> Result<(), CliError> {
-    one_shot(ctx, DAEMON, Request::ShowStatus).await
+/// `show policy`: spmd's installed policies.
+pub(crate) async fn policy(ctx: &Ctx) -> Result<(), CliError> {
+    one_shot(ctx, Daemon::Spmd, Request::ShowPolicy).await
+}
+
+/// `show status [DAEMON]`: a daemon's own state.
+pub(crate) async fn status(ctx: &Ctx, daemon: Daemon) -> Result<(), CliError> {
+    one_shot(ctx, daemon, Request::ShowStatus).await
 }

@@ -159,6 +159,7 @@ fn events_as_lines() {
         kind: "ike_up".into(),
         sa: Some("1a2b3c4d5e6f7081".into()),
         message: "IKE SA peer-b established".into(),
+        kernel: None,
     };
     assert_eq!(
         event(&ev, false),

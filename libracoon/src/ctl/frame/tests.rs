@@ -40,7 +40,7 @@ fn every_server_message_round_trips() {
 #[test]
 fn prefix_is_the_big_endian_length_of_compact_json() {
     let frame = samples::hello_frame();
-    let body = br#"{"type":"hello","version":1,"client":"racoonctl"}"#;
+    let body = br#"{"type":"hello","version":2,"client":"racoonctl"}"#;
     assert_eq!(frame[..4], [0, 0, 0, 49]);
     assert_eq!(&frame[4..], body);
 }
@@ -170,11 +170,14 @@ fn empty_and_non_object_bodies_are_errors() {
 fn valid_json_of_the_wrong_shape_is_a_bad_message() {
     let mut decoder = FrameDecoder::new();
     decoder.push(&raw_frame(
-        br#"{"type":"request","id":7,"request":{"cmd":"rekey"}}"#,
+        br#"{"type":"request","id":7,"request":{"cmd":"frobnicate"}}"#,
     ));
     let err = decoder.next::<ClientMessage>().unwrap_err();
     assert!(matches!(err, FrameError::BadMessage(_)), "{err:?}");
-    assert!(err.to_string().contains("unknown variant `rekey`"), "{err}");
+    assert!(
+        err.to_string().contains("unknown variant `frobnicate`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -276,7 +279,7 @@ proptest! {
 
     #[test]
     fn events_round_trip(kind in arb_text(), sa in proptest::option::of(arb_text()), message in arb_text()) {
-        let msg = ServerMessage::Event { event: EventRecord { time: "2026-11-27T10:15:02Z".into(), kind, sa, message } };
+        let msg = ServerMessage::Event { event: EventRecord { time: "2026-11-27T10:15:02Z".into(), kind, sa, message, kernel: None } };
         let mut decoder = FrameDecoder::new();
         decoder.push(&frame_of(&msg));
         prop_assert_eq!(decoder.next::<ServerMessage>(), Ok(Some(msg)));

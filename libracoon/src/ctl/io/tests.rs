@@ -56,6 +56,11 @@ fn answer(request: Request) -> ResponseResult {
         Request::Initiate { .. } => err(ErrorCode::UnknownRemote, "no such remote"),
         Request::Terminate { .. } => err(ErrorCode::NotFound, "no such IKE SA"),
         Request::Watch => err(ErrorCode::Internal, "watch reached the daemon"),
+        Request::ShowPolicy
+        | Request::Reload
+        | Request::Flush
+        | Request::Rekey { .. }
+        | Request::Kernel { .. } => err(ErrorCode::Unsupported, "not in this fake daemon"),
     }
 }
 
@@ -299,9 +304,9 @@ async fn garbage_instead_of_a_hello_gets_an_error() {
 async fn unknown_command_is_answered_under_its_id_and_the_connection_stays() {
     let d = start().await;
     let mut bytes = hello(PROTOCOL_VERSION);
-    let rekey = br#"{"type":"request","id":7,"request":{"cmd":"rekey","target":"all"}}"#;
-    bytes.extend(u32::try_from(rekey.len()).unwrap().to_be_bytes());
-    bytes.extend(rekey);
+    let unknown = br#"{"type":"request","id":7,"request":{"cmd":"frobnicate","target":"all"}}"#;
+    bytes.extend(u32::try_from(unknown.len()).unwrap().to_be_bytes());
+    bytes.extend(unknown);
     bytes.extend(frame_of(&ClientMessage::Request {
         id: 8,
         request: Request::ShowStatus,
@@ -320,7 +325,10 @@ async fn unknown_command_is_answered_under_its_id_and_the_connection_stays() {
             },
         ] => {
             assert_eq!(err.code, ErrorCode::BadRequest);
-            assert!(err.message.contains("unknown variant `rekey`"), "{err}");
+            assert!(
+                err.message.contains("unknown variant `frobnicate`"),
+                "{err}"
+            );
         }
         _ => panic!("{msgs:?}"),
     }
@@ -333,7 +341,7 @@ async fn bad_version_hello_is_refused() {
     let msg = assert_refused(&msgs, false, ErrorCode::VersionMismatch);
     assert_eq!(
         msg,
-        "client speaks control protocol version 2, iked speaks version 1: \
+        "client speaks control protocol version 3, iked speaks version 2: \
          use racoonctl from the same racoon3 release"
     );
 }

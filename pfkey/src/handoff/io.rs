@@ -1,0 +1,247 @@
+//! The hand-off's two ends: iked's [`HandoffSender`] and spmd's
+//! [`HandoffReceiver`].
+
+use std::io::{self, IoSlice, IoSliceMut};
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use nix::sys::socket::{
+    ControlMessage, ControlMessageOwned, MsgFlags, UnixAddr, getsockopt, recvmsg, sendmsg,
+    sockopt::PeerCredentials,
+};
+use socket2::{Domain, SockAddr, Socket, Type};
+use tokio::io::unix::AsyncFd;
+
+use super::fd::adopt_received;
+use super::wire::{self, HEADER_LEN, HandoffMessage};
+
+/// Largest record: an ESP datagram of the largest UDP payload, plus header.
+const MAX_RECORD: usize = 65_535 + HEADER_LEN;
+
+/// Send buffer of iked's end: room for bursts while spmd catches up.
+const SNDBUF: usize = 4 << 20;
+
+/// iked's end: attaches its port-4500 sockets and forwards ESP datagrams.
+#[derive(Debug)]
+pub struct HandoffSender {
+    sock: Socket,
+    dropped: AtomicU64,
+}
+
+impl HandoffSender {
+    /// Connects to spmd's hand-off socket at `path`.
+    ///
+    /// # Errors
+    /// The socket or `connect` error (spmd not running: `ENOENT` or
+    /// `ECONNREFUSED`).
+    pub fn connect(path: &Path) -> io::Result<Self> {
+        let sock = Socket::new(Domain::UNIX, Type::SEQPACKET, None)?;
+        sock.connect(&SockAddr::unix(path)?)?;
+        let _ = sock.set_send_buffer_size(SNDBUF);
+        sock.set_nonblocking(true)?;
+        Ok(Self {
+            sock,
+            dropped: AtomicU64::new(0),
+        })
+    }
+
+    /// Gives spmd a duplicate of `udp`, bound to `local`: the datapath
+    /// sends ESP-in-UDP from it.
+    ///
+    /// # Errors
+    /// The `sendmsg` error.
+    pub fn attach(&self, local: SocketAddr, udp: &impl AsFd) -> io::Result<()> {
+        let record = wire::encode_attach(local);
+        let fds = [udp.as_fd().as_raw_fd()];
+        let cmsg = [ControlMessage::ScmRights(&fds)];
+        sendmsg::<UnixAddr>(
+            self.sock.as_raw_fd(),
+            &[IoSlice::new(&record)],
+            &cmsg,
+            MsgFlags::empty(),
+            None,
+        )?;
+        Ok(())
+    }
+
+    /// Forwards one ESP datagram without blocking or allocating; a full
+    /// queue drops it (counted in [`Self::dropped`]), as a full socket
+    /// buffer would.
+    ///
+    /// # Errors
+    /// Anything but a full queue: spmd closed the connection.
+    pub fn forward(&self, local: SocketAddr, remote: SocketAddr, packet: &[u8]) -> io::Result<()> {
+        let header = wire::esp_header(local, remote);
+        match self
+            .sock
+            .send_vectored(&[IoSlice::new(&header), IoSlice::new(packet)])
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// ESP datagrams dropped because spmd's queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// spmd's end: a listening `SOCK_SEQPACKET` socket, mode 0600, that only
+/// root and spmd's own user may use.
+#[derive(Debug)]
+pub struct HandoffReceiver {
+    listener: AsyncFd<Socket>,
+    path: PathBuf,
+}
+
+impl HandoffReceiver {
+    /// Binds `path`, replacing a stale socket a crashed spmd left.
+    ///
+    /// # Errors
+    /// The socket, bind or chmod error.
+    pub fn bind(path: &Path) -> io::Result<Self> {
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let sock = Socket::new(Domain::UNIX, Type::SEQPACKET, None)?;
+        sock.bind(&SockAddr::unix(path)?)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        sock.listen(8)?;
+        sock.set_nonblocking(true)?;
+        Ok(Self {
+            listener: crate::userspace::sys::register(sock)?,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Serves connections until the task is dropped: attached sockets go
+    /// to `on_attach`, ESP datagrams to `on_esp`. Malformed records are
+    /// logged and skipped.
+    pub async fn run<A, E>(self, on_attach: A, on_esp: E)
+    where
+        A: Fn(SocketAddr, UdpSocket) + Send + Sync + Clone + 'static,
+        E: Fn(SocketAddr, SocketAddr, &[u8]) + Send + Sync + Clone + 'static,
+    {
+        let mut conns = tokio::task::JoinSet::new();
+        loop {
+            while conns.try_join_next().is_some() {}
+            let accepted = self
+                .listener
+                .async_io(tokio::io::Interest::READABLE, Socket::accept)
+                .await;
+            let conn = match accepted {
+                Ok((conn, _)) => conn,
+                Err(e) => {
+                    tracing::warn!("{}: accept failed: {e}", self.path.display());
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            if let Err(e) = check_peer(&conn) {
+                tracing::warn!("{}: {e}", self.path.display());
+                continue;
+            }
+            let (a, e) = (on_attach.clone(), on_esp.clone());
+            match conn
+                .set_nonblocking(true)
+                .and_then(|()| crate::userspace::sys::register(conn))
+            {
+                Ok(conn) => {
+                    conns.spawn(serve(conn, a, e));
+                }
+                Err(e) => tracing::warn!("hand-off connection: {e}"),
+            }
+        }
+    }
+}
+
+impl Drop for HandoffReceiver {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Root, or spmd's own user.
+fn check_peer(conn: &Socket) -> io::Result<()> {
+    let cred = getsockopt(conn, PeerCredentials)?;
+    let me = nix::unistd::geteuid().as_raw();
+    if cred.uid() == 0 || cred.uid() == me {
+        return Ok(());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!("refusing a hand-off connection from uid {}", cred.uid()),
+    ))
+}
+
+async fn serve<A, E>(conn: AsyncFd<Socket>, on_attach: A, on_esp: E)
+where
+    A: Fn(SocketAddr, UdpSocket),
+    E: Fn(SocketAddr, SocketAddr, &[u8]),
+{
+    let mut buf = vec![0u8; MAX_RECORD];
+    loop {
+        let got = conn
+            .async_io(tokio::io::Interest::READABLE, |s| receive(s, &mut buf))
+            .await;
+        let (len, fd) = match got {
+            Ok((0, _)) => return,
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!("hand-off connection closed: {e}");
+                return;
+            }
+        };
+        match (wire::decode(&buf[..len]), fd) {
+            (
+                Ok(HandoffMessage::Esp {
+                    local,
+                    remote,
+                    packet,
+                }),
+                _,
+            ) => on_esp(local, remote, packet),
+            (Ok(HandoffMessage::Attach { local }), Some(fd)) => {
+                on_attach(local, UdpSocket::from(fd))
+            }
+            (Ok(HandoffMessage::Attach { local }), None) => {
+                tracing::warn!("hand-off: attach of {local} without a socket; ignored");
+            }
+            (Err(e), _) => tracing::warn!("hand-off: {e}; record skipped"),
+        }
+    }
+}
+
+/// One record and the first descriptor it carried (others are closed).
+fn receive(sock: &Socket, buf: &mut [u8]) -> io::Result<(usize, Option<std::os::fd::OwnedFd>)> {
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 4]);
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = recvmsg::<UnixAddr>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut first = None;
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            for fd in fds {
+                let owned = adopt_received(fd);
+                if first.is_none() {
+                    first = Some(owned);
+                }
+            }
+        }
+    }
+    Ok((msg.bytes, first))
+}

@@ -1,0 +1,176 @@
+//! The hand-off messages: one per `SOCK_SEQPACKET` record.
+//!
+//! ```text
+//! kind (1) | local: family (1) address (16) port (2) | remote: same (19) | payload
+//! ```
+//!
+//! `kind` 1 attaches a port-4500 socket (its descriptor rides along as
+//! `SCM_RIGHTS`, `remote` is unused), 2 carries one ESP datagram. IPv4
+//! addresses are stored in the first four of the sixteen address bytes.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// Attach a socket.
+const KIND_ATTACH: u8 = 1;
+/// Forward an ESP datagram.
+const KIND_ESP: u8 = 2;
+const ENDPOINT_LEN: usize = 19;
+/// Bytes before the payload.
+pub const HEADER_LEN: usize = 1 + 2 * ENDPOINT_LEN;
+
+/// One decoded hand-off record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandoffMessage<'a> {
+    /// The sender's port-4500 socket bound to `local` follows as a
+    /// descriptor.
+    Attach {
+        /// The socket's address.
+        local: SocketAddr,
+    },
+    /// An ESP datagram that arrived on `local` from `remote`.
+    Esp {
+        /// Our address and port it arrived on.
+        local: SocketAddr,
+        /// The peer's address and port.
+        remote: SocketAddr,
+        /// The ESP packet (starting at the SPI).
+        packet: &'a [u8],
+    },
+}
+
+/// Why a record was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HandoffError {
+    /// Shorter than the header.
+    #[error("hand-off record of {0} bytes is shorter than its header")]
+    Truncated(usize),
+    /// Unknown kind byte.
+    #[error("hand-off record of unknown kind {0}")]
+    UnknownKind(u8),
+    /// Address family byte is neither 4 nor 6.
+    #[error("hand-off record with address family {0}")]
+    BadFamily(u8),
+}
+
+/// Writes an ESP record into `out` (cleared first).
+pub fn encode_esp(out: &mut Vec<u8>, local: SocketAddr, remote: SocketAddr, packet: &[u8]) {
+    out.clear();
+    out.extend_from_slice(&esp_header(local, remote));
+    out.extend_from_slice(packet);
+}
+
+/// The header of an ESP record, for a vectored send next to the packet.
+pub fn esp_header(local: SocketAddr, remote: SocketAddr) -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[0] = KIND_ESP;
+    h[1..=ENDPOINT_LEN].copy_from_slice(&endpoint(local));
+    h[1 + ENDPOINT_LEN..].copy_from_slice(&endpoint(remote));
+    h
+}
+
+/// The record announcing a socket bound to `local`.
+pub fn encode_attach(local: SocketAddr) -> Vec<u8> {
+    let mut out = vec![KIND_ATTACH];
+    put(&mut out, local);
+    put(&mut out, SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
+    out
+}
+
+/// Parses one record; never panics.
+///
+/// # Errors
+/// [`HandoffError`] naming what is wrong.
+pub fn decode(record: &[u8]) -> Result<HandoffMessage<'_>, HandoffError> {
+    if record.len() < HEADER_LEN {
+        return Err(HandoffError::Truncated(record.len()));
+    }
+    let (header, packet) = record.split_at(HEADER_LEN);
+    let local = get(&header[1..=ENDPOINT_LEN])?;
+    let remote = get(&header[1 + ENDPOINT_LEN..])?;
+    match header[0] {
+        KIND_ATTACH => Ok(HandoffMessage::Attach { local }),
+        KIND_ESP => Ok(HandoffMessage::Esp {
+            local,
+            remote,
+            packet,
+        }),
+        k => Err(HandoffError::UnknownKind(k)),
+    }
+}
+
+fn put(out: &mut Vec<u8>, a: SocketAddr) {
+    out.extend_from_slice(&endpoint(a));
+}
+
+fn endpoint(a: SocketAddr) -> [u8; ENDPOINT_LEN] {
+    let mut e = [0u8; ENDPOINT_LEN];
+    match a.ip() {
+        IpAddr::V4(v4) => {
+            e[0] = 4;
+            e[1..5].copy_from_slice(&v4.octets());
+        }
+        IpAddr::V6(v6) => {
+            e[0] = 6;
+            e[1..17].copy_from_slice(&v6.octets());
+        }
+    }
+    e[17..].copy_from_slice(&a.port().to_be_bytes());
+    e
+}
+
+fn get(b: &[u8]) -> Result<SocketAddr, HandoffError> {
+    let mut addr = [0u8; 16];
+    addr.copy_from_slice(&b[1..17]);
+    let port = u16::from_be_bytes([b[17], b[18]]);
+    let ip = match b[0] {
+        4 => IpAddr::V4(Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3])),
+        6 => IpAddr::V6(Ipv6Addr::from(addr)),
+        f => return Err(HandoffError::BadFamily(f)),
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn esp_records_round_trip_for_both_families() {
+        let pairs = [
+            ("192.0.2.1:4500", "198.51.100.7:34512"),
+            ("[2001:db8::1]:4500", "[2001:db8:1::9]:4500"),
+        ];
+        for (l, r) in pairs {
+            let (local, remote) = (l.parse().unwrap(), r.parse().unwrap());
+            let mut rec = Vec::new();
+            encode_esp(&mut rec, local, remote, b"\x00\x00\x10\x01payload");
+            assert_eq!(
+                decode(&rec),
+                Ok(HandoffMessage::Esp {
+                    local,
+                    remote,
+                    packet: b"\x00\x00\x10\x01payload"
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn attach_records_carry_the_local_address() {
+        let local = "192.0.2.1:4500".parse().unwrap();
+        assert_eq!(
+            decode(&encode_attach(local)),
+            Ok(HandoffMessage::Attach { local })
+        );
+    }
+
+    #[test]
+    fn malformed_records_are_refused() {
+        assert_eq!(decode(&[2; 10]), Err(HandoffError::Truncated(10)));
+        let mut rec = encode_attach("192.0.2.1:4500".parse().unwrap());
+        rec[0] = 9;
+        assert_eq!(decode(&rec), Err(HandoffError::UnknownKind(9)));
+        rec[1] = 5;
+        assert_eq!(decode(&rec), Err(HandoffError::BadFamily(5)));
+    }
+}

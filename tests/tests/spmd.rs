@@ -1,0 +1,186 @@
+//! spmd as an operator meets it: policies from the configuration shown by
+//! `racoonctl show policy`, `reload` adding and removing a policy without
+//! touching an unrelated SA, and a SIGKILLed spmd whose successor cleans
+//! up and lets negotiation work again.
+//!
+//! Ignored by default (needs root and namespaces); CI runs them with
+//! `cargo nextest run --run-ignored all`.
+
+use std::time::Duration;
+
+use interop::racoon2conf::{self, Algs, Family};
+use interop::{Iked, Lab, require_root_and_tools};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn algs() -> Algs {
+    Algs {
+        ike_enc: "aes128_gcm16",
+        ike_hash: "hmac_sha2_256",
+        dh: "curve25519",
+        esp_enc: "aes128_gcm16",
+        esp_auth: "",
+    }
+}
+
+/// Both peers up, the tunnel negotiated on the first packets from A.
+fn tunnel_up(lab: &Lab) -> (Iked, Iked) {
+    let (conf_a, conf_b) = racoon2conf::tunnel_pair(lab, Family::V4, &algs(), "tunnel");
+    let b = Iked::start(&lab.dir, &lab.b.netns, "b", &conf_b, None).expect("iked b");
+    let a = Iked::start(&lab.dir, &lab.a.netns, "a", &conf_a, None).expect("iked a");
+    for d in [&a, &b] {
+        d.wait_for_log("iked started", WAIT).expect("up");
+    }
+    ping_passes(lab, &a, &b);
+    (a, b)
+}
+
+fn ping_passes(lab: &Lab, a: &Iked, b: &Iked) {
+    let passed = interop::wait_for(
+        || racoon2conf::ping_lan(&lab.a, &lab.b, Family::V4).is_ok(),
+        WAIT,
+    );
+    assert!(
+        passed,
+        "no ping passed:\n--- A ---\n{}\n--- A spmd ---\n{}\n--- B ---\n{}",
+        a.log(),
+        a.spmd_log(),
+        b.log()
+    );
+}
+
+/// `racoonctl --json ARGS` on `d`, parsed.
+fn ctl_json(d: &Iked, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let (code, out, err) = d.racoonctl(&all).expect("racoonctl runs");
+    assert_eq!(code, 0, "racoonctl {args:?}: {out}{err}");
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+fn policies(d: &Iked) -> Vec<Value> {
+    match ctl_json(d, &["show", "policy"]) {
+        Value::Object(mut o) => match o.remove("policies") {
+            Some(Value::Array(list)) => list,
+            other => panic!("no policy list: {other:?}"),
+        },
+        other => panic!("unexpected answer {other}"),
+    }
+}
+
+/// The inbound and outbound SPIs of every CHILD SA iked shows.
+fn child_spis(d: &Iked) -> Vec<(String, String)> {
+    let sas = ctl_json(d, &["show", "sa"]);
+    let mut out = Vec::new();
+    for sa in sas["sas"].as_array().into_iter().flatten() {
+        for c in sa["children"].as_array().into_iter().flatten() {
+            out.push((c["spi_in"].to_string(), c["spi_out"].to_string()));
+        }
+    }
+    out
+}
+
+#[test]
+#[ignore = "needs root and network namespaces (run with --run-ignored all)"]
+fn show_policy_lists_the_configured_selectors() {
+    require_root_and_tools();
+    let lab = Lab::two_hosts().expect("lab");
+    let (a, _b) = tunnel_up(&lab);
+    let list = policies(&a);
+    assert_eq!(list.len(), 2, "{list:?}");
+    let out = &list[0];
+    assert_eq!(out["source"], "sel_out");
+    assert_eq!(out["remote"], "peer");
+    assert_eq!(out["direction"], "out");
+    assert_eq!(out["src"], lab.a.lan_net_v4.to_string());
+    assert_eq!(out["action"], "protect");
+    assert_eq!(out["mode"], "tunnel");
+    assert_eq!(out["reqid"], 1);
+    let (code, table, _) = a.racoonctl(&["show", "policy"]).expect("racoonctl");
+    assert_eq!(code, 0);
+    assert!(table.starts_with("SOURCE"), "{table}");
+    assert!(table.contains("sel_in (peer)"), "{table}");
+}
+
+#[test]
+#[ignore = "needs root and network namespaces (run with --run-ignored all)"]
+fn reload_adds_and_removes_a_policy_without_touching_an_unrelated_sa() {
+    require_root_and_tools();
+    let lab = Lab::two_hosts().expect("lab");
+    let (a, b) = tunnel_up(&lab);
+    let before = child_spis(&a);
+    assert_eq!(before.len(), 1, "one CHILD SA: {before:?}");
+    let conf = std::fs::read_to_string(&a.paths().conf).expect("conf");
+    let extra = "selector extra { direction outbound; src 198.51.100.0/24; dst 192.0.2.99; \
+                 upper_layer_protocol \"any\"; policy_index pass; };\n\
+                 policy pass { action none; };\n";
+    std::fs::write(&a.paths().conf, format!("{conf}{extra}")).expect("write conf");
+    let answer = ctl_json(&a, &["reload"]);
+    assert_eq!(
+        answer["done"]["message"], "reloaded: 1 policies added, 0 removed, 2 unchanged",
+        "{answer}"
+    );
+    let list = policies(&a);
+    assert_eq!(list.len(), 3, "{list:?}");
+    assert!(
+        list.iter()
+            .any(|p| p["source"] == "extra" && p["action"] == "bypass")
+    );
+
+    std::fs::write(&a.paths().conf, &conf).expect("restore conf");
+    let answer = ctl_json(&a, &["reload"]);
+    assert_eq!(
+        answer["done"]["message"], "reloaded: 0 policies added, 1 removed, 2 unchanged",
+        "{answer}"
+    );
+    assert_eq!(policies(&a).len(), 2);
+    assert_eq!(child_spis(&a), before, "the CHILD SA was not touched");
+    racoon2conf::ping_lan(&lab.a, &lab.b, Family::V4).expect("traffic still flows");
+
+    // A broken configuration is refused and the running one stays.
+    std::fs::write(&a.paths().conf, format!("{conf}selector broken {{")).expect("write");
+    let (code, out, err) = a.racoonctl(&["reload"]).expect("racoonctl");
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("racoon2.conf"),
+        "the error names the file: {err}"
+    );
+    assert_eq!(policies(&a).len(), 2);
+    drop(b);
+}
+
+#[test]
+#[ignore = "needs root and network namespaces (run with --run-ignored all)"]
+fn spmd_killed_and_restarted_leaves_no_stale_policy_and_negotiation_works_again() {
+    require_root_and_tools();
+    let lab = Lab::two_hosts().expect("lab");
+    let (mut a, b) = tunnel_up(&lab);
+    a.crash_and_restart_spmd().expect("restart spmd");
+    a.wait_for_log("lost spmd", WAIT)
+        .expect("iked notices the crash");
+    a.wait_for_log("spmd is back", WAIT)
+        .expect("iked reconnects");
+    assert!(
+        a.spmd_log()
+            .contains("removed 2 policies a previous spmd left behind"),
+        "the successor cleans up after the journal:\n{}",
+        a.spmd_log()
+    );
+    assert_eq!(policies(&a).len(), 2, "no stale or doubled policy");
+    let rules = lab.a.netns.ip(&["rule", "show"]).expect("ip rule");
+    assert_eq!(
+        rules.matches("lookup 3948").count(),
+        1,
+        "one datapath rule:\n{rules}"
+    );
+    // iked deleted its IKE SA with the datapath; the next packets
+    // negotiate a new one through the new spmd.
+    ping_passes(&lab, &a, &b);
+    assert_eq!(
+        a.log().matches("initiating IKE SA").count(),
+        2,
+        "a second negotiation:\n{}",
+        a.log()
+    );
+}
