@@ -228,7 +228,7 @@ sa esp_01 { sa_protocol esp; esp_enc_alg { aes128_gcm16; }; };
     }
 
     fn the_plan() -> Plan {
-        let loaded = libracoon::config::parse_str(CONF, "t.conf", &|_| None).unwrap();
+        let loaded = config::parse_str(CONF, "t.conf", &|_| None).unwrap();
         plan(&loaded.config).unwrap()
     }
 
@@ -275,7 +275,7 @@ sa esp_01 { sa_protocol esp; esp_enc_alg { aes128_gcm16; }; };
 
     #[test]
     fn acquire_goes_to_the_first_acceptable_kmp() {
-        let loaded = libracoon::config::parse_str(CONF, "t.conf", &|_| None).unwrap();
+        let loaded = config::parse_str(CONF, "t.conf", &|_| None).unwrap();
         assert_eq!(kmp_daemon(&loaded.config, "peer"), "iked");
         assert_eq!(kmp_daemon(&loaded.config, "other"), "kinkd");
     }
@@ -284,7 +284,7 @@ sa esp_01 { sa_protocol esp; esp_enc_alg { aes128_gcm16; }; };
     fn a_selector_without_its_policy_is_an_error_naming_it() {
         let conf =
             "selector s { direction outbound; src 192.0.2.1; dst 192.0.2.2; policy_index nope; };";
-        let loaded = libracoon::config::parse_str(conf, "t.conf", &|_| None);
+        let loaded = config::parse_str(conf, "t.conf", &|_| None);
         if let Ok(loaded) = loaded {
             let err = plan(&loaded.config).unwrap_err();
             assert!(err.contains("selector s") && err.contains("nope"), "{err}");
