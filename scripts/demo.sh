@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # racoon3's main job on an embedded default configuration:
 # two peers in network namespaces; a ping from A's LAN to B's LAN makes
-# A's datapath raise an ACQUIRE, iked negotiates IKEv2 (PSK, Curve25519,
-# AES-GCM), pings pass through ESP (racoon3's userspace datapath), the SAs
-# and ESP counters are shown, and everything is torn down again.
+# A's datapath (hosted by spmd) raise an ACQUIRE, spmd routes it to iked,
+# iked negotiates IKEv2 (PSK, Curve25519, AES-GCM), pings pass through ESP
+# (racoon3's userspace datapath), the policies, SAs and ESP counters are
+# shown, and everything is torn down again.
 #
 #   sudo bash scripts/demo.sh
 #
-# Needs root (network namespaces) and a Rust toolchain; builds iked first.
+# Needs root (network namespaces) and a Rust toolchain; builds spmd, iked and
+# racoonctl first.
 # Uses only documentation addresses inside its own namespaces:
 #   r3demo-a: veth 192.0.2.1/24, LAN 198.51.100.1/32
 #   r3demo-b: veth 192.0.2.2/24, LAN 203.0.113.1/32
@@ -19,16 +21,26 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-echo "==> building iked"
-cargo build -q -p iked --bin iked -p racoonctl --bin racoonctl
+echo "==> building spmd, iked and racoonctl"
+cargo build -q -p spmd --bin spmd -p iked --bin iked -p racoonctl --bin racoonctl
+SPMD=$PWD/target/debug/spmd
 IKED=$PWD/target/debug/iked
 RACOONCTL=$PWD/target/debug/racoonctl
 
 WORK=$(mktemp -d /tmp/racoon3-demo.XXXXXX)
 PIDS=()
+SPMD_PIDS=()
+# iked first (it deletes its SAs through spmd's datapath), then spmd.
+stop_all() {
+  for pids in "${PIDS[*]}" "${SPMD_PIDS[*]}"; do
+    for pid in $pids; do kill "$pid" 2>/dev/null || true; done
+    for pid in $pids; do wait "$pid" 2>/dev/null || true; done
+  done
+  PIDS=()
+  SPMD_PIDS=()
+}
 cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  stop_all
   ip netns del r3demo-a 2>/dev/null || true
   ip netns del r3demo-b 2>/dev/null || true
   rm -rf "$WORK"
@@ -80,7 +92,11 @@ CONF
 conf 192.0.2.1 192.0.2.2 198.51.100.0/24 203.0.113.0/24 a.example b.example >"$WORK/a.conf"
 conf 192.0.2.2 192.0.2.1 203.0.113.0/24 198.51.100.0/24 b.example a.example >"$WORK/b.conf"
 
-echo "==> starting iked on both hosts"
+echo "==> starting spmd (policies, userspace ESP datapath) and iked on both hosts"
+for h in b a; do
+  ip netns exec r3demo-$h "$SPMD" -F -f "$WORK/$h.conf" -l "$WORK/$h-spmd.log" --run-dir "$WORK/run-$h" &
+  SPMD_PIDS+=($!)
+done
 ip netns exec r3demo-b "$IKED" -F -f "$WORK/b.conf" -l "$WORK/b.log" --run-dir "$WORK/run-b" &
 PIDS+=($!)
 ip netns exec r3demo-a "$IKED" -F -f "$WORK/a.conf" -l "$WORK/a.log" --run-dir "$WORK/run-a" &
@@ -106,12 +122,12 @@ echo "==> ping 198.51.100.1 -> 203.0.113.1 through ESP"
 ip netns exec r3demo-a ping -n -c 3 -i 0.2 -W 2 -I 198.51.100.1 203.0.113.1
 echo "==> ping 203.0.113.1 -> 198.51.100.1 through ESP"
 ip netns exec r3demo-b ping -n -c 3 -i 0.2 -W 2 -I 203.0.113.1 198.51.100.1
+echo "==> racoonctl show policy (on A)"
+"$RACOONCTL" --run-dir "$WORK/run-a" show policy
 echo "==> racoonctl show sa (on A, then B)"
 "$RACOONCTL" --run-dir "$WORK/run-a" show sa
 "$RACOONCTL" --run-dir "$WORK/run-b" show sa
-echo "==> tearing down (iked deletes its SAs on SIGTERM and logs their ESP counters)"
-for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-PIDS=()
-grep -h "ACQUIRE\|deleted (SPIs\|datapath:" "$WORK/a.log" "$WORK/b.log" | sed "s/^[^ ]* *//"
+echo "==> tearing down (iked deletes its SAs on SIGTERM and logs their ESP counters; spmd removes its policies)"
+stop_all
+grep -h "ACQUIRE\|deleted (SPIs\|datapath:\|removed" "$WORK/a-spmd.log" "$WORK/a.log" "$WORK/b.log" | sed "s/^[^ ]* *//"
 echo "==> done"

@@ -1,5 +1,5 @@
-//! iked as an operator starts it: racoon2's flags, detaching, the pid
-//! file, and configuration errors that name file:line:col.
+//! iked and spmd as an operator starts them: racoon2's flags, detaching,
+//! the pid files, and configuration errors that name file:line:col.
 //!
 //! Ignored by default (needs root and namespaces); CI runs them with
 //! `cargo nextest run --run-ignored all`.
@@ -39,13 +39,17 @@ fn setup() -> (LabDir, Netns, std::path::PathBuf) {
     (dir, ns, conf)
 }
 
-#[test]
-#[ignore = "needs root and network namespaces (run with --run-ignored all)"]
-fn iked_detaches_and_removes_its_pid_file() {
-    let (dir, ns, conf) = setup();
-    let run_dir = dir.path().join("run");
+/// Starts `daemon` (spmd or iked) without -F; checks it detached, wrote its
+/// pid file and logged its start; returns its pid.
+fn start_detached(
+    ns: &Netns,
+    daemon: &str,
+    conf: &std::path::Path,
+    run_dir: &std::path::Path,
+) -> i32 {
+    let binary = Iked::binary().with_file_name(daemon);
     let out = ns
-        .command(Iked::binary())
+        .command(&binary)
         .args([
             "-f",
             &conf.display().to_string(),
@@ -53,17 +57,17 @@ fn iked_detaches_and_removes_its_pid_file() {
             &run_dir.display().to_string(),
         ])
         .output()
-        .expect("run iked");
+        .expect("run the daemon");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{daemon}: {stderr}");
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr.contains("running in the background"),
+        "{daemon}: {stderr}"
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("running in the background"));
-    let pid_file = run_dir.join("iked.pid");
+    let pid_file = run_dir.join(format!("{daemon}.pid"));
     assert!(
         wait_for(|| pid_file.exists(), Duration::from_secs(5)),
-        "no pid file"
+        "no {daemon} pid file"
     );
     let pid: i32 = std::fs::read_to_string(&pid_file)
         .expect("pid")
@@ -73,27 +77,58 @@ fn iked_detaches_and_removes_its_pid_file() {
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).expect("daemon alive");
     assert_eq!(
         exe,
-        std::fs::canonicalize(Iked::binary()).expect("binary"),
-        "the pid file names our iked"
+        std::fs::canonicalize(&binary).expect("binary"),
+        "the pid file names our {daemon}"
     );
-    let log = run_dir.join("iked.log");
-    assert!(wait_for(
-        || std::fs::read_to_string(&log).is_ok_and(|l| l.contains("iked started")),
-        Duration::from_secs(5)
-    ));
+    let log = run_dir.join(format!("{daemon}.log"));
+    let started = format!("{daemon} started");
+    assert!(
+        wait_for(
+            || std::fs::read_to_string(&log).is_ok_and(|l| l.contains(&started)),
+            Duration::from_secs(15)
+        ),
+        "{daemon} did not log its start:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    pid
+}
+
+/// SIGTERM, then the pid file and the process must go.
+fn stop_detached(daemon: &str, pid: i32, run_dir: &std::path::Path) {
     let status = std::process::Command::new("kill")
         .arg(pid.to_string())
         .status()
         .expect("kill");
     assert!(status.success());
+    let pid_file = run_dir.join(format!("{daemon}.pid"));
     assert!(
         wait_for(|| !pid_file.exists(), Duration::from_secs(5)),
-        "pid file left behind"
+        "{daemon} left its pid file behind"
     );
     assert!(wait_for(
         || !std::path::Path::new(&format!("/proc/{pid}")).exists(),
         Duration::from_secs(5)
     ));
+}
+
+#[test]
+#[ignore = "needs root and network namespaces (run with --run-ignored all)"]
+fn spmd_and_iked_detach_and_remove_their_pid_files() {
+    let (dir, ns, conf) = setup();
+    let run_dir = dir.path().join("run");
+    let spmd = start_detached(&ns, "spmd", &conf, &run_dir);
+    let iked = start_detached(&ns, "iked", &conf, &run_dir);
+    stop_detached("iked", iked, &run_dir);
+    stop_detached("spmd", spmd, &run_dir);
+    let log = std::fs::read_to_string(run_dir.join("spmd.log")).expect("spmd log");
+    assert!(
+        log.contains("removed 1 policies"),
+        "spmd removes its policy on exit:\n{log}"
+    );
+    assert!(
+        !run_dir.join("spmd.policies").exists(),
+        "a clean exit leaves no journal"
+    );
 }
 
 #[test]

@@ -72,7 +72,7 @@ fn racoonctl_initiates_shows_and_terminates_an_sa() {
     let (code, out, _) = a.racoonctl(&["--json", "show", "status"]).expect("status");
     assert_eq!(code, 0);
     assert!(
-        out.contains("\"kernel_backend\":\"userspace\"")
+        out.contains("\"kernel_backend\":\"userspace via spmd\"")
             && out.contains("\"carries_traffic\":true"),
         "{out}"
     );
@@ -94,6 +94,37 @@ fn racoonctl_initiates_shows_and_terminates_an_sa() {
         WAIT,
     );
     assert!(gone, "SA still shown after terminate");
+
+    // spmd answers too: its status, and flush after a new negotiation.
+    let (code, out, _) = a
+        .racoonctl(&["--json", "show", "status", "spmd"])
+        .expect("spmd status");
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("\"daemon\":\"spmd\"") && out.contains("\"kernel_backend\":\"userspace\""),
+        "{out}"
+    );
+    let (code, out, err) = a.racoonctl(&["initiate", "peer"]).expect("initiate again");
+    assert_eq!(code, 0, "{out}{err}");
+    let up = interop::wait_for(
+        || {
+            a.racoonctl(&["show", "sa"])
+                .is_ok_and(|(_, out, _)| out.contains("CHILD"))
+        },
+        WAIT,
+    );
+    assert!(up, "second SA did not come up");
+    let (code, out, err) = a.racoonctl(&["flush"]).expect("flush");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("iked: deleting 1 IKE SA") && out.contains("spmd: flushed"),
+        "{out}"
+    );
+    let (_, out, _) = a.racoonctl(&["show", "sa"]).expect("show sa");
+    assert!(
+        out.contains("no IKE SAs") || !out.contains("CHILD"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -20,6 +20,8 @@ pub(crate) struct Context<'a> {
     pub(crate) started: Instant,
     pub(crate) listen: &'a [SocketAddr],
     pub(crate) config: &'a libracoon::config::Config,
+    /// The backend as operators know it (`userspace via spmd`).
+    pub(crate) backend: &'a str,
 }
 
 /// Answers one request.
@@ -130,7 +132,7 @@ fn status(endpoint: &Endpoint, kernel: &impl Kernel, cx: &Context<'_>) -> Daemon
         version: env!("CARGO_PKG_VERSION").into(),
         pid: std::process::id(),
         uptime_secs: cx.started.elapsed().as_secs(),
-        kernel_backend: kernel.name().into(),
+        kernel_backend: cx.backend.to_owned(),
         carries_traffic: kernel.carries_traffic(),
         ike_sas: endpoint.sas().filter(|s| s.is_established()).count() as u64,
         half_open: endpoint.sas().filter(|s| s.is_half_open()).count() as u64,

@@ -99,7 +99,7 @@ pub async fn run(opts: Options, prepared: Prepared) -> anyhow::Result<()> {
     match &opts.kernel {
         KernelChoice::Memory => {
             tracing::warn!("kernel backend 'memory': SAs are recorded but carry no traffic");
-            serve(&opts, prepared, &MemoryKernel::new(), None).await
+            serve(&opts, prepared, &MemoryKernel::new(), None, "memory").await
         }
         KernelChoice::Spmd => {
             let socket = prepared.config.spmd_socket(&opts.run_dir);
@@ -112,7 +112,8 @@ pub async fn run(opts: Options, prepared: Prepared) -> anyhow::Result<()> {
                 handoff::EspHandoff::new(socket.with_file_name(pfkey::handoff::SOCKET_NAME))
             });
             let spmd = Some((handoff, kernel.generation()));
-            serve(&opts, prepared, kernel.as_ref(), spmd).await
+            let described = format!("{backend} via spmd");
+            serve(&opts, prepared, kernel.as_ref(), spmd, &described).await
         }
     }
 }
@@ -149,6 +150,7 @@ async fn serve<K: Kernel>(
     prepared: Prepared,
     kernel: &K,
     spmd: Option<SpmdLink>,
+    backend: &str,
 ) -> anyhow::Result<()> {
     let Prepared { config, conf } = prepared;
     let (tx, mut rx) = mpsc::channel(1024);
@@ -223,7 +225,7 @@ async fn serve<K: Kernel>(
                 }
             },
             Some(req) = requests.recv() => {
-                let cx = ctl::Context { started, listen: &conf.listen, config: &config };
+                let cx = ctl::Context { started, listen: &conf.listen, config: &config, backend };
                 let _ = req.reply.send(ctl::answer(req.request, &mut endpoint, kernel, &cx).await);
             }
         }
