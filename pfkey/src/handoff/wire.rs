@@ -165,6 +165,26 @@ mod tests {
     }
 
     #[test]
+    fn every_prefix_and_kind_of_a_record_decodes_or_is_refused_without_panic() {
+        let mut rec = Vec::new();
+        encode_esp(
+            &mut rec,
+            "[2001:db8::1]:4500".parse().unwrap(),
+            "192.0.2.9:4500".parse().unwrap(),
+            b"spi+payload",
+        );
+        for len in 0..=rec.len() {
+            for kind in 0..=3 {
+                let mut r = rec[..len].to_vec();
+                if let Some(k) = r.first_mut() {
+                    *k = kind;
+                }
+                let _ = decode(&r);
+            }
+        }
+    }
+
+    #[test]
     fn malformed_records_are_refused() {
         assert_eq!(decode(&[2; 10]), Err(HandoffError::Truncated(10)));
         let mut rec = encode_attach("192.0.2.1:4500".parse().unwrap());
