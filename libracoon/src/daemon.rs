@@ -37,6 +37,21 @@ pub fn init_logging(debug: u8, logfile: Option<&Path>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Resolves `--ctl-group` (a group name or a numeric gid) to a gid.
+///
+/// # Errors
+/// No such group.
+pub fn resolve_group(name: &str) -> Result<u32, String> {
+    if let Ok(gid) = name.parse::<u32>() {
+        return Ok(gid);
+    }
+    match nix::unistd::Group::from_name(name) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        Ok(None) => Err(format!("--ctl-group {name}: no such group")),
+        Err(e) => Err(format!("--ctl-group {name}: {e}")),
+    }
+}
+
 /// `RUN_DIR/NAME.pid`, removed when dropped.
 #[derive(Debug)]
 pub struct PidFile(PathBuf);
@@ -106,6 +121,14 @@ pub fn notify_ready() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn groups_resolve_by_name_or_number() {
+        assert_eq!(resolve_group("0"), Ok(0));
+        assert_eq!(resolve_group("root"), Ok(0));
+        let err = resolve_group("no-such-group-r3").unwrap_err();
+        assert!(err.contains("no such group"), "{err}");
+    }
 
     #[test]
     fn a_live_pid_file_refuses_a_second_instance_and_a_stale_one_is_replaced() {

@@ -26,10 +26,16 @@ struct FakeIked {
 
 impl FakeIked {
     async fn start() -> Self {
+        Self::start_for(None).await
+    }
+
+    /// A fake iked that also serves members of group `gid` (`--ctl-group`).
+    async fn start_for(group: Option<u32>) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let (server, incoming) = ControlServer::bind(&dir.path().join("iked.sock"), "iked")
-            .await
-            .unwrap();
+        let (server, incoming) =
+            ControlServer::bind_for(&dir.path().join("iked.sock"), "iked", group)
+                .await
+                .unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         tokio::spawn(answer_all(incoming, Arc::clone(&seen)));
         Self { server, seen, dir }
@@ -318,8 +324,17 @@ fn require_root() {
 
 /// racoonctl run as `nobody` (uid 65534) through setpriv.
 fn racoonctl_as_nobody(run_dir: &Path, args: &[&str]) -> Command {
+    racoonctl_as(
+        &["--reuid=65534", "--regid=65534", "--clear-groups"],
+        run_dir,
+        args,
+    )
+}
+
+/// racoonctl run with setpriv's credential options `creds`.
+fn racoonctl_as(creds: &[&str], run_dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new("setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]);
+    cmd.args(creds).arg("--");
     cmd.arg(env!("CARGO_BIN_EXE_racoonctl"));
     cmd.arg("--run-dir").arg(run_dir).args(args);
     cmd
@@ -359,4 +374,26 @@ async fn non_root_caller_is_told_to_run_as_root() {
     // Root still gets in.
     let out = run(racoonctl(&dir, &["show", "sa"])).await;
     assert_exit(&out, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root and setpriv (run with --run-ignored all)"]
+async fn members_of_the_control_group_are_served() {
+    require_root();
+    const GROUP: u32 = 4242;
+    let iked = FakeIked::start_for(Some(GROUP)).await;
+    let dir = open_run_dir(&iked);
+    let socket = dir.join("iked.sock");
+    let meta = std::fs::metadata(&socket).unwrap();
+    assert_eq!((meta.mode() & 0o777, meta.gid()), (0o660, GROUP));
+    // Primary group, then a supplementary one.
+    let primary = ["--reuid=65534", "--regid=4242", "--clear-groups"];
+    let out = run(racoonctl_as(&primary, &dir, &["show", "sa"])).await;
+    assert_exit(&out, 0);
+    let supplementary = ["--reuid=65534", "--regid=65534", "--groups=4242"];
+    let out = run(racoonctl_as(&supplementary, &dir, &["show", "sa"])).await;
+    assert_exit(&out, 0);
+    // Anyone else is still refused.
+    let out = run(racoonctl_as_nobody(&dir, &["show", "sa"])).await;
+    assert_exit(&out, 4);
 }

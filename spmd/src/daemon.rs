@@ -30,6 +30,8 @@ pub struct Options {
     pub kernel: KernelChoice,
     /// TUN device of the userspace datapath (`--tun`).
     pub tun: String,
+    /// Group whose members may use the control socket (`--ctl-group`).
+    pub ctl_group: Option<u32>,
 }
 
 /// `--kernel`.
@@ -172,7 +174,7 @@ async fn serve<K: Kernel>(opts: &Options, prepared: Prepared, kernel: &K) -> any
     let mut state = State::new(config, Journal::in_dir(&opts.run_dir));
     state.clean_up_leftovers(kernel).await;
     let mut events = kernel.take_events();
-    let (control, mut requests) = ControlServer::bind(&socket, "spmd")
+    let (control, mut requests) = ControlServer::bind_for(&socket, "spmd", opts.ctl_group)
         .await
         .with_context(|| format!("cannot open the control socket {}", socket.display()))?;
     state.install(kernel, &plan).await;

@@ -24,6 +24,10 @@ struct Args {
     /// Print the version and exit.
     #[arg(short = 'V')]
     version: bool,
+    /// Also serve the control socket to members of this group (name or
+    /// gid): the socket becomes mode 0660, owned by the group.
+    #[arg(long, value_name = "GROUP")]
+    ctl_group: Option<String>,
     /// Initiate an IKE SA to this peer address at start (repeatable).
     #[arg(short = 'I')]
     initiate: Vec<IpAddr>,
@@ -68,11 +72,18 @@ fn run(args: Args) -> anyhow::Result<()> {
         (None, false) => Some(args.run_dir.join("iked.log")),
     };
     libracoon::daemon::init_logging(args.debug, logfile.as_deref())?;
+    let ctl_group = args
+        .ctl_group
+        .as_deref()
+        .map(libracoon::daemon::resolve_group)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!(e))?;
     let opts = iked::daemon::Options {
         config: args.config,
         initiate: args.initiate,
         run_dir: args.run_dir,
         kernel,
+        ctl_group,
     };
     // Configuration errors are reported before going to the background.
     // Failures reach stderr from main; a log file gets them too.

@@ -43,6 +43,8 @@ pub struct Options {
     pub run_dir: PathBuf,
     /// Where CHILD SAs go.
     pub kernel: KernelChoice,
+    /// Group whose members may use the control socket (`--ctl-group`).
+    pub ctl_group: Option<u32>,
 }
 
 /// The kernel backend (`--kernel`).
@@ -169,7 +171,7 @@ async fn serve<K: Kernel>(
     }
     let mut events = kernel.take_events();
     let socket = opts.run_dir.join("iked.sock");
-    let (control, mut requests) = ControlServer::bind(&socket, "iked")
+    let (control, mut requests) = ControlServer::bind_for(&socket, "iked", opts.ctl_group)
         .await
         .with_context(|| format!("cannot open the control socket {}", socket.display()))?;
     let mut endpoint = Endpoint::new(conf.peers, Box::new(OsRandom));

@@ -24,6 +24,10 @@ struct Args {
     /// Print the version and exit.
     #[arg(short = 'V')]
     version: bool,
+    /// Also serve the control socket to members of this group (name or
+    /// gid): the socket becomes mode 0660, owned by the group.
+    #[arg(long, value_name = "GROUP")]
+    ctl_group: Option<String>,
     /// Directory for the pid file, the policy journal and the sockets.
     #[arg(long, default_value = "/run/racoon3")]
     run_dir: PathBuf,
@@ -64,6 +68,13 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let prepared = Prepared::load(&args.config).inspect_err(log_failure)?;
+    let ctl_group = args
+        .ctl_group
+        .as_deref()
+        .map(libracoon::daemon::resolve_group)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!(e))
+        .inspect_err(log_failure)?;
     if !args.foreground {
         if let Some(l) = &logfile {
             eprintln!(
@@ -80,6 +91,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         run_dir: args.run_dir,
         kernel: args.kernel,
         tun: args.tun,
+        ctl_group,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -69,14 +69,36 @@ impl ControlServer {
     /// socket (it is left alone), or the error of creating the directory,
     /// binding or changing the mode.
     pub async fn bind(path: &Path, daemon: &str) -> io::Result<(Self, mpsc::Receiver<Incoming>)> {
+        Self::bind_for(path, daemon, None).await
+    }
+
+    /// As [`Self::bind`], and also serves members of the group `gid` (the
+    /// daemons' `--ctl-group`, for operators who are not root): the socket
+    /// becomes mode 0660 owned by that group, and a peer whose primary or
+    /// supplementary groups include it is let in.
+    ///
+    /// # Errors
+    /// As [`Self::bind`], or the `chown` error.
+    pub async fn bind_for(
+        path: &Path,
+        daemon: &str,
+        group: Option<u32>,
+    ) -> io::Result<(Self, mpsc::Receiver<Incoming>)> {
         clear_path(path).await?;
         let listener = UnixListener::bind(path)?;
-        fs::set_permissions(path, Permissions::from_mode(0o600))?;
+        match group {
+            Some(gid) => {
+                std::os::unix::fs::chown(path, None, Some(gid))?;
+                fs::set_permissions(path, Permissions::from_mode(0o660))?;
+            }
+            None => fs::set_permissions(path, Permissions::from_mode(0o600))?,
+        }
         let (requests, incoming) = mpsc::channel(INCOMING_LEN);
         let (events, _) = broadcast::channel(EVENT_BACKLOG);
         let shared = Arc::new(Shared {
             daemon: daemon.to_owned(),
             uid: nix::unistd::geteuid().as_raw(),
+            group,
             requests,
             events: events.clone(),
         });
@@ -120,11 +142,36 @@ pub(super) fn peer_allowed(peer_uid: u32, daemon_uid: u32) -> bool {
     peer_uid == 0 || peer_uid == daemon_uid
 }
 
+/// Whether a peer belongs to the control group: its primary group (from
+/// `SO_PEERCRED`) or one of the supplementary groups of the connecting
+/// process (`Groups:` in `/proc/PID/status`).
+pub(super) fn peer_in_group(gid: u32, peer_gid: u32, peer_pid: Option<i32>) -> bool {
+    if peer_gid == gid {
+        return true;
+    }
+    let Some(pid) = peer_pid else {
+        return false;
+    };
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    supplementary_groups(&status).any(|g| g == gid)
+}
+
+/// The `Groups:` line of a `/proc/PID/status` text.
+pub(super) fn supplementary_groups(status: &str) -> impl Iterator<Item = u32> + '_ {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Groups:"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|g| g.parse().ok())
+}
+
 /// What every connection of one server shares.
 #[derive(Debug)]
 struct Shared {
     daemon: String,
     uid: u32,
+    group: Option<u32>,
     requests: mpsc::Sender<Incoming>,
     events: broadcast::Sender<EventRecord>,
 }
@@ -267,12 +314,20 @@ impl Connection {
         if peer_allowed(self.cred.uid(), self.shared.uid) {
             return Ok(());
         }
+        if let Some(gid) = self.shared.group
+            && peer_in_group(gid, self.cred.gid(), self.cred.pid())
+        {
+            return Ok(());
+        }
         let (uid, daemon) = (self.shared.uid, &self.shared.daemon);
-        let who = if uid == 0 {
+        let mut who = if uid == 0 {
             "root".to_owned()
         } else {
             format!("root and uid {uid}")
         };
+        if let Some(gid) = self.shared.group {
+            who.push_str(&format!(" and members of group {gid}"));
+        }
         let msg = format!("permission denied: only {who} may use the {daemon} control socket");
         Err(CtlError::new(ErrorCode::PermissionDenied, msg))
     }

@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
-use super::server::peer_allowed;
+use super::server::{peer_allowed, peer_in_group, supplementary_groups};
 use super::*;
 use crate::ctl::frame::{self, FrameDecoder, MAX_FRAME};
 use crate::ctl::proto::{
@@ -484,6 +484,27 @@ async fn a_slow_watcher_is_told_it_lagged() {
     );
     for _ in 0..256 {
         assert_eq!(c.next_event().await.unwrap(), samples::event());
+    }
+}
+
+#[test]
+fn the_control_group_is_found_among_primary_and_supplementary_groups() {
+    let status = "Name:\tracoonctl\nUid:\t1000\t1000\t1000\t1000\nGroups:\t4 24 27 1001 \n";
+    assert_eq!(
+        supplementary_groups(status).collect::<Vec<_>>(),
+        [4, 24, 27, 1001]
+    );
+    assert_eq!(supplementary_groups("Name:\tx\n").count(), 0);
+    assert!(peer_in_group(50, 50, None), "primary group");
+    assert!(
+        !peer_in_group(50, 51, None),
+        "no pid, no supplementary lookup"
+    );
+    // This process's own supplementary groups, as the kernel reports them.
+    let own = std::fs::read_to_string("/proc/self/status").unwrap();
+    let pid = i32::try_from(std::process::id()).unwrap();
+    for g in supplementary_groups(&own) {
+        assert!(peer_in_group(g, u32::MAX, Some(pid)));
     }
 }
 
