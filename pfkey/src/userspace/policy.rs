@@ -57,8 +57,9 @@ struct Entry {
     acquired: Option<Instant>,
 }
 
-/// Sort key: smaller is more specific.
-type Rank = (u128, u128, bool);
+/// Sort key: smaller is more specific (destination range, source range,
+/// then a named protocol, then named ports).
+type Rank = (u128, u128, bool, u8);
 
 impl PolicyTable {
     /// An empty table.
@@ -160,7 +161,8 @@ impl PolicyTable {
 /// Specificity of a selector: the sizes of its destination and source
 /// ranges, then whether the protocol is "any".
 fn rank(s: &Selector) -> Rank {
-    (width(s.dst), width(s.src), s.proto == 0)
+    let any_ports = u8::from(s.src_port == 0) + u8::from(s.dst_port == 0);
+    (width(s.dst), width(s.src), s.proto == 0, any_ports)
 }
 
 /// `hi - lo` of an address range (`u128::MAX` for a malformed one, which
@@ -227,7 +229,55 @@ mod tests {
             dst: ip("203.0.113.1"),
             proto: 1,
             len: 84,
+            src_port: 0,
+            dst_port: 0,
         }
+    }
+
+    #[test]
+    fn a_port_specific_bypass_inside_a_protect_range_wins() {
+        let mut table = PolicyTable::new();
+        let range = sel(
+            ("198.51.100.0", "198.51.100.255"),
+            ("203.0.113.0", "203.0.113.255"),
+            0,
+        );
+        table.insert(PolicySpec {
+            selector: range.clone(),
+            direction: SaDirection::Outbound,
+            action: PolicyAction::Protect {
+                reqid: 1,
+                mode: IpsecMode::Tunnel,
+            },
+            tunnel: None,
+        });
+        let mut dns = range;
+        dns.proto = 17;
+        dns.dst_port = 53;
+        table.insert(PolicySpec {
+            selector: dns,
+            direction: SaDirection::Outbound,
+            action: PolicyAction::Bypass,
+            tunnel: None,
+        });
+        let query = InnerHeader {
+            proto: 17,
+            src_port: 33000,
+            dst_port: 53,
+            ..icmp()
+        };
+        assert_eq!(
+            table.lookup(&query).map(|p| p.action),
+            Some(PolicyAction::Bypass)
+        );
+        let other = InnerHeader {
+            dst_port: 123,
+            ..query
+        };
+        assert!(matches!(
+            table.lookup(&other).map(|p| p.action),
+            Some(PolicyAction::Protect { .. })
+        ));
     }
 
     #[test]

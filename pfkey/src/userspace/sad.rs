@@ -580,7 +580,7 @@ impl Sad {
         }
         let (h, inner) = match entry.mode {
             IpsecMode::Tunnel => tunnel_inner(packet, &opened)?,
-            IpsecMode::Transport => transport_inner(entry, &opened)?,
+            IpsecMode::Transport => transport_inner(entry, &opened, packet)?,
         };
         if !any_covers(&entry.selectors, &h) {
             return Err(DropReason::SelectorMismatch);
@@ -630,6 +630,7 @@ fn tunnel_inner(packet: &[u8], opened: &Opened) -> Result<(InnerHeader, Decapsul
 fn transport_inner(
     entry: &SadEntry,
     opened: &Opened,
+    packet: &[u8],
 ) -> Result<(InnerHeader, Decapsulated), DropReason> {
     let (src, dst, proto) = (entry.src, entry.id.dst, opened.next_header);
     let mut header = [0; IPV6_HEADER];
@@ -640,11 +641,15 @@ fn transport_inner(
         header_len,
         payload: opened.payload.clone(),
     };
+    let l4 = packet.get(opened.payload.clone()).unwrap_or_default();
+    let (src_port, dst_port) = super::spd::ports(proto, l4);
     let h = InnerHeader {
         src,
         dst,
         proto,
         len: inner.len(),
+        src_port,
+        dst_port,
     };
     Ok((h, inner))
 }

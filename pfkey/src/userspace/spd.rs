@@ -30,6 +30,27 @@ pub struct InnerHeader {
     /// Length of the packet per its header (IPv4 Total Length, IPv6 40 +
     /// Payload Length): bytes after it are padding (e.g. ESP TFC padding).
     pub len: usize,
+    /// TCP, UDP or SCTP source port; 0 for other protocols and for
+    /// fragments after the first (RFC 4301 §4.4.1.1: OPAQUE ports, which
+    /// only a selector with "any" port matches).
+    pub src_port: u16,
+    /// Destination port, likewise.
+    pub dst_port: u16,
+}
+
+/// IP protocols whose first four payload bytes are source and destination
+/// ports.
+const PORTED: [u8; 3] = [6, 17, 132];
+
+/// The ports at the start of `l4`, for protocol `proto`.
+#[must_use]
+pub fn ports(proto: u8, l4: &[u8]) -> (u16, u16) {
+    match l4 {
+        [a, b, c, d, ..] if PORTED.contains(&proto) => {
+            (u16::from_be_bytes([*a, *b]), u16::from_be_bytes([*c, *d]))
+        }
+        _ => (0, 0),
+    }
 }
 
 impl InnerHeader {
@@ -62,11 +83,19 @@ impl InnerHeader {
             return None;
         }
         let addr = |at: usize| Ipv4Addr::new(p[at], p[at + 1], p[at + 2], p[at + 3]);
+        let first_fragment = u16::from_be_bytes([p[6], p[7]]) & 0x1fff == 0;
+        let (src_port, dst_port) = if first_fragment {
+            ports(p[9], &p[ihl..total])
+        } else {
+            (0, 0)
+        };
         Some(Self {
             src: IpAddr::V4(addr(12)),
             dst: IpAddr::V4(addr(16)),
             proto: p[9],
             len: total,
+            src_port,
+            dst_port,
         })
     }
 
@@ -83,11 +112,14 @@ impl InnerHeader {
             a.copy_from_slice(&p[at..at + 16]);
             Ipv6Addr::from(a)
         };
+        let (src_port, dst_port) = ports(p[6], &p[40..total]);
         Some(Self {
             src: IpAddr::V6(addr(8)),
             dst: IpAddr::V6(addr(24)),
             proto: p[6],
             len: total,
+            src_port,
+            dst_port,
         })
     }
 }
@@ -95,7 +127,11 @@ impl InnerHeader {
 /// Whether `sel` covers a packet with header `h`.
 #[must_use]
 pub fn covers(sel: &Selector, h: &InnerHeader) -> bool {
-    in_range(h.src, sel.src) && in_range(h.dst, sel.dst) && (sel.proto == 0 || sel.proto == h.proto)
+    in_range(h.src, sel.src)
+        && in_range(h.dst, sel.dst)
+        && (sel.proto == 0 || sel.proto == h.proto)
+        && (sel.src_port == 0 || sel.src_port == h.src_port)
+        && (sel.dst_port == 0 || sel.dst_port == h.dst_port)
 }
 
 /// Whether any of `sels` covers `h`: the RFC 4301 §5.2 inbound check ("if
@@ -204,6 +240,48 @@ mod tests {
         p[8..24].copy_from_slice(&"2001:db8:a::1".parse::<Ipv6Addr>().expect("v6").octets());
         p[24..40].copy_from_slice(&"2001:db8:b::1".parse::<Ipv6Addr>().expect("v6").octets());
         p
+    }
+
+    /// An IPv4 TCP SYN-sized packet 198.51.100.1:40000 -> 203.0.113.1:`dport`.
+    fn ipv4_tcp(dport: u16, fragment_offset: u16) -> Vec<u8> {
+        let mut p = vec![0u8; 40];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&40u16.to_be_bytes());
+        p[6..8].copy_from_slice(&fragment_offset.to_be_bytes());
+        p[9] = 6;
+        p[12..16].copy_from_slice(&[198, 51, 100, 1]);
+        p[16..20].copy_from_slice(&[203, 0, 113, 1]);
+        p[20..22].copy_from_slice(&40000u16.to_be_bytes());
+        p[22..24].copy_from_slice(&dport.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn port_selectors_match_first_fragments_of_tcp_udp_and_sctp_only() {
+        let mut https = sel(
+            ("198.51.100.0", "198.51.100.255"),
+            ("203.0.113.1", "203.0.113.1"),
+            6,
+        );
+        https.dst_port = 443;
+        let h = InnerHeader::parse(&ipv4_tcp(443, 0)).expect("parses");
+        assert_eq!((h.src_port, h.dst_port), (40000, 443));
+        assert!(covers(&https, &h));
+        assert!(!covers(
+            &https,
+            &InnerHeader::parse(&ipv4_tcp(80, 0)).expect("parses")
+        ));
+        // A later fragment carries no ports: OPAQUE, matched by "any" only.
+        let later = InnerHeader::parse(&ipv4_tcp(443, 185)).expect("parses");
+        assert_eq!((later.src_port, later.dst_port), (0, 0));
+        assert!(!covers(&https, &later));
+        let mut any_port = https.clone();
+        any_port.dst_port = 0;
+        assert!(covers(&any_port, &later));
+        // ICMP has no ports.
+        assert_eq!(ports(1, &[1, 2, 3, 4]), (0, 0));
+        assert_eq!(ports(17, &[0, 53, 0, 54]), (53, 54));
+        assert_eq!(ports(17, &[0, 53]), (0, 0), "truncated");
     }
 
     #[test]
