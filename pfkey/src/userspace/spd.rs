@@ -275,7 +275,7 @@ mod tests {
         let later = InnerHeader::parse(&ipv4_tcp(443, 185)).expect("parses");
         assert_eq!((later.src_port, later.dst_port), (0, 0));
         assert!(!covers(&https, &later));
-        let mut any_port = https.clone();
+        let mut any_port = https;
         any_port.dst_port = 0;
         assert!(covers(&any_port, &later));
         // ICMP has no ports.
