@@ -7,8 +7,9 @@
 //! policy's `action` says protect (`auto_ipsec`), bypass (`none`) or drop
 //! (`discard`), and its `my_sa_ipaddr`/`peers_sa_ipaddr` are the tunnel's
 //! endpoints. A `peers_sa_ipaddr IP_RW` (road warrior) policy has no
-//! endpoint until a peer connects; it is left to the responder's dynamic
-//! request and reported in the notes.
+//! endpoint until a peer connects: iked asks for its policies, built from
+//! the negotiated CHILD SA, when it installs the SAs (a dynamic policy,
+//! racoon2's POLICY ADD), and the plan only notes it.
 
 use std::net::IpAddr;
 
@@ -103,8 +104,8 @@ pub fn plan(config: &Config) -> Result<Plan, String> {
                         }),
                         None => {
                             out.notes.push(format!(
-                                    "selector {}: policy {} has no fixed peer address (IP_RW): not installed; \
-                                     dynamic policies for road warriors are not implemented yet",
+                                    "selector {}: policy {} has no fixed peer address (IP_RW): its policies \
+                                     are added when a peer's CHILD SA is installed, and removed with it",
                                     s.name, policy.name
                                 ));
                             continue;

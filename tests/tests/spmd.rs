@@ -184,3 +184,51 @@ fn spmd_killed_and_restarted_leaves_no_stale_policy_and_negotiation_works_again(
         a.log()
     );
 }
+
+#[test]
+#[ignore = "needs root and network namespaces (run with --run-ignored all)"]
+fn a_road_warrior_gets_dynamic_policies_from_the_responder_for_the_life_of_its_sa() {
+    require_root_and_tools();
+    let lab = Lab::two_hosts().expect("lab");
+    let (conf_a, conf_b) = racoon2conf::tunnel_pair(&lab, Family::V4, &algs(), "tunnel");
+    let a_outer = lab.a.outer_v4.to_string();
+    let rw = format!("peers_sa_ipaddr {a_outer};");
+    assert!(conf_b.contains(&rw), "{conf_b}");
+    let conf_b = conf_b.replace(&rw, "peers_sa_ipaddr IP_RW;");
+    let b = Iked::start(&lab.dir, &lab.b.netns, "b", &conf_b, None).expect("iked b");
+    b.wait_for_log("iked started", WAIT).expect("b up");
+    assert!(
+        b.spmd_log().contains("no fixed peer address (IP_RW)"),
+        "{}",
+        b.spmd_log()
+    );
+    assert!(policies(&b).is_empty(), "nothing static for a road warrior");
+    let a = Iked::start(
+        &lab.dir,
+        &lab.a.netns,
+        "a",
+        &conf_a,
+        Some(lab.b.outer_v4.into()),
+    )
+    .expect("iked a");
+    b.wait_for_log("dynamic policies", WAIT)
+        .expect("B adds policies");
+    let list = policies(&b);
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert!(list.iter().all(|p| p["source"] == "iked"), "{list:?}");
+    let tunnel = format!("{} -> {a_outer}", lab.b.outer_v4);
+    assert!(
+        list.iter()
+            .any(|p| p["direction"] == "out" && p["tunnel"] == tunnel.as_str()),
+        "{list:?}"
+    );
+    ping_passes(&lab, &a, &b);
+    let (code, out, err) = a.racoonctl(&["terminate", "all"]).expect("terminate");
+    assert_eq!(code, 0, "{out}{err}");
+    let gone = interop::wait_for(|| policies(&b).is_empty(), WAIT);
+    assert!(
+        gone,
+        "B's dynamic policies go with the SA: {:?}",
+        policies(&b)
+    );
+}

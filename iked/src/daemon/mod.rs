@@ -5,6 +5,7 @@
 
 pub mod conf;
 mod ctl;
+mod dynamic;
 mod handoff;
 pub mod policy;
 mod report;
@@ -174,6 +175,7 @@ async fn serve<K: Kernel>(
     let (control, mut requests) = ControlServer::bind_for(&socket, "iked", opts.ctl_group)
         .await
         .with_context(|| format!("cannot open the control socket {}", socket.display()))?;
+    let mut dynamic = dynamic::DynamicPolicies::from_config(&config);
     let mut endpoint = Endpoint::new(conf.peers, Box::new(OsRandom));
     let started = Instant::now();
     for peer in &opts.initiate {
@@ -191,7 +193,7 @@ async fn serve<K: Kernel>(
     // its peers, and exits with an error so a supervisor can restart it.
     let mut fatal: Option<&str> = None;
     loop {
-        drain(&mut endpoint, &sockets, kernel, &control).await;
+        drain(&mut endpoint, &sockets, kernel, &control, &mut dynamic).await;
         if let Some(t) = stopping
             && (endpoint.sas().next().is_none() || Instant::now() >= t)
         {
@@ -329,20 +331,32 @@ async fn drain(
     sockets: &udp::Sockets,
     kernel: &impl Kernel,
     control: &ControlServer,
+    dynamic: &mut dynamic::DynamicPolicies,
 ) {
     while let Some((tag, out)) = endpoint.poll_output() {
         match out {
             Output::Send { path, bytes } => sockets.send(path, &bytes).await,
             Output::NatKeepalive { path } => sockets.send_keepalive(path).await,
-            Output::InstallChild(child) => match install(&tag, *child, kernel).await {
-                Ok(r) => tell(control, &tag, r),
-                Err(r) => {
-                    tell(control, &tag, r);
-                    endpoint.delete(Instant::now(), tag.spi);
+            Output::InstallChild(child) => {
+                let specs = dynamic
+                    .is_dynamic(&tag.name)
+                    .then(|| (child.inbound.clone(), child.outbound.clone()));
+                match install(&tag, *child, kernel).await {
+                    Ok(r) => {
+                        tell(control, &tag, r);
+                        if let Some((i, o)) = specs {
+                            dynamic.child_installed(&tag.name, &i, &o, kernel).await;
+                        }
+                    }
+                    Err(r) => {
+                        tell(control, &tag, r);
+                        endpoint.delete(Instant::now(), tag.spi);
+                    }
                 }
-            },
+            }
             Output::DeleteChild { inbound, outbound } => {
                 tell(control, &tag, remove(&tag, inbound, outbound, kernel).await);
+                dynamic.child_deleted(outbound, kernel).await;
             }
             Output::Event(ev) => tell(control, &tag, report::describe(&tag, &ev)),
         }
