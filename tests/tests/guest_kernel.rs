@@ -1,0 +1,246 @@
+//! Kernel IPsec in a qemu guest: Debian's stock kernel, which has the ESP and PF_KEY the host
+//! kernel lacks, booted with TCG around a test script (see `interop::qemu` and
+//! docs/testing-guest-kernel.md).
+//!
+//! Ignored by default (needs root to install qemu and fetch the kernel on first use, and about
+//! 3 s of boot per test); CI runs them with `cargo nextest run --run-ignored all`.
+
+use std::time::Duration;
+
+use interop::qemu::{Guest, GuestOutput, target_binary};
+
+/// Generous: a run takes 3-10 s under TCG, but guests share the 2 CPUs with other tests.
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The `pfkey-probe` helper binary of this crate (cargo builds it for integration tests).
+const PFKEY_PROBE: &str = env!("CARGO_BIN_EXE_pfkey-probe");
+
+/// Runs `script` in `guest`; panics with the output unless it exits 0.
+fn run(guest: Guest, script: &str) -> GuestOutput {
+    let out = guest.run(script, TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!(
+        "guest ran in {:.1} s, exit {}:\n{}",
+        out.elapsed.as_secs_f64(),
+        out.exit_code,
+        out.output
+    );
+    out.success().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn guest() -> Guest {
+    Guest::new().unwrap_or_else(|e| panic!("guest kernel: {e}"))
+}
+
+/// The `N(packets)` counters of `ip -s xfrm state` output, one per SA (`lifetime current`).
+fn packet_counters(text: &str) -> Vec<u64> {
+    text.split_whitespace()
+        .filter_map(|word| word.trim_end_matches(',').strip_suffix("(packets)"))
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
+/// The lines between `=== name` and the next `===` line.
+fn section<'a>(text: &'a str, name: &str) -> &'a str {
+    let start = text
+        .find(&format!("=== {name}\n"))
+        .map(|i| i + name.len() + 5)
+        .unwrap_or_else(|| panic!("no section {name} in:\n{text}"));
+    let rest = &text[start..];
+    &rest[..rest.find("===").unwrap_or(rest.len())]
+}
+
+#[test]
+#[ignore = "boots a qemu guest; needs root on first use (run with --run-ignored all)"]
+fn guest_kernel_accepts_an_esp_aead_state() {
+    let out = run(
+        guest(),
+        r#"set -e
+uname -r
+ip xfrm state add src 192.0.2.1 dst 192.0.2.2 proto esp spi 0x1000 reqid 1 mode transport \
+  aead 'rfc4106(gcm(aes))' 0x0102030405060708090a0b0c0d0e0f1011121314 128
+ip xfrm state list
+grep -A3 '^name *: rfc4106(gcm(aes))' /proc/crypto | grep driver
+"#,
+    );
+    assert!(out.output.contains("spi 0x00001000"), "{}", out.output);
+    assert!(
+        out.output.contains("aead rfc4106(gcm(aes))"),
+        "{}",
+        out.output
+    );
+}
+
+/// Two namespaces over veth, with hand-made SAs: IPv4 with AES-GCM, IPv6 with
+/// ChaCha20-Poly1305, transport mode, one key per direction. Pings pass both ways and every
+/// SA counts packets; with b's inbound IPv4 SA deleted, pings fail and b counts
+/// `XfrmInNoStates`, so what crossed the veth was really ESP.
+const NETNS_ESP: &str = r#"set -e
+ip netns add a
+ip netns add b
+ip link add va netns a type veth peer name vb netns b
+ip -n a addr add 192.0.2.1/24 dev va
+ip -n b addr add 192.0.2.2/24 dev vb
+ip -n a addr add 2001:db8::1/64 dev va nodad
+ip -n b addr add 2001:db8::2/64 dev vb nodad
+for ns in a b; do
+  ip -n $ns link set lo up
+done
+ip -n a link set va up
+ip -n b link set vb up
+
+GCM_AB=0x0102030405060708090a0b0c0d0e0f10a1a2a3a4
+GCM_BA=0x1112131415161718191a1b1c1d1e1f20b1b2b3b4
+CHA_AB=0x2122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f40c1c2c3c4
+CHA_BA=0x4142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f60d1d2d3d4
+for ns in a b; do
+  ip -n $ns xfrm state add src 192.0.2.1 dst 192.0.2.2 proto esp spi 0xa1 reqid 1 \
+    mode transport replay-window 32 aead 'rfc4106(gcm(aes))' $GCM_AB 128
+  ip -n $ns xfrm state add src 192.0.2.2 dst 192.0.2.1 proto esp spi 0xb1 reqid 1 \
+    mode transport replay-window 32 aead 'rfc4106(gcm(aes))' $GCM_BA 128
+  ip -n $ns xfrm state add src 2001:db8::1 dst 2001:db8::2 proto esp spi 0xa2 reqid 2 \
+    mode transport replay-window 32 aead 'rfc7539esp(chacha20,poly1305)' $CHA_AB 128
+  ip -n $ns xfrm state add src 2001:db8::2 dst 2001:db8::1 proto esp spi 0xb2 reqid 2 \
+    mode transport replay-window 32 aead 'rfc7539esp(chacha20,poly1305)' $CHA_BA 128
+done
+# policy NS LOCAL REMOTE REQID
+policy() {
+  ip -n $1 xfrm policy add src $2 dst $3 dir out tmpl src $2 dst $3 proto esp reqid $4 mode transport
+  ip -n $1 xfrm policy add src $3 dst $2 dir in tmpl src $3 dst $2 proto esp reqid $4 mode transport
+}
+policy a 192.0.2.1 192.0.2.2 1
+policy b 192.0.2.2 192.0.2.1 1
+policy a 2001:db8::1 2001:db8::2 2
+policy b 2001:db8::2 2001:db8::1 2
+
+ip netns exec a ping -c 3 -i 0.2 -W 2 192.0.2.2
+ip netns exec b ping -c 3 -i 0.2 -W 2 192.0.2.1
+ip netns exec a ping -c 3 -i 0.2 -W 2 2001:db8::2
+ip netns exec b ping -c 3 -i 0.2 -W 2 2001:db8::1
+echo "=== a"
+ip -n a -s xfrm state
+echo "=== b"
+ip -n b -s xfrm state
+
+echo "=== negative"
+ip -n b xfrm state delete src 192.0.2.1 dst 192.0.2.2 proto esp spi 0xa1
+if ip netns exec a ping -c 1 -W 1 192.0.2.2; then
+  echo "ping passed without b's inbound SA"
+  exit 1
+fi
+ip netns exec b grep XfrmInNoStates /proc/net/xfrm_stat
+echo "=== end"
+"#;
+
+#[test]
+#[ignore = "boots a qemu guest; needs root on first use (run with --run-ignored all)"]
+fn esp_between_two_namespaces_in_the_guest() {
+    let out = run(guest(), NETNS_ESP);
+    for ns in ["a", "b"] {
+        let text = section(&out.output, ns);
+        let counters = packet_counters(text);
+        assert_eq!(counters.len(), 4, "4 SAs in {ns}:\n{text}");
+        assert!(
+            counters.iter().all(|&n| n >= 3),
+            "every SA in {ns} counts the 3 pings: {counters:?}\n{text}"
+        );
+    }
+    let negative = section(&out.output, "negative");
+    let no_states: u64 = negative
+        .lines()
+        .find_map(|l| l.strip_prefix("XfrmInNoStates"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no XfrmInNoStates in:\n{negative}"));
+    assert!(no_states >= 1, "{negative}");
+}
+
+/// PF_KEY v2 in the guest: `af_key` is loaded, `SADB_REGISTER` lists algorithms, and
+/// `SADB_DUMP` sees an SA installed over netlink (so one SAD serves both interfaces).
+#[test]
+#[ignore = "boots a qemu guest; needs root on first use (run with --run-ignored all)"]
+fn af_key_socket_works_in_the_guest() {
+    let out = run(
+        guest().binary(PFKEY_PROBE),
+        r#"set -e
+grep -w '^af_key' /proc/modules
+pfkey-probe register
+ip xfrm state add src 192.0.2.1 dst 192.0.2.2 proto esp spi 0x4242 reqid 1 mode transport \
+  aead 'rfc4106(gcm(aes))' 0x0102030405060708090a0b0c0d0e0f1011121314 128
+pfkey-probe dump
+"#,
+    );
+    assert!(out.output.contains("af_key "), "{}", out.output);
+    assert!(
+        out.output.contains("SADB_REGISTER(ESP) -> type=7 errno=0"),
+        "{}",
+        out.output
+    );
+    assert!(out.output.contains("SA spi=0x00004242"), "{}", out.output);
+    assert!(
+        out.output.contains("SADB_DUMP(ESP) listed 1 SA(s)"),
+        "{}",
+        out.output
+    );
+}
+
+/// Host-built racoon3 binaries run in the guest (their ldd libraries came along), and extra
+/// files land at their guest paths with their modes.
+#[test]
+#[ignore = "boots a qemu guest; needs the binaries of `cargo build --workspace --bins` (run with --run-ignored all)"]
+fn racoon3_binaries_run_in_the_guest() {
+    for name in ["iked", "racoonctl"] {
+        let path = target_binary(name);
+        assert!(
+            path.is_file(),
+            "{} missing: run `cargo build -p iked -p racoonctl` first",
+            path.display()
+        );
+    }
+    let out = run(
+        guest()
+            .racoon3_binary("iked")
+            .racoon3_binary("racoonctl")
+            .file_mode("/etc/racoon2/psk/peer.psk", "guest test key\n", 0o600),
+        r#"set -e
+iked -V
+racoonctl --help
+echo "psk: $(cat /etc/racoon2/psk/peer.psk) mode $(stat -c %a /etc/racoon2/psk/peer.psk)"
+"#,
+    );
+    assert!(out.output.contains("iked (racoon3)"), "{}", out.output);
+    assert!(out.output.contains("Usage: racoonctl"), "{}", out.output);
+    assert!(
+        out.output.contains("psk: guest test key mode 600"),
+        "{}",
+        out.output
+    );
+}
+
+/// A failing script is reported with its exit code and output, not as a harness error; a
+/// script that never ends hits the timeout and qemu is killed.
+#[test]
+#[ignore = "boots a qemu guest; needs root on first use (run with --run-ignored all)"]
+fn failures_and_timeouts_are_reported() {
+    let guest = guest();
+    let out = guest
+        .run("echo about to fail >&2; exit 7", TIMEOUT)
+        .expect("guest run");
+    assert_eq!(out.exit_code, 7);
+    assert_eq!(out.output, "about to fail\n");
+    assert!(out.success().is_err());
+
+    let err = guest
+        .run("echo sleeping; sleep 600", Duration::from_secs(8))
+        .expect_err("a 600 s script cannot finish in 8 s");
+    let msg = err.to_string();
+    assert!(msg.contains("did not finish within 8s"), "{msg}");
+    assert!(msg.contains("sleeping"), "{msg}");
+}
+
+#[test]
+fn packet_counters_read_ip_s_xfrm_state() {
+    let text = "src 192.0.2.1 dst 192.0.2.2\n\tlifetime config:\n\t  limit: soft (INF)(bytes), \
+                hard (INF)(bytes)\n\t  limit: soft (INF)(packets), hard (INF)(packets)\n\t\
+                lifetime current:\n\t  252(bytes), 3(packets)\n";
+    assert_eq!(packet_counters(text), [3]);
+    assert_eq!(section("=== a\nx\n=== b\ny\n", "a"), "x\n");
+}
