@@ -447,6 +447,45 @@ mod tests {
     }
 
     #[test]
+    fn modules_come_with_their_dependencies_and_nothing_else() {
+        let lab = crate::LabDir::new("modunit").expect("lab dir");
+        let dir = lab.path().join("lib/modules/9.9.9-test");
+        for (file, data) in [
+            (
+                "modules.dep",
+                "kernel/net/ipv4/esp4.ko: kernel/net/xfrm/xfrm_algo.ko\n\
+                 kernel/net/xfrm/xfrm_algo.ko:\n\
+                 kernel/sound/snd.ko:\n",
+            ),
+            ("modules.builtin", "kernel/crypto/cbc.ko\n"),
+            ("kernel/net/ipv4/esp4.ko", "esp4"),
+            ("kernel/net/xfrm/xfrm_algo.ko", "algo"),
+            ("kernel/sound/snd.ko", "snd"),
+        ] {
+            let path = dir.join(file);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, data).unwrap();
+        }
+        let kernel = GuestKernel {
+            package: "linux-image-test".into(),
+            release: "9.9.9-test".into(),
+            boot_image: PathBuf::from("/nonexistent"),
+            modules_dir: dir,
+        };
+        let mut a = Archive::new();
+        let load = add_modules(&mut a, &kernel, &["esp4".into(), "cbc".into()]).unwrap();
+        assert_eq!(load, ["esp4"], "built-in cbc is not loaded");
+        let base = "/lib/modules/9.9.9-test";
+        assert!(a.contains(&format!("{base}/kernel/net/ipv4/esp4.ko")));
+        assert!(a.contains(&format!("{base}/kernel/net/xfrm/xfrm_algo.ko")));
+        assert!(a.contains(&format!("{base}/modules.dep")));
+        assert!(!a.contains(&format!("{base}/kernel/sound/snd.ko")));
+
+        let err = add_modules(&mut Archive::new(), &kernel, &["no_such".into()]).unwrap_err();
+        assert!(err.to_string().contains("has no module no_such"), "{err}");
+    }
+
+    #[test]
     fn init_brackets_the_script_with_markers() {
         let init = init_script(&["esp4".into(), "drbg".into()], "n0nce");
         assert!(init.contains("modprobe -a esp4 drbg"));

@@ -30,6 +30,7 @@
 pub mod cpio;
 pub mod initramfs;
 pub mod kernel;
+pub mod link;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -37,6 +38,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use kernel::GuestKernel;
+pub use link::{Link, LinkEnd};
 
 use crate::iked::Iked;
 use crate::lab::LabDir;
@@ -59,6 +61,7 @@ pub struct Guest {
     modules: Vec<String>,
     qemu_args: Vec<String>,
     memory_mb: u32,
+    wait_for_socket: Option<PathBuf>,
 }
 
 impl Guest {
@@ -78,6 +81,7 @@ impl Guest {
                 .collect(),
             qemu_args: Vec::new(),
             memory_mb: 512,
+            wait_for_socket: None,
         })
     }
 
@@ -131,6 +135,16 @@ impl Guest {
         self
     }
 
+    /// Puts `eth0` on one end of `link` (see [`link`]); `pcap`, if given, receives a capture
+    /// of the link. Start the [`LinkEnd::Listen`] guest first.
+    pub fn link(mut self, link: &Link, end: LinkEnd, pcap: Option<&Path>) -> Self {
+        self.qemu_args.extend(link.qemu_args(end, pcap));
+        if end == LinkEnd::Connect {
+            self.wait_for_socket = Some(link.socket().to_owned());
+        }
+        self
+    }
+
     /// Guest memory in MiB (default 512).
     pub fn memory_mb(mut self, mb: u32) -> Self {
         self.memory_mb = mb;
@@ -154,6 +168,14 @@ impl Guest {
     /// # Errors
     /// The initramfs cannot be built or qemu cannot start.
     pub fn start(&self, script: &str) -> Result<RunningGuest> {
+        if let Some(socket) = &self.wait_for_socket
+            && !wait_for(|| socket.exists(), Duration::from_secs(10))
+        {
+            return Err(Error::Guest(format!(
+                "link socket {} did not appear: start the listening guest first",
+                socket.display()
+            )));
+        }
         let lab = LabDir::new("guest")?;
         let nonce = nonce();
         let modules = self.modules.clone();
