@@ -72,24 +72,12 @@ grep -A3 '^name *: rfc4106(gcm(aes))' /proc/crypto | grep driver
     );
 }
 
-/// Two namespaces over veth, with hand-made SAs: IPv4 with AES-GCM, IPv6 with
+/// Two namespaces over veth (the prelude's `lab_two_hosts`), with hand-made SAs: IPv4 with AES-GCM, IPv6 with
 /// ChaCha20-Poly1305, transport mode, one key per direction. Pings pass both ways and every
 /// SA counts packets; with b's inbound IPv4 SA deleted, pings fail and b counts
 /// `XfrmInNoStates`, so what crossed the veth was really ESP.
 const NETNS_ESP: &str = r#"set -e
-ip netns add a
-ip netns add b
-ip link add va netns a type veth peer name vb netns b
-ip -n a addr add 192.0.2.1/24 dev va
-ip -n b addr add 192.0.2.2/24 dev vb
-ip -n a addr add 2001:db8::1/64 dev va nodad
-ip -n b addr add 2001:db8::2/64 dev vb nodad
-for ns in a b; do
-  ip -n $ns link set lo up
-done
-ip -n a link set va up
-ip -n b link set vb up
-
+lab_two_hosts
 GCM_AB=0x0102030405060708090a0b0c0d0e0f10a1a2a3a4
 GCM_BA=0x1112131415161718191a1b1c1d1e1f20b1b2b3b4
 CHA_AB=0x2122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f40c1c2c3c4
@@ -118,6 +106,7 @@ ip netns exec a ping -c 3 -i 0.2 -W 2 192.0.2.2
 ip netns exec b ping -c 3 -i 0.2 -W 2 192.0.2.1
 ip netns exec a ping -c 3 -i 0.2 -W 2 2001:db8::2
 ip netns exec b ping -c 3 -i 0.2 -W 2 2001:db8::1
+ip -n b -o addr show dev lo
 echo "=== a"
 ip -n a -s xfrm state
 echo "=== b"
@@ -137,6 +126,11 @@ echo "=== end"
 #[ignore = "boots a qemu guest; needs root on first use (run with --run-ignored all)"]
 fn esp_between_two_namespaces_in_the_guest() {
     let out = run(guest(), NETNS_ESP);
+    assert!(
+        out.output.contains("inet 203.0.113.1/32"),
+        "lab_two_hosts gives b its LAN address:\n{}",
+        out.output
+    );
     for ns in ["a", "b"] {
         let text = section(&out.output, ns);
         let counters = packet_counters(text);

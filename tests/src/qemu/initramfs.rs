@@ -83,10 +83,41 @@ pub const PRELUDE_PATH: &str = "/etc/racoon3/prelude.sh";
 /// Directory of the binaries under test (on the guest's `PATH`).
 pub const GUEST_BIN_DIR: &str = "/usr/local/bin";
 
-/// Sourced before the test script: busybox's shell may prefer its own applets even when a real
-/// program comes first in `PATH`, so `ip` and `ping` are pinned to the real ones.
-const PRELUDE: &str = r#"ip() { /sbin/ip "$@"; }
+/// Sourced before the test script.
+///
+/// busybox's shell may prefer its own applets even when a real program comes first in `PATH`,
+/// so `ip` and `ping` are pinned to the real ones. `lab_two_hosts` builds the topology of
+/// [`crate::netns::Lab::two_hosts`] inside the guest, so daemon tests read the same there.
+pub const PRELUDE: &str = r#"ip() { /sbin/ip "$@"; }
 ping() { /bin/ping "$@"; }
+
+# lab_two_hosts: namespaces `a` and `b` joined by veth, as interop::netns::Lab::two_hosts:
+#   a: veth-a 192.0.2.1/24 2001:db8::1/64, lo 198.51.100.1/32 2001:db8:a::1/128
+#   b: veth-b 192.0.2.2/24 2001:db8::2/64, lo 203.0.113.1/32 2001:db8:b::1/128
+# Returns once both ends are operationally up (IPv6 addresses without DAD).
+lab_two_hosts() {
+  /sbin/ip netns add a && /sbin/ip netns add b &&
+    /sbin/ip -n a link add veth-a type veth peer name veth-b netns b &&
+    lab_host a veth-a 192.0.2.1 2001:db8::1 198.51.100.1 2001:db8:a::1 &&
+    lab_host b veth-b 192.0.2.2 2001:db8::2 203.0.113.1 2001:db8:b::1 || return 1
+  lab_i=0
+  until /sbin/ip -n a -o link show dev veth-a | grep -q ' state UP ' &&
+    /sbin/ip -n b -o link show dev veth-b | grep -q ' state UP '; do
+    lab_i=$((lab_i + 1))
+    [ $lab_i -lt 100 ] || { echo "lab_two_hosts: veth not up" >&2; return 1; }
+    sleep 0.05
+  done
+}
+
+# lab_host NS IFNAME V4 V6 LAN_V4 LAN_V6
+lab_host() {
+  /sbin/ip -n $1 link set lo up &&
+    /sbin/ip -n $1 addr add $5/32 dev lo &&
+    /sbin/ip -n $1 addr add $6/128 dev lo &&
+    /sbin/ip -n $1 addr add $3/24 dev $2 &&
+    /sbin/ip -n $1 addr add $4/64 dev $2 nodad &&
+    /sbin/ip -n $1 link set $2 up
+}
 "#;
 
 /// Everything that goes into one guest's initramfs.
