@@ -224,16 +224,25 @@ fn failures_and_timeouts_are_reported() {
     assert_eq!(out.output, "about to fail\n");
     assert!(out.success().is_err());
 
-    // 15 s: boot takes about 3 s alone, but up to 10 s when guests share the CPUs.
+    // The timeout counts from qemu's start; boot takes 3 s on an idle host and more on a busy
+    // one, so time out 1 s after the script is known to be running.
     let running = guest
         .start("echo sleeping; sleep 600")
         .expect("start guest");
     let pid = running.pid();
+    assert!(
+        running.wait_for_console("sleeping", TIMEOUT),
+        "the script never started"
+    );
+    let timeout = running.elapsed() + Duration::from_secs(1);
     let err = running
-        .wait(Duration::from_secs(15))
-        .expect_err("a 600 s script cannot finish in 15 s");
+        .wait(timeout)
+        .expect_err("a 600 s script cannot finish");
     let msg = err.to_string();
-    assert!(msg.contains("did not finish within 15s"), "{msg}");
+    assert!(
+        msg.contains(&format!("did not finish within {timeout:?}")),
+        "{msg}"
+    );
     assert!(msg.contains("sleeping"), "{msg}");
     let exe = std::fs::read_link(format!("/proc/{pid}/exe"));
     assert!(

@@ -230,6 +230,17 @@ impl RunningGuest {
         self.child.pid()
     }
 
+    /// Time since qemu started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Waits up to `timeout` until the console holds `needle` (for example a line the script
+    /// prints when a daemon is ready); returns whether it did. qemu keeps running either way.
+    pub fn wait_for_console(&self, needle: &str, timeout: Duration) -> bool {
+        wait_for(|| read_console(&self.console).contains(needle), timeout)
+    }
+
     /// Waits until qemu exits (the guest powered off) or `timeout` passes since the start.
     ///
     /// # Errors
