@@ -129,8 +129,13 @@ pub fn install_host_tools() -> Result<()> {
             Command::new("apt-get")
                 .args(["update", "-q"])
                 .env("DEBIAN_FRONTEND", "noninteractive"),
-        )?;
-        install()?;
+        )
+        .and_then(|_| install())
+        .map_err(|e| {
+            Error::Guest(format!(
+                "installing the qemu guest's host packages {missing:?} failed: {e}"
+            ))
+        })?;
     }
     Ok(())
 }

@@ -19,9 +19,14 @@
 //! ```
 //!
 //! Guest conventions: binaries sit in `/usr/local/bin` (on `PATH`); files keep the guest path
-//! given; the script is sourced by busybox `sh` in `/tmp` with `ip` and `ping` pinned to the
-//! real programs (`/sbin/ip`, `/bin/ping`); stdout and stderr both come back in
-//! [`GuestOutput::output`]; `exit N` ends the script with code N.
+//! given; the script is sourced by busybox `sh` in `/tmp` after [`initramfs::PRELUDE`], which
+//! pins `ip` and `ping` to the real programs (`/sbin/ip`, `/bin/ping`) and defines
+//! `lab_two_hosts` (the [`crate::netns::Lab`] topology in two guest namespaces); stdout and
+//! stderr both come back in [`GuestOutput::output`]; `exit N` ends the script with code N.
+//! Two guests can share an Ethernet link ([`link`], [`Guest::link`]).
+//!
+//! docs/testing-guest-kernel.md has the costs, the cache layout and the environment variables
+//! (`RACOON3_GUEST_CACHE`, `RACOON3_GUEST_KERNEL_PKG`, `RACOON3_GUEST_ACCEL`).
 //!
 //! The qemu process is a [`ChildGuard`]: killed by PID when the timeout passes (qemu pauses
 //! rather than exits on some errors), when the run is dropped, or by the next run's sweep if
