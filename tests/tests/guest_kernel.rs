@@ -212,7 +212,8 @@ echo "psk: $(cat /etc/racoon2/psk/peer.psk) mode $(stat -c %a /etc/racoon2/psk/p
 }
 
 /// A failing script is reported with its exit code and output, not as a harness error; a
-/// script that never ends hits the timeout and qemu is killed.
+/// script that never ends hits the timeout and qemu is killed, or the guest's own deadline
+/// powers it off; an unknown module fails before boot.
 #[test]
 #[ignore = "boots a qemu guest; needs root on first use (run with --run-ignored all)"]
 fn failures_and_timeouts_are_reported() {
@@ -248,6 +249,20 @@ fn failures_and_timeouts_are_reported() {
     assert!(
         !exe.is_ok_and(|p| p.to_string_lossy().contains("qemu")),
         "qemu {pid} survived the timeout"
+    );
+
+    // The guest's own watchdog, for a qemu whose test process died: it powers off by itself.
+    let err = guest
+        .clone()
+        .deadline(Duration::from_secs(2))
+        .start("sleep 600")
+        .expect("start guest")
+        .wait(TIMEOUT)
+        .expect_err("the guest must stop itself after 2 s");
+    assert!(
+        err.to_string()
+            .contains("the guest's own deadline of 2 s passed"),
+        "{err}"
     );
 
     let err = guest

@@ -135,6 +135,8 @@ pub struct Contents<'a> {
     pub script: &'a str,
     /// Unique marker word for this run.
     pub nonce: &'a str,
+    /// Seconds after which the guest powers itself off, whatever the script is doing.
+    pub deadline_secs: u64,
 }
 
 /// Builds the initramfs image.
@@ -197,7 +199,8 @@ pub fn build(c: &Contents<'_>) -> Result<Vec<u8>> {
     }
     a.file(PRELUDE_PATH, 0o644, PRELUDE.as_bytes());
     a.file(SCRIPT_PATH, 0o755, c.script.as_bytes());
-    a.file("/init", 0o755, init_script(&modules, c.nonce).as_bytes());
+    let init = init_script(&modules, c.nonce, c.deadline_secs);
+    a.file("/init", 0o755, init.as_bytes());
     Ok(a.finish())
 }
 
@@ -206,7 +209,10 @@ pub fn build(c: &Contents<'_>) -> Result<Vec<u8>> {
 /// Kernel messages are silenced (`printk` level 1) so they do not interleave with the output,
 /// and after preloading the kernel's module helper becomes `/bin/true`: every `crypto-*`
 /// autoload miss would otherwise exec `modprobe` (SADB_REGISTER alone costs about 2 s).
-pub fn init_script(modules: &[String], nonce: &str) -> String {
+///
+/// The deadline is the guest's own watchdog: the host kills qemu when its timeout passes, but
+/// if the test process itself was killed, nobody would until the next run's sweep.
+pub fn init_script(modules: &[String], nonce: &str, deadline_secs: u64) -> String {
     format!(
         r#"#!/bin/sh
 export PATH={GUEST_BIN_DIR}:/sbin:/bin:/usr/sbin:/usr/bin HOME=/root TERM=dumb NO_COLOR=1
@@ -229,6 +235,11 @@ if ! err=$(modprobe -a {mods} 2>&1); then
 fi
 echo /bin/true > /proc/sys/kernel/modprobe
 /sbin/ip link set lo up
+(
+  sleep {deadline_secs}
+  echo "RACOON3-GUEST-ERROR {nonce} the guest's own deadline of {deadline_secs} s passed"
+  poweroff -f
+) </dev/null >/dev/console 2>&1 &
 echo "RACOON3-GUEST-BEGIN {nonce} uptime=$(cut -d' ' -f1 /proc/uptime)"
 (cd /tmp && . {PRELUDE_PATH} && . {SCRIPT_PATH}) </dev/null 2>&1
 finish $?
@@ -518,7 +529,8 @@ mod tests {
 
     #[test]
     fn init_brackets_the_script_with_markers() {
-        let init = init_script(&["esp4".into(), "drbg".into()], "n0nce");
+        let init = init_script(&["esp4".into(), "drbg".into()], "n0nce", 70);
+        assert!(init.contains("sleep 70\n"));
         assert!(init.contains("modprobe -a esp4 drbg"));
         assert!(init.contains("RACOON3-GUEST-BEGIN n0nce"));
         assert!(init.contains("RACOON3-GUEST-END n0nce rc=$1"));

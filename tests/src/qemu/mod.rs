@@ -55,6 +55,10 @@ use crate::{Error, Result, io_context};
 pub const ACCEL_ENV: &str = "RACOON3_GUEST_ACCEL";
 /// Console lines quoted in boot errors.
 const TAIL_LINES: usize = 30;
+/// The guest's own watchdog for [`Guest::start`] unless [`Guest::deadline`] sets another.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(600);
+/// How much later than the host's timeout the guest's own watchdog fires in [`Guest::run`].
+const DEADLINE_SLACK: Duration = Duration::from_secs(10);
 
 /// A guest to boot: kernel, binaries, files, modules and qemu options.
 #[derive(Clone, Debug)]
@@ -67,6 +71,7 @@ pub struct Guest {
     qemu_args: Vec<String>,
     memory_mb: u32,
     wait_for_socket: Option<PathBuf>,
+    deadline: Duration,
 }
 
 impl Guest {
@@ -87,6 +92,7 @@ impl Guest {
             qemu_args: Vec::new(),
             memory_mb: 512,
             wait_for_socket: None,
+            deadline: DEFAULT_DEADLINE,
         })
     }
 
@@ -150,6 +156,14 @@ impl Guest {
         self
     }
 
+    /// After `deadline` the guest powers itself off, whatever its script is doing (default
+    /// [`DEFAULT_DEADLINE`]; [`Guest::run`] uses its timeout plus 10 s). This bounds a qemu
+    /// whose test process was killed before it could kill qemu.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
     /// Guest memory in MiB (default 512).
     pub fn memory_mb(mut self, mb: u32) -> Self {
         self.memory_mb = mb;
@@ -165,7 +179,10 @@ impl Guest {
     /// The initramfs cannot be built, qemu cannot start, the guest did not finish within
     /// `timeout` (the error quotes the last console lines), or modules failed to load.
     pub fn run(&self, script: &str, timeout: Duration) -> Result<GuestOutput> {
-        self.start(script)?.wait(timeout)
+        self.clone()
+            .deadline(timeout + DEADLINE_SLACK)
+            .start(script)?
+            .wait(timeout)
     }
 
     /// Boots the guest with `script` and returns at once (to run several guests together).
@@ -191,6 +208,7 @@ impl Guest {
             files: &self.files,
             script,
             nonce: &nonce,
+            deadline_secs: self.deadline.as_secs().max(1),
         })?;
         let initrd = lab.path().join("initramfs.cpio");
         fs::write(&initrd, &image).map_err(io_context(format!("write {}", initrd.display())))?;
@@ -272,7 +290,10 @@ impl RunningGuest {
             }
             Err(ConsoleError::Setup(msg)) => {
                 self.child.stop();
-                Err(Error::Guest(format!("guest set-up failed: {msg}")))
+                Err(Error::Guest(format!(
+                    "guest failed: {msg}; last console lines:\n{}",
+                    log_tail(&self.console, TAIL_LINES)
+                )))
             }
             Err(ConsoleError::NoMarker) if !exited => {
                 self.child.stop();
@@ -335,7 +356,7 @@ pub fn target_binary(name: &str) -> PathBuf {
 /// Why a console holds no result.
 #[derive(Debug, PartialEq, Eq)]
 enum ConsoleError {
-    /// `/init` reported a set-up failure (module loading).
+    /// `/init` reported a failure (module loading, the guest's own deadline).
     Setup(String),
     /// No end marker (yet).
     NoMarker,
