@@ -219,10 +219,16 @@ echo "psk: $(cat /etc/racoon2/psk/peer.psk) mode $(stat -c %a /etc/racoon2/psk/p
 fn failures_and_timeouts_are_reported() {
     let guest = guest();
     let out = guest
-        .run("echo about to fail >&2; exit 7", TIMEOUT)
+        .run(
+            "trap 'echo trap runs: dump daemon logs here' EXIT; echo about to fail >&2; exit 7",
+            TIMEOUT,
+        )
         .expect("guest run");
     assert_eq!(out.exit_code, 7);
-    assert_eq!(out.output, "about to fail\n");
+    assert_eq!(
+        out.output,
+        "about to fail\ntrap runs: dump daemon logs here\n"
+    );
     assert!(out.success().is_err());
 
     // The timeout counts from qemu's start; boot takes 3 s on an idle host and more on a busy
