@@ -179,7 +179,7 @@ pfkey-probe dump
 }
 
 /// Host-built racoon3 binaries run in the guest (their ldd libraries came along), and extra
-/// files land at their guest paths with their modes.
+/// files land at their guest paths with their modes, replacing the harness's defaults.
 #[test]
 #[ignore = "boots a qemu guest; needs the binaries of `cargo build --workspace --bins` (run with --run-ignored all)"]
 fn racoon3_binaries_run_in_the_guest() {
@@ -195,11 +195,13 @@ fn racoon3_binaries_run_in_the_guest() {
         guest()
             .racoon3_binary("iked")
             .racoon3_binary("racoonctl")
-            .file_mode("/etc/racoon2/psk/peer.psk", "guest test key\n", 0o600),
+            .file_mode("/etc/racoon2/psk/peer.psk", "guest test key\n", 0o600)
+            .file("/etc/hosts", "192.0.2.2 peer.lab.example\n"),
         r#"set -e
 iked -V
 racoonctl --help
 echo "psk: $(cat /etc/racoon2/psk/peer.psk) mode $(stat -c %a /etc/racoon2/psk/peer.psk)"
+echo "hosts: $(cat /etc/hosts)"
 "#,
     );
     assert!(out.output.contains("iked (racoon3)"), "{}", out.output);
@@ -207,6 +209,11 @@ echo "psk: $(cat /etc/racoon2/psk/peer.psk) mode $(stat -c %a /etc/racoon2/psk/p
     assert!(
         out.output.contains("psk: guest test key mode 600"),
         "{}",
+        out.output
+    );
+    assert!(
+        out.output.contains("hosts: 192.0.2.2 peer.lab.example\n"),
+        "a caller's file replaces the default: {}",
         out.output
     );
 }
@@ -334,9 +341,11 @@ fn esp_between_two_guests_over_a_link() {
         .link(&link, LinkEnd::Connect, None)
         .start(&side("192.0.2.2", "192.0.2.1", "0xa1"))
         .expect("start guest b");
-    let (a, b) = (a.wait(TIMEOUT), b.wait(TIMEOUT));
-    for (name, out) in [("a", a), ("b", b)] {
-        let out = out.unwrap_or_else(|e| panic!("guest {name}: {e}"));
+    // Waited for in turn: if a fails, the panic drops b, which kills its qemu at once.
+    for (name, running) in [("a", a), ("b", b)] {
+        let out = running
+            .wait(TIMEOUT)
+            .unwrap_or_else(|e| panic!("guest {name}: {e}"));
         eprintln!(
             "guest {name}: {:.1} s\n{}",
             out.elapsed.as_secs_f64(),

@@ -37,6 +37,11 @@ impl Archive {
         self.names.contains(&name) || self.dirs.contains(&name)
     }
 
+    /// Whether two guest paths name the same archive entry (`/a//b` and `a/b` do).
+    pub fn same_path(a: &str, b: &str) -> bool {
+        normalize(a) == normalize(b)
+    }
+
     /// Adds a regular file with permission bits `perm` (for example `0o755`).
     ///
     /// A second file at the same path is ignored: the first one wins (libraries shared by
@@ -219,5 +224,7 @@ mod tests {
     fn normalize_strips_slashes_and_dots() {
         assert_eq!(normalize("/a//b/./c/"), "a/b/c");
         assert_eq!(normalize("/"), "");
+        assert!(Archive::same_path("/init", "init"));
+        assert!(!Archive::same_path("/init", "/sbin/init"));
     }
 }

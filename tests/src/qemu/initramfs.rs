@@ -146,6 +146,15 @@ pub struct Contents<'a> {
 /// a module file nor built into the kernel.
 pub fn build(c: &Contents<'_>) -> Result<Vec<u8>> {
     let mut a = Archive::new();
+    // The caller's files first: the first entry at a path wins, so they may replace defaults
+    // such as /etc/hosts, but not what the harness itself runs.
+    for (path, data, perm) in c.files {
+        let reserved = ["/init", SCRIPT_PATH, PRELUDE_PATH];
+        if reserved.iter().any(|r| Archive::same_path(r, path)) {
+            return Err(Error::Guest(format!("{path} is the harness's own file")));
+        }
+        a.file(path, *perm, data);
+    }
     for dir in [
         "/proc", "/sys", "/dev", "/tmp", "/run", "/root", "/var/run", "/etc",
     ] {
@@ -194,9 +203,6 @@ pub fn build(c: &Contents<'_>) -> Result<Vec<u8>> {
 
     let modules = add_modules(&mut a, c.kernel, &c.modules)?;
 
-    for (path, data, perm) in c.files {
-        a.file(path, *perm, data);
-    }
     a.file(PRELUDE_PATH, 0o644, PRELUDE.as_bytes());
     a.file(SCRIPT_PATH, 0o755, c.script.as_bytes());
     let init = init_script(&modules, c.nonce, c.deadline_secs);

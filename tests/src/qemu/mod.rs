@@ -425,6 +425,15 @@ fn accel() -> String {
     }
 }
 
+/// The guest kernel's command line.
+///
+/// * `panic=-1` with qemu's `-no-reboot`: a panic ends qemu at once instead of hanging.
+/// * `no_timer_check`: on a loaded host TCG can be too slow for the IO-APIC timer check, and
+///   the kernel then panics with "IO-APIC + timer doesn't work!" (seen at load average 12).
+/// * `cryptomgr.notests=1`: skips the crypto self-tests, about 1.5 s of module loading.
+pub const KERNEL_CMDLINE: &str =
+    "console=ttyS0 panic=-1 quiet loglevel=3 no_timer_check cryptomgr.notests=1 rdinit=/init";
+
 /// qemu's command line: one CPU, no default devices, serial console on stdout, no reboot.
 fn qemu_argv(accel: &str, memory_mb: u32, kernel: &Path, initrd: &Path) -> Vec<String> {
     let cpu = if accel == "kvm" { "host" } else { "max" };
@@ -451,7 +460,7 @@ fn qemu_argv(accel: &str, memory_mb: u32, kernel: &Path, initrd: &Path) -> Vec<S
         "-initrd",
         &initrd.to_string_lossy(),
         "-append",
-        "console=ttyS0 panic=-1 quiet loglevel=3 cryptomgr.notests=1 rdinit=/init",
+        KERNEL_CMDLINE,
     ]
     .map(str::to_owned)
     .to_vec()
