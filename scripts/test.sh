@@ -11,7 +11,9 @@
 #
 # Steps, stopping at the first failure with the step's name:
 #   fmt, clippy, doc, build (so interop tests find the daemons' binaries), nextest (with the
-#   ignored interop tests), the README demo, then a fuzz smoke run of every target in fuzz/.
+#   ignored interop tests, including the qemu guest tests, which download Debian's kernel
+#   into /var/cache/racoon3-guest on first use), the README demo, then a fuzz smoke run of
+#   every target in fuzz/.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -19,7 +21,16 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 APT_PACKAGES=(
   strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins
   tshark iputils-ping iproute2
+  # The qemu guest tests (tests/tests/guest_kernel.rs, docs/testing-guest-kernel.md): qemu,
+  # depmod for the downloaded kernel's modules, xz for its vmlinux. The harness installs the
+  # same when missing (for runs without this script) and fetches the kernel itself, cached.
+  qemu-system-x86 kmod xz-utils
 )
+# Any busybox will do for the guest (its libraries are copied); busybox-static conflicts with
+# Debian's dynamic busybox, so install it only when there is none.
+if ! command -v busybox >/dev/null 2>&1; then
+  APT_PACKAGES+=(busybox-static)
+fi
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 
 script_start=$SECONDS

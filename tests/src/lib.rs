@@ -36,6 +36,7 @@ pub mod iked;
 pub mod lab;
 pub mod netns;
 pub mod process;
+pub mod qemu;
 pub mod racoon2conf;
 pub mod strongswan;
 
@@ -79,6 +80,9 @@ pub enum Error {
     /// A daemon exited or misbehaved; the message carries the tail of its log.
     #[error("{0}")]
     Daemon(String),
+    /// A qemu guest could not be prepared or did not finish; the message says which step.
+    #[error("{0}")]
+    Guest(String),
 }
 
 /// Result type of the harness.
