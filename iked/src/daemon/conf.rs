@@ -9,13 +9,14 @@ use std::net::{IpAddr, SocketAddr};
 use anyhow::{Context as _, bail};
 use libracoon::config::{
     AuthAlgName, AuthMethod, Config, DhGroupName, Direction, EncAlgName, IdKind,
-    Identity as ConfId, IpsecMode, Kmp, PeerAddr, Remote, SaProtocol,
+    Identity as ConfId, IpsecMode, Kmp, Lifetime as ConfLifetime, PeerAddr, Remote, SaProtocol,
 };
 use libracoon::crypto::{DhGroup, EncrAlg, IntegAlg, PrfAlg};
 use zeroize::Zeroizing;
 
 use crate::ikev2::config::{
-    ChildConfig, EspAlgorithms, Identity, IkeAlgorithms, Mode, PeerConfig, Retransmit,
+    ChildConfig, ChildLifetime, EspAlgorithms, Identity, IkeAlgorithms, Mode, PeerConfig,
+    Retransmit,
 };
 use crate::ikev2::ts::TsRange;
 
@@ -118,7 +119,12 @@ fn peer(
     };
     let remote_id = v2.peers_id.as_ref().map(identity).transpose()?;
     let ike = ike_algorithms(remote, notes)?;
-    let child = child_config(config, remote, reqid, notes)?;
+    let mut child = child_config(config, remote, reqid, notes)?;
+    // racoon2's need_pfs: rekey CHILD SAs with a new key exchange in the
+    // preferred IKE group.
+    if v2.need_pfs == Some(true) {
+        child.pfs = ike.dh.first().copied();
+    }
     let mut retransmit = Retransmit::default();
     if let Some(n) = v2.max_retry_to_send {
         retransmit.tries = n;
@@ -138,6 +144,7 @@ fn peer(
         psk: Zeroizing::new(psk),
         ike,
         child,
+        ike_lifetime: v2.kmp_sa_lifetime_time.and_then(ConfLifetime::duration),
         dpd_delay: v2.dpd_delay.filter(|d| !d.is_zero()),
         retransmit,
         nonce_len,
@@ -265,10 +272,14 @@ fn child_config(
         Some(IpsecMode::Transport) => Mode::Transport,
         _ => Mode::Tunnel,
     };
-    let sa = policy
+    let ipsecs: Vec<_> = policy
         .ipsec_index
         .iter()
         .filter_map(|i| config.ipsec(i))
+        .collect();
+    let lifetime = child_lifetime(remote, &ipsecs);
+    let sa = ipsecs
+        .iter()
         .flat_map(|i| i.sa_index.iter())
         .filter_map(|s| config.sa(s))
         .find(|s| s.sa_protocol == SaProtocol::Esp);
@@ -301,7 +312,22 @@ fn child_config(
         mode,
         esp: EspAlgorithms { encr, integ },
         reqid: selector.reqid.unwrap_or(default_reqid),
+        pfs: None,
+        lifetime,
     })
+}
+
+/// The hard lifetime of the CHILD SAs: the policy's first `ipsec` block
+/// that sets `ipsec_sa_lifetime_time`, else the racoon3 extension of the
+/// same name in `ikev2 { }`. `ipsec_sa_lifetime_byte` is parsed but not
+/// kept by the configuration model yet, so there is no byte limit.
+fn child_lifetime(remote: &Remote, ipsecs: &[&libracoon::config::Ipsec]) -> ChildLifetime {
+    let time = ipsecs
+        .iter()
+        .find_map(|i| i.ipsec_sa_lifetime_time)
+        .or(remote.ikev2.ipsec_sa_lifetime_time)
+        .and_then(ConfLifetime::duration);
+    ChildLifetime { time, bytes: None }
 }
 
 /// Maps configured names to implemented algorithms, noting the rest.

@@ -12,7 +12,8 @@ use libracoon::crypto::{DhGroup, EncrAlg, IntegAlg, PrfAlg, SeededRandom};
 use zeroize::Zeroizing;
 
 use crate::ikev2::config::{
-    ChildConfig, EspAlgorithms, Identity, IkeAlgorithms, Mode, PeerConfig, Retransmit,
+    ChildConfig, ChildLifetime, EspAlgorithms, Identity, IkeAlgorithms, Mode, PeerConfig,
+    Retransmit,
 };
 use crate::ikev2::endpoint::Endpoint;
 use crate::ikev2::error::Error;
@@ -277,7 +278,10 @@ pub(crate) fn config_a() -> PeerConfig {
                 integ: vec![],
             },
             reqid: 1,
+            pfs: None,
+            lifetime: ChildLifetime::default(),
         },
+        ike_lifetime: None,
         dpd_delay: None,
         retransmit: Retransmit::default(),
         nonce_len: 32,
