@@ -4,6 +4,7 @@
 
 mod endpoint;
 mod handshake;
+mod rekey;
 pub(crate) mod sim;
 
 /// A's simulator configuration, for tests elsewhere in the crate.
