@@ -143,6 +143,7 @@ impl Established {
         let mut next = Self::new(keyed, None, cx.now);
         self.hand_over(&mut next, cx.now);
         self.replaced = true;
+        self.linger_until = Some(cx.now + crate::ikev2::info::REPLACED_LINGER);
         let next = next.arm_lifetime(&cfg, cx);
         let new_sa = IkeSa::rekeyed(
             cx.now,
@@ -175,6 +176,19 @@ impl Established {
             find_notify(inner, NotifyType::RekeySa).filter(|n| n.protocol == ProtocolId::Esp);
         match (rekey, &self.child) {
             (Some(n), Some(current)) if n.spi == current.spi_out.to_be_bytes() => {}
+            // RFC 7296 §2.25.1: "If a peer receives a request to rekey a
+            // Child SA that it is currently trying to close, it SHOULD reply
+            // with TEMPORARY_FAILURE."
+            (Some(n), _)
+                if self
+                    .rekeyed
+                    .iter()
+                    .any(|c| n.spi == c.spi_out.to_be_bytes()) =>
+            {
+                return Err(Error::Collision(
+                    "that CHILD SA was replaced and is being deleted",
+                ));
+            }
             (Some(_), _) => return Err(Error::ChildSaNotFound),
             // A new CHILD SA replacing one that expired or was deleted.
             (None, None) => {}

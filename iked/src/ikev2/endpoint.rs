@@ -235,6 +235,21 @@ impl Endpoint {
         Some(spi)
     }
 
+    /// The kernel removed SA `id` at its hard lifetime
+    /// (`KernelEvent::Expire { hard: true }`): forgets a replaced CHILD SA,
+    /// or deletes the current one with the peer (the IKE SA stays, without
+    /// a CHILD SA). Returns our SPI of the IKE SA owning `id`, or `None` if
+    /// no IKE SA knows it.
+    pub fn on_hard_expire(&mut self, now: Instant, id: SaId) -> Option<u64> {
+        let rng = self.rng.as_mut();
+        let spi = self
+            .sas
+            .iter_mut()
+            .find_map(|(spi, sa)| sa.handle_hard_expire(now, rng, &id).then_some(*spi))?;
+        self.drain(spi);
+        Some(spi)
+    }
+
     /// Next output of any SA, tagged with its SA.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<(SaTag, Output)> {

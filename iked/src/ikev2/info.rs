@@ -42,7 +42,15 @@ pub(crate) struct Established {
     /// A rekey (ours or the peer's) moved everything to a new IKE SA; this
     /// one only waits to be deleted.
     pub(crate) replaced: bool,
+    /// A peer that rekeyed this IKE SA deletes it; if its Delete never
+    /// arrives, we forget the SA at this time.
+    pub(crate) linger_until: Option<Instant>,
 }
+
+/// How long an IKE SA the peer replaced by a rekey waits for the peer's
+/// Delete: longer than the default retransmission schedule (about two
+/// minutes) takes to give up.
+pub(crate) const REPLACED_LINGER: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// What our request in flight is, so its answer can be acted on.
 pub(crate) enum Outgoing {
@@ -99,6 +107,7 @@ impl Established {
             rekey_at: None,
             expire_at: None,
             replaced: false,
+            linger_until: None,
         }
     }
 
@@ -132,12 +141,15 @@ impl Established {
         } else {
             [self.rekey_at, self.expire_at].into_iter().flatten().min()
         };
-        [retry, lifetime].into_iter().flatten().min()
+        [retry, lifetime, self.linger_until]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// When the next liveness check is due, if `dpd_delay` is set.
     pub(crate) fn liveness_deadline(&self, config: &PeerConfig) -> Option<Instant> {
-        if self.deleting() {
+        if self.deleting() || self.replaced {
             return None;
         }
         config.dpd_delay.and_then(|d| self.last_rx.checked_add(d))
@@ -300,6 +312,10 @@ impl Established {
             cx.out.push_back(Output::NatKeepalive { path: sa.path });
             self.next_keepalive = Some(at.max(cx.now) + NAT_KEEPALIVE);
         }
+        if self.linger_until.is_some_and(|t| cx.now >= t) {
+            // Replaced by the peer's rekey, and its Delete never came.
+            return sa.fail(cx, Error::LocallyClosed);
+        }
         if !self.closing() && self.expire_at.is_some_and(|t| cx.now >= t) {
             // The hard lifetime passed without a successful rekey.
             return self.delete(sa, cx);
@@ -375,6 +391,15 @@ impl Established {
         if self.child.as_ref().is_some_and(&pred) {
             return self.child.take();
         }
+        let i = self.rekeyed.iter().position(pred)?;
+        Some(self.rekeyed.remove(i))
+    }
+
+    /// Takes a replaced CHILD SA matching `pred`.
+    pub(crate) fn take_rekeyed_where(
+        &mut self,
+        pred: impl Fn(&ChildHandle) -> bool,
+    ) -> Option<ChildHandle> {
         let i = self.rekeyed.iter().position(pred)?;
         Some(self.rekeyed.remove(i))
     }

@@ -418,6 +418,33 @@ impl IkeSa {
         true
     }
 
+    /// The kernel removed SA `id` at its hard lifetime. A replaced CHILD
+    /// SA is simply forgotten; the current one is deleted with an
+    /// INFORMATIONAL `D(ESP)` (RFC 7296 §1.4.1), leaving the IKE SA without
+    /// a CHILD SA. Either way [`Output::DeleteChild`] names both directions,
+    /// one of which the kernel already dropped. Returns whether `id` is one
+    /// of this IKE SA's CHILD SAs.
+    pub fn handle_hard_expire(&mut self, now: Instant, rng: &mut dyn Random, id: &SaId) -> bool {
+        let State::Established(est) = &mut self.state else {
+            return false;
+        };
+        let is = |c: &ChildHandle| c.inbound == *id || c.outbound == *id;
+        if let Some(c) = est.take_rekeyed_where(is) {
+            self.out.push_back(Output::DeleteChild {
+                inbound: c.inbound,
+                outbound: c.outbound,
+            });
+            return true;
+        }
+        let Some(c) = est.child.take_if(|c| is(c)) else {
+            return false;
+        };
+        let spi = c.spi_in;
+        est.rekeyed.push(c);
+        self.enqueue(now, rng, Queued::DeleteChild(spi));
+        true
+    }
+
     fn enqueue(&mut self, now: Instant, rng: &mut dyn Random, q: Queued) {
         let mut out = std::mem::take(&mut self.out);
         let mut cx = Context {

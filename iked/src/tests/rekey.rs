@@ -444,3 +444,70 @@ fn child_sas_carry_the_configured_lifetime_with_jittered_soft_limits() {
     }
     assert_ne!(ca.inbound.lifetime.soft_time, cb.inbound.lifetime.soft_time);
 }
+
+#[test]
+fn hard_expiry_of_the_current_child_deletes_it_with_the_peer() {
+    let mut p = clean(14);
+    let (a, _) = one_pair(&p);
+    assert_eq!(
+        p.a.on_hard_expire(p.now, a.outbound.id),
+        Some(ike_spi(&p.a))
+    );
+    p.drive();
+    assert!(p.seen_a.live().is_empty() && p.seen_b.live().is_empty());
+    assert!(
+        p.transcript
+            .iter()
+            .any(|l| l == "A>B INFORMATIONAL request 2 [ D ]")
+    );
+    assert!(
+        p.a.sas()
+            .next()
+            .is_some_and(|s| s.is_established() && s.child().is_none())
+    );
+    assert_eq!(p.a.on_hard_expire(p.now, a.outbound.id), None);
+}
+
+#[test]
+fn hard_expiry_of_a_replaced_child_only_forgets_it() {
+    let mut p = clean(15);
+    p.link.delay = Duration::from_millis(10);
+    let (old, _) = one_pair(&p);
+    let spi = ike_spi(&p.a);
+    p.a.rekey_child(p.now, spi).expect("rekey");
+    // The rekey completes; the Delete of the old pair is in flight.
+    p.drive_for(Duration::from_millis(25));
+    assert_eq!(p.seen_a.installed.len(), 2);
+    assert_eq!(p.a.on_hard_expire(p.now, old.inbound.id), Some(spi));
+    p.drive();
+    one_pair(&p);
+    assert_eq!(
+        p.seen_a.deleted.len(),
+        1,
+        "once, not again on the Delete's answer"
+    );
+    assert_eq!(count(&p, "A>B CREATE_CHILD_SA request"), 1);
+}
+
+#[test]
+fn an_ike_sa_replaced_by_the_peer_is_forgotten_if_its_delete_is_lost() {
+    let mut p = clean(16);
+    p.link.delay = Duration::from_millis(10);
+    let old = ike_spi(&p.a);
+    p.a.rekey_ike(p.now, old).expect("rekey");
+    // Request delivered, answer in flight; A's Delete of the old SA will be lost.
+    p.drive_for(Duration::from_millis(15));
+    p.cut = true;
+    p.drive_for(Duration::from_secs(200));
+    assert_eq!(p.b.sas().count(), 2, "B still waits for the Delete");
+    p.drive_for(Duration::from_secs(200));
+    assert_eq!((p.a.sas().count(), p.b.sas().count()), (1, 1));
+    let (a_sa, b_sa) = (p.a.sas().next().expect("A"), p.b.sas().next().expect("B"));
+    assert_eq!(a_sa.local_spi(), b_sa.spi_i());
+    assert_ne!(a_sa.local_spi(), old);
+    assert_eq!(
+        p.seen_b.live().len(),
+        1,
+        "the CHILD SA lives on in the new IKE SA"
+    );
+}
