@@ -430,3 +430,72 @@ fn default_dh() -> Vec<DhGroup> {
         DhGroup::Ecp384,
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A one-peer racoon2.conf; `ikev2` and `ipsec` are extra directives
+    /// for those blocks.
+    fn translated(ikev2: &str, ipsec: &str) -> PeerConfig {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let psk = std::env::temp_dir().join(format!("iked-conf-{}-{n}.psk", std::process::id()));
+        std::fs::write(&psk, "secret").expect("psk");
+        let text = format!(
+            "interface {{ ike {{ 192.0.2.1 port 500; }}; }};
+remote peer {{ acceptable_kmp {{ ikev2; }}; ikev2 {{
+  peers_ipaddr 192.0.2.2 port 500; kmp_dh_group {{ modp2048; 19; }};
+  kmp_enc_alg {{ aes128_gcm16; }}; kmp_prf_alg {{ hmac_sha2_256; }}; kmp_auth_method {{ psk; }};
+  pre_shared_key \"{}\"; {ikev2} }}; }};
+selector s {{ direction outbound; src 198.51.100.0/24; dst 203.0.113.0/24;
+  upper_layer_protocol \"any\"; policy_index pol; }};
+policy pol {{ action auto_ipsec; remote_index peer; ipsec_mode tunnel;
+  ipsec_index {{ ie; }}; ipsec_level require; my_sa_ipaddr 192.0.2.1; peers_sa_ipaddr 192.0.2.2; }};
+ipsec ie {{ {ipsec} sa_index esp; }};
+sa esp {{ sa_protocol esp; esp_enc_alg {{ aes128_gcm16; }}; }};
+",
+            psk.display()
+        );
+        let loaded = libracoon::config::parse_str(&text, "t.conf", &|_| None).expect("parse");
+        let out = translate(&loaded.config).expect("translate");
+        let _ = std::fs::remove_file(&psk);
+        out.peers.into_iter().next().expect("one peer")
+    }
+
+    #[test]
+    fn lifetimes_and_pfs_come_from_the_configuration() {
+        let p = translated(
+            "kmp_sa_lifetime_time 1 hour; need_pfs on;",
+            "ipsec_sa_lifetime_time 10 min;",
+        );
+        assert_eq!(p.ike_lifetime, Some(Duration::from_secs(3600)));
+        assert_eq!(p.child.lifetime.time, Some(Duration::from_secs(600)));
+        assert_eq!(p.child.lifetime.bytes, None);
+        assert_eq!(
+            p.child.pfs,
+            Some(DhGroup::Modp2048),
+            "the first kmp_dh_group"
+        );
+    }
+
+    #[test]
+    fn the_ikev2_block_sets_the_child_lifetime_when_the_ipsec_block_does_not() {
+        let p = translated("ipsec_sa_lifetime_time 90 sec;", "");
+        assert_eq!(p.child.lifetime.time, Some(Duration::from_secs(90)));
+        assert_eq!(p.ike_lifetime, None);
+        assert_eq!(p.child.pfs, None);
+        let p = translated(
+            "ipsec_sa_lifetime_time 90 sec;",
+            "ipsec_sa_lifetime_time 20 sec;",
+        );
+        assert_eq!(p.child.lifetime.time, Some(Duration::from_secs(20)));
+        let p = translated(
+            "kmp_sa_lifetime_time infinite;",
+            "ipsec_sa_lifetime_time infinite;",
+        );
+        assert_eq!((p.ike_lifetime, p.child.lifetime.time), (None, None));
+    }
+}
