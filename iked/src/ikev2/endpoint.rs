@@ -204,6 +204,20 @@ impl Endpoint {
         result
     }
 
+    /// Creates a CHILD SA on the IKE SA with our SPI `ike_spi` when it has
+    /// none, e.g. after [`Endpoint::on_hard_expire`] removed it and traffic
+    /// (an ACQUIRE) wants one again (RFC 7296 §1.3.1).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchSa`] for an unknown SPI, [`Error::NotReady`] if the
+    /// IKE SA is not established, is going away, or has a CHILD SA.
+    pub fn create_child(&mut self, now: Instant, ike_spi: u64) -> Result<(), Error> {
+        let sa = self.sas.get_mut(&ike_spi).ok_or(Error::NoSuchSa)?;
+        let result = sa.handle_create_child(now, self.rng.as_mut());
+        self.drain(ike_spi);
+        result
+    }
+
     /// Rekeys the IKE SA with our SPI `ike_spi` (RFC 7296 §1.3.2). On
     /// success [`Event::IkeRekeyed`](crate::ikev2::output::Event::IkeRekeyed)
     /// names the new SPI, the CHILD SAs move to it and the old IKE SA is

@@ -76,6 +76,8 @@ pub(crate) enum Queued {
     /// Rekey the CHILD SA with this inbound SPI, if it is still current
     /// when its turn comes.
     RekeyChild(u32),
+    /// Create a CHILD SA, if the IKE SA still has none when its turn comes.
+    NewChild,
     /// Rekey the IKE SA.
     RekeyIke,
 }
@@ -84,7 +86,15 @@ impl Queued {
     /// Whether the request belongs to the CHILD SAs, which follow them to
     /// a new IKE SA after an IKE SA rekey.
     fn follows_children(self) -> bool {
-        matches!(self, Self::RekeyChild(_) | Self::DeleteChild(_))
+        matches!(
+            self,
+            Self::RekeyChild(_) | Self::DeleteChild(_) | Self::NewChild
+        )
+    }
+
+    /// The request that rekeys the CHILD SA `old`, or creates one.
+    pub(crate) fn child(old: Option<u32>) -> Self {
+        old.map_or(Self::NewChild, Self::RekeyChild)
     }
 }
 
@@ -178,7 +188,8 @@ impl Established {
     /// Whether `q` is already in flight, queued or waiting for a retry.
     pub(crate) fn requested(&self, q: Queued) -> bool {
         let in_flight = match (&self.outgoing, q) {
-            (Some(Outgoing::RekeyChild(r)), Queued::RekeyChild(spi)) => r.old_spi_in == spi,
+            (Some(Outgoing::RekeyChild(r)), Queued::RekeyChild(spi)) => r.old_spi_in == Some(spi),
+            (Some(Outgoing::RekeyChild(r)), Queued::NewChild) => r.old_spi_in.is_none(),
             (Some(Outgoing::RekeyIke(_)), Queued::RekeyIke)
             | (Some(Outgoing::DeleteIke), Queued::DeleteIke) => true,
             (Some(Outgoing::DeleteChild(a)), Queued::DeleteChild(b)) => *a == b,
@@ -227,7 +238,8 @@ impl Established {
                 self.outgoing = Some(Outgoing::DeleteIke);
             }
             Queued::DeleteChild(spi) => self.start_child_delete(sa, cx, spi)?,
-            Queued::RekeyChild(spi) => self.start_child_rekey(sa, cx, spi, None)?,
+            Queued::RekeyChild(spi) => self.start_child_rekey(sa, cx, Some(spi), None)?,
+            Queued::NewChild => self.start_child_rekey(sa, cx, None, None)?,
             Queued::RekeyIke => self.start_ike_rekey(sa, cx, None)?,
         }
         Ok(())

@@ -1,9 +1,10 @@
-//! CREATE_CHILD_SA as initiator: rekeying our CHILD SA
-//! ([RFC 7296 §1.3.3, §2.8](https://www.rfc-editor.org/rfc/rfc7296#section-2.8)).
+//! CREATE_CHILD_SA as initiator: rekeying our CHILD SA, or creating one
+//! when the IKE SA has none
+//! ([RFC 7296 §1.3.1, §1.3.3, §2.8](https://www.rfc-editor.org/rfc/rfc7296#section-2.8)).
 //!
-//! Request `SK {N(REKEY_SA), [N(USE_TRANSPORT_MODE),] SA, Ni, [KEi,] TSi,
-//! TSr}`, with KEi when the configuration asks for PFS. On the answer the
-//! new pair is installed, then the old one is deleted with an
+//! Request `SK {[N(REKEY_SA),] [N(USE_TRANSPORT_MODE),] SA, Ni, [KEi,] TSi,
+//! TSr}`, with KEi when the configuration asks for PFS. On the answer to a
+//! rekey the new pair is installed, then the old one is deleted with an
 //! INFORMATIONAL `D(ESP)`; its kernel SAs go when the peer confirms.
 //!
 //! What the answers do:
@@ -38,8 +39,9 @@ use crate::ikev2::wire::{ExchangeType, KePayload, NotifyPayload, NotifyType, Pay
 
 /// Our CHILD SA rekey in flight.
 pub(crate) struct ChildRekey {
-    /// Inbound SPI of the CHILD SA being replaced.
-    pub(crate) old_spi_in: u32,
+    /// Inbound SPI of the CHILD SA being replaced; `None` when creating
+    /// a CHILD SA for an IKE SA that has none.
+    pub(crate) old_spi_in: Option<u32>,
     /// Inbound SPI we offered for the new one.
     spi_in: u32,
     mode: Mode,
@@ -61,37 +63,49 @@ struct Collision {
 impl Established {
     /// Sends a rekey of the CHILD SA with inbound SPI `old`, if it is still
     /// the current one (a queued rekey may have been overtaken by the
-    /// peer's). `group` overrides the configured PFS group (the retry
-    /// after INVALID_KE_PAYLOAD).
+    /// peer's); with `old` `None`, creates a CHILD SA if the IKE SA has
+    /// none. `group` overrides the configured PFS group (the retry after
+    /// INVALID_KE_PAYLOAD).
     pub(crate) fn start_child_rekey(
         &mut self,
         sa: &mut IkeSa,
         cx: &mut Context<'_>,
-        old: u32,
+        old: Option<u32>,
         group: Option<DhGroup>,
     ) -> Result<(), Error> {
-        let Some(current) = self.child.as_ref().filter(|c| c.spi_in == old) else {
-            return Ok(());
+        let cfg = sa.config.clone();
+        let (local_ts, remote_ts, mode) = match (old, &self.child) {
+            (Some(old), Some(c)) if c.spi_in == old => {
+                (c.local_ts.clone(), c.remote_ts.clone(), c.mode)
+            }
+            (None, None) => (
+                cfg.child.local_ts.clone(),
+                cfg.child.remote_ts.clone(),
+                cfg.child.mode,
+            ),
+            _ => return Ok(()),
         };
         if self.closing() {
             return Ok(());
         }
-        let cfg = sa.config.clone();
         let ke_retried = group.is_some();
         let group = group.or(cfg.child.pfs);
         let spi_in = child::random_spi(cx.rng)?;
         let mut nonce_i = vec![0u8; cfg.nonce_len];
         cx.rng.fill(&mut nonce_i)?;
         let dh = group.map(|g| g.generate(cx.rng)).transpose()?;
+        let mut payloads = Vec::new();
         // RFC 7296 §1.3.3: the REKEY_SA SPI is "the SPI the exchange
         // initiator would expect in inbound ESP or AH packets".
-        let mut payloads = vec![Payload::Notify(NotifyPayload {
-            protocol: ProtocolId::Esp,
-            spi: old.to_be_bytes().to_vec(),
-            ntype: NotifyType::RekeySa,
-            data: Vec::new(),
-        })];
-        if current.mode == Mode::Transport {
+        payloads.extend(old.map(|old| {
+            Payload::Notify(NotifyPayload {
+                protocol: ProtocolId::Esp,
+                spi: old.to_be_bytes().to_vec(),
+                ntype: NotifyType::RekeySa,
+                data: Vec::new(),
+            })
+        }));
+        if mode == Mode::Transport {
             payloads.push(crate::ikev2::init::notify(
                 NotifyType::UseTransportMode,
                 Vec::new(),
@@ -111,12 +125,11 @@ impl Established {
             }));
         }
         payloads.push(Payload::TsI(
-            current.local_ts.iter().map(TsRange::to_wire).collect(),
+            local_ts.iter().map(TsRange::to_wire).collect(),
         ));
         payloads.push(Payload::TsR(
-            current.remote_ts.iter().map(TsRange::to_wire).collect(),
+            remote_ts.iter().map(TsRange::to_wire).collect(),
         ));
-        let mode = current.mode;
         self.request(sa, cx, ExchangeType::CreateChildSa, &payloads)?;
         self.outgoing = Some(Outgoing::RekeyChild(Box::new(ChildRekey {
             old_spi_in: old,
@@ -137,7 +150,8 @@ impl Established {
     pub(crate) fn note_collision(&mut self, peer_ni: &[u8], our_nr: &[u8]) {
         let current = self.child.as_ref().map(|c| c.spi_in);
         if let Some(Outgoing::RekeyChild(r)) = &mut self.outgoing
-            && Some(r.old_spi_in) == current
+            && r.old_spi_in.is_some()
+            && r.old_spi_in == current
         {
             r.collision = Some(Collision {
                 peer_ni: peer_ni.to_vec(),
@@ -179,10 +193,10 @@ impl Established {
             return; // the peer's rekey of the same SA replaced it
         }
         match err {
-            NotifyType::TemporaryFailure => self.retry_later(cx, Queued::RekeyChild(r.old_spi_in)),
+            NotifyType::TemporaryFailure => self.retry_later(cx, Queued::child(r.old_spi_in)),
             NotifyType::ChildSaNotFound => {
                 // RFC 7296 §2.25: "SHOULD silently delete the Child SA (if it still exists)".
-                if let Some(c) = self.take_child_where(|c| c.spi_in == r.old_spi_in) {
+                if let Some(c) = self.take_child_where(|c| Some(c.spi_in) == r.old_spi_in) {
                     cx.out.push_back(Output::DeleteChild {
                         inbound: c.inbound,
                         outbound: c.outbound,
@@ -269,7 +283,19 @@ impl Established {
 
     /// Decides which CHILD SA goes once ours is installed; `redundant` is
     /// `None` without a collision, else whether ours holds the lowest nonce.
-    fn settle(&mut self, old: u32, new: ChildHandle, redundant: Option<bool>) {
+    fn settle(&mut self, old: Option<u32>, new: ChildHandle, redundant: Option<bool>) {
+        let Some(old) = old else {
+            // A new CHILD SA: if the peer created one meanwhile, ours is
+            // the extra one (one CHILD SA per IKE SA).
+            if self.child.is_some() {
+                let spi = new.spi_in;
+                self.rekeyed.push(new);
+                self.queue.push_front(Queued::DeleteChild(spi));
+            } else {
+                self.child = Some(new);
+            }
+            return;
+        };
         if redundant == Some(true) {
             // RFC 7296 §2.8.1: "the SA created with the lowest of the four
             // nonces used in the two exchanges SHOULD be closed by the

@@ -377,6 +377,30 @@ impl IkeSa {
         Ok(())
     }
 
+    /// Creates a CHILD SA for an IKE SA that has none (after a hard
+    /// expiry): CREATE_CHILD_SA without REKEY_SA (RFC 7296 §1.3.1).
+    ///
+    /// # Errors
+    /// [`Error::NotReady`] if the IKE SA is not established, is going
+    /// away, or already has a CHILD SA.
+    pub fn handle_create_child(&mut self, now: Instant, rng: &mut dyn Random) -> Result<(), Error> {
+        let State::Established(est) = &self.state else {
+            return Err(Error::NotReady("the IKE SA is not established"));
+        };
+        if est.closing() {
+            return Err(Error::NotReady(
+                "the IKE SA is being deleted or was rekeyed",
+            ));
+        }
+        if est.child.is_some() {
+            return Err(Error::NotReady(
+                "the IKE SA has a CHILD SA (one per IKE SA is supported)",
+            ));
+        }
+        self.enqueue(now, rng, Queued::NewChild);
+        Ok(())
+    }
+
     /// Rekeys the IKE SA (RFC 7296 §1.3.2): sends CREATE_CHILD_SA now, or
     /// once the request in flight is answered. On success a new IKE SA
     /// (see [`IkeSa::take_spawned`]) takes over the CHILD SAs and this one

@@ -9,6 +9,7 @@ use libracoon::crypto::DhGroup;
 use super::sim::{Link, Pair, Seen, config_a, config_b};
 use crate::ikev2::config::{ChildLifetime, PeerConfig};
 use crate::ikev2::endpoint::Endpoint;
+use crate::ikev2::error::Error;
 use crate::ikev2::output::{ChildSa, Event};
 
 /// A and B with an IKE SA and its CHILD SA up.
@@ -510,4 +511,34 @@ fn an_ike_sa_replaced_by_the_peer_is_forgotten_if_its_delete_is_lost() {
         1,
         "the CHILD SA lives on in the new IKE SA"
     );
+}
+
+#[test]
+fn a_child_sa_is_created_again_after_a_hard_expiry() {
+    let mut a = config_a();
+    a.child.pfs = Some(DhGroup::Curve25519);
+    let mut p = established(a, config_b(), Link::default(), 17);
+    let spi = ike_spi(&p.a);
+    assert!(matches!(
+        p.a.create_child(p.now, spi),
+        Err(Error::NotReady(_))
+    ));
+    let (old, _) = one_pair(&p);
+    p.a.on_hard_expire(p.now, old.inbound.id);
+    p.drive();
+    assert!(p.seen_a.live().is_empty() && p.seen_b.live().is_empty());
+    p.a.create_child(p.now, spi).expect("create");
+    p.drive();
+    let (new, _) = one_pair(&p);
+    assert_ne!(new.inbound.id, old.inbound.id);
+    assert!(
+        p.transcript
+            .iter()
+            .any(|l| l == "A>B CREATE_CHILD_SA request 3 [ SA No KE TSi TSr ]")
+    );
+    // And it can be rekeyed like the first one.
+    p.a.rekey_child(p.now, spi).expect("rekey");
+    p.drive();
+    assert_ne!(one_pair(&p).0.inbound.id, new.inbound.id);
+    assert!(matches!(p.a.rekey_child(p.now, 1), Err(Error::NoSuchSa)));
 }
