@@ -1,5 +1,13 @@
 //! The established IKE SA: INFORMATIONAL exchanges for DELETE and
-//! liveness checks ([RFC 7296 §1.4, §2.4](https://www.rfc-editor.org/rfc/rfc7296#section-1.4)).
+//! liveness checks ([RFC 7296 §1.4, §2.4](https://www.rfc-editor.org/rfc/rfc7296#section-1.4)),
+//! and the request window every exchange we start goes through.
+//!
+//! Window size 1 (§2.3): our one request in flight is an [`Outgoing`]
+//! that says how to act on its answer; the rest wait as [`Queued`] and go
+//! out in order when the window frees (`pump`). Requests refused with
+//! TEMPORARY_FAILURE wait in `retry` for a random delay. The CHILD SA and
+//! IKE SA rekeys themselves live in `rekey_child` and `rekey_ike`, their
+//! responder sides in `create_child`.
 
 use std::collections::VecDeque;
 use std::time::Instant;

@@ -169,6 +169,11 @@ impl Established {
         r: ChildRekey,
         inner: &[Payload],
     ) -> Result<(), Error> {
+        if self.closing() {
+            // Deleted meanwhile: its CHILD SAs are gone, the new one with
+            // them (the peer removes its copy with the IKE SA).
+            return Ok(());
+        }
         if let Some(n) = find_notify(inner, NotifyType::InvalidKePayload) {
             return match retry_group(n, &r, &sa.config.ike.dh) {
                 Ok(group) => self.start_child_rekey(sa, cx, r.old_spi_in, Some(group)),

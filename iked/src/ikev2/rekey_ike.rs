@@ -179,6 +179,11 @@ impl Established {
         };
         let mut next = Self::new(keyed, None, cx.now);
         self.hand_over(&mut next, cx.now);
+        if self.queue.contains(&Queued::DeleteIke) {
+            // Deleted while the rekey was in flight: the peer has the new
+            // IKE SA now, so delete that one too.
+            next.retry.push((cx.now, Queued::DeleteIke));
+        }
         self.replaced = true;
         let next = next.arm_lifetime(&cfg, cx);
         let new_sa = IkeSa::rekeyed(

@@ -542,3 +542,25 @@ fn a_child_sa_is_created_again_after_a_hard_expiry() {
     assert_ne!(one_pair(&p).0.inbound.id, new.inbound.id);
     assert!(matches!(p.a.rekey_child(p.now, 1), Err(Error::NoSuchSa)));
 }
+
+#[test]
+fn deleting_during_a_rekey_leaves_nothing_behind() {
+    for ike in [false, true] {
+        let mut p = clean(18);
+        p.link.delay = Duration::from_millis(10);
+        let spi = ike_spi(&p.a);
+        if ike {
+            p.a.rekey_ike(p.now, spi).expect("rekey IKE");
+        } else {
+            p.a.rekey_child(p.now, spi).expect("rekey CHILD");
+        }
+        assert!(p.a.delete(p.now, spi));
+        p.drive();
+        assert_eq!(
+            (p.a.sas().count(), p.b.sas().count()),
+            (0, 0),
+            "IKE rekey {ike}"
+        );
+        assert!(p.seen_a.live().is_empty() && p.seen_b.live().is_empty());
+    }
+}
