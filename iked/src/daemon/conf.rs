@@ -9,13 +9,14 @@ use std::net::{IpAddr, SocketAddr};
 use anyhow::{Context as _, bail};
 use libracoon::config::{
     AuthAlgName, AuthMethod, Config, DhGroupName, Direction, EncAlgName, IdKind,
-    Identity as ConfId, IpsecMode, Kmp, PeerAddr, Remote, SaProtocol,
+    Identity as ConfId, IpsecMode, Kmp, Lifetime as ConfLifetime, PeerAddr, Remote, SaProtocol,
 };
 use libracoon::crypto::{DhGroup, EncrAlg, IntegAlg, PrfAlg};
 use zeroize::Zeroizing;
 
 use crate::ikev2::config::{
-    ChildConfig, EspAlgorithms, Identity, IkeAlgorithms, Mode, PeerConfig, Retransmit,
+    ChildConfig, ChildLifetime, EspAlgorithms, Identity, IkeAlgorithms, Mode, PeerConfig,
+    Retransmit,
 };
 use crate::ikev2::ts::TsRange;
 
@@ -118,7 +119,12 @@ fn peer(
     };
     let remote_id = v2.peers_id.as_ref().map(identity).transpose()?;
     let ike = ike_algorithms(remote, notes)?;
-    let child = child_config(config, remote, reqid, notes)?;
+    let mut child = child_config(config, remote, reqid, notes)?;
+    // racoon2's need_pfs: rekey CHILD SAs with a new key exchange in the
+    // preferred IKE group.
+    if v2.need_pfs == Some(true) {
+        child.pfs = ike.dh.first().copied();
+    }
     let mut retransmit = Retransmit::default();
     if let Some(n) = v2.max_retry_to_send {
         retransmit.tries = n;
@@ -138,6 +144,7 @@ fn peer(
         psk: Zeroizing::new(psk),
         ike,
         child,
+        ike_lifetime: v2.kmp_sa_lifetime_time.and_then(ConfLifetime::duration),
         dpd_delay: v2.dpd_delay.filter(|d| !d.is_zero()),
         retransmit,
         nonce_len,
@@ -265,10 +272,14 @@ fn child_config(
         Some(IpsecMode::Transport) => Mode::Transport,
         _ => Mode::Tunnel,
     };
-    let sa = policy
+    let ipsecs: Vec<_> = policy
         .ipsec_index
         .iter()
         .filter_map(|i| config.ipsec(i))
+        .collect();
+    let lifetime = child_lifetime(remote, &ipsecs);
+    let sa = ipsecs
+        .iter()
         .flat_map(|i| i.sa_index.iter())
         .filter_map(|s| config.sa(s))
         .find(|s| s.sa_protocol == SaProtocol::Esp);
@@ -301,7 +312,22 @@ fn child_config(
         mode,
         esp: EspAlgorithms { encr, integ },
         reqid: selector.reqid.unwrap_or(default_reqid),
+        pfs: None,
+        lifetime,
     })
+}
+
+/// The hard lifetime of the CHILD SAs: the policy's first `ipsec` block
+/// that sets `ipsec_sa_lifetime_time`, else the racoon3 extension of the
+/// same name in `ikev2 { }`. `ipsec_sa_lifetime_byte` is parsed but not
+/// kept by the configuration model yet, so there is no byte limit.
+fn child_lifetime(remote: &Remote, ipsecs: &[&libracoon::config::Ipsec]) -> ChildLifetime {
+    let time = ipsecs
+        .iter()
+        .find_map(|i| i.ipsec_sa_lifetime_time)
+        .or(remote.ikev2.ipsec_sa_lifetime_time)
+        .and_then(ConfLifetime::duration);
+    ChildLifetime { time, bytes: None }
 }
 
 /// Maps configured names to implemented algorithms, noting the rest.
@@ -403,4 +429,73 @@ fn default_dh() -> Vec<DhGroup> {
         DhGroup::Modp2048,
         DhGroup::Ecp384,
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A one-peer racoon2.conf; `ikev2` and `ipsec` are extra directives
+    /// for those blocks.
+    fn translated(ikev2: &str, ipsec: &str) -> PeerConfig {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let psk = std::env::temp_dir().join(format!("iked-conf-{}-{n}.psk", std::process::id()));
+        std::fs::write(&psk, "secret").expect("psk");
+        let text = format!(
+            "interface {{ ike {{ 192.0.2.1 port 500; }}; }};
+remote peer {{ acceptable_kmp {{ ikev2; }}; ikev2 {{
+  peers_ipaddr 192.0.2.2 port 500; kmp_dh_group {{ modp2048; 19; }};
+  kmp_enc_alg {{ aes128_gcm16; }}; kmp_prf_alg {{ hmac_sha2_256; }}; kmp_auth_method {{ psk; }};
+  pre_shared_key \"{}\"; {ikev2} }}; }};
+selector s {{ direction outbound; src 198.51.100.0/24; dst 203.0.113.0/24;
+  upper_layer_protocol \"any\"; policy_index pol; }};
+policy pol {{ action auto_ipsec; remote_index peer; ipsec_mode tunnel;
+  ipsec_index {{ ie; }}; ipsec_level require; my_sa_ipaddr 192.0.2.1; peers_sa_ipaddr 192.0.2.2; }};
+ipsec ie {{ {ipsec} sa_index esp; }};
+sa esp {{ sa_protocol esp; esp_enc_alg {{ aes128_gcm16; }}; }};
+",
+            psk.display()
+        );
+        let loaded = libracoon::config::parse_str(&text, "t.conf", &|_| None).expect("parse");
+        let out = translate(&loaded.config).expect("translate");
+        let _ = std::fs::remove_file(&psk);
+        out.peers.into_iter().next().expect("one peer")
+    }
+
+    #[test]
+    fn lifetimes_and_pfs_come_from_the_configuration() {
+        let p = translated(
+            "kmp_sa_lifetime_time 1 hour; need_pfs on;",
+            "ipsec_sa_lifetime_time 10 min;",
+        );
+        assert_eq!(p.ike_lifetime, Some(Duration::from_secs(3600)));
+        assert_eq!(p.child.lifetime.time, Some(Duration::from_secs(600)));
+        assert_eq!(p.child.lifetime.bytes, None);
+        assert_eq!(
+            p.child.pfs,
+            Some(DhGroup::Modp2048),
+            "the first kmp_dh_group"
+        );
+    }
+
+    #[test]
+    fn the_ikev2_block_sets_the_child_lifetime_when_the_ipsec_block_does_not() {
+        let p = translated("ipsec_sa_lifetime_time 90 sec;", "");
+        assert_eq!(p.child.lifetime.time, Some(Duration::from_secs(90)));
+        assert_eq!(p.ike_lifetime, None);
+        assert_eq!(p.child.pfs, None);
+        let p = translated(
+            "ipsec_sa_lifetime_time 90 sec;",
+            "ipsec_sa_lifetime_time 20 sec;",
+        );
+        assert_eq!(p.child.lifetime.time, Some(Duration::from_secs(20)));
+        let p = translated(
+            "kmp_sa_lifetime_time infinite;",
+            "ipsec_sa_lifetime_time infinite;",
+        );
+        assert_eq!((p.ike_lifetime, p.child.lifetime.time), (None, None));
+    }
 }

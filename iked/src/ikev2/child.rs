@@ -46,6 +46,8 @@ pub(crate) struct Negotiated {
     /// that exchange); `None` for the IKE_AUTH CHILD SA, which uses the
     /// IKE SA's nonces.
     pub(crate) keymat_seed: Option<zeroize::Zeroizing<Vec<u8>>>,
+    /// Kernel lifetime of both SAs, from [`crate::ikev2::lifetime::child_sa`].
+    pub(crate) lifetime: pfkey::Lifetime,
 }
 
 /// Draws an SPI outside the reserved range 1..=255 (RFC 4303 §2.1).
@@ -53,6 +55,14 @@ pub(crate) fn random_spi(rng: &mut dyn libracoon::crypto::Random) -> Result<u32,
     let mut b = [0u8; 4];
     rng.fill(&mut b)?;
     Ok(u32::from_be_bytes(b) | 0x100)
+}
+
+/// The lifetime for a new CHILD SA under `cfg`, its soft limits jittered.
+pub(crate) fn new_lifetime(
+    cfg: &ChildConfig,
+    rng: &mut dyn libracoon::crypto::Random,
+) -> pfkey::Lifetime {
+    crate::ikev2::lifetime::child_sa(&cfg.lifetime, crate::ikev2::lifetime::soft_permille(rng))
 }
 
 /// Parses the peer's TS payload; unusable entries make the whole set unacceptable.
@@ -177,7 +187,7 @@ pub(crate) fn build(
         reqid,
         esn: false,
         replay_window: 0,
-        lifetime: Default::default(),
+        lifetime: n.lifetime,
     };
     let inbound_id = SaId {
         dst: local,

@@ -106,6 +106,22 @@ pub struct ChildConfig {
     pub esp: EspAlgorithms,
     /// Request ID that ties SAs to policy.
     pub reqid: u32,
+    /// Diffie-Hellman group for KEi when we rekey this CHILD SA (PFS,
+    /// racoon2's `need_pfs`); `None` rekeys without a new key exchange.
+    pub pfs: Option<DhGroup>,
+    /// Hard limits of each CHILD SA; the soft limits (when we rekey) are
+    /// drawn below them, see [`crate::ikev2::lifetime`].
+    pub lifetime: ChildLifetime,
+}
+
+/// Hard limits of a CHILD SA as configured (`ipsec_sa_lifetime_time`,
+/// `ipsec_sa_lifetime_byte`); `None` means no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChildLifetime {
+    /// Time since installation.
+    pub time: Option<Duration>,
+    /// Bytes protected by one SA (one direction).
+    pub bytes: Option<u64>,
 }
 
 /// Retransmission schedule: `base * 2^n` for `tries` attempts (RFC 7296 §2.1).
@@ -157,6 +173,9 @@ pub struct PeerConfig {
     pub ike: IkeAlgorithms,
     /// CHILD SA to create with IKE_AUTH.
     pub child: ChildConfig,
+    /// Hard lifetime of the IKE SA (`kmp_sa_lifetime_time`): we rekey it
+    /// somewhat earlier and delete it if that has not happened by then.
+    pub ike_lifetime: Option<Duration>,
     /// Send a liveness check after this much idle time.
     pub dpd_delay: Option<Duration>,
     /// Retransmission schedule.

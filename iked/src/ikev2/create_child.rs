@@ -7,14 +7,20 @@
 //! IKE SA rekeys are answered too (the new IKE SA takes over the CHILD
 //! SAs); extra CHILD SAs are refused with NO_ADDITIONAL_SAS, and a CHILD
 //! SA to replace one that is gone is accepted.
-//! We do not start rekeys ourselves yet.
+//!
+//! Collisions with our own exchanges (RFC 7296 §2.25): a rekey of the
+//! CHILD SA we are rekeying ourselves is answered as usual and recorded,
+//! so that `rekey_child` can close the redundant pair by the nonces
+//! (§2.8.1). Anything that would touch SAs an IKE SA rekey of ours is
+//! moving, and an IKE SA rekey while our CHILD SA rekey is in flight, get
+//! TEMPORARY_FAILURE. For simultaneous IKE SA rekeys see `rekey_ike`.
 
 use zeroize::Zeroizing;
 
 use crate::ikev2::child::{self, Negotiated};
 use crate::ikev2::error::Error;
 use crate::ikev2::ike_auth::find_ts;
-use crate::ikev2::info::Established;
+use crate::ikev2::info::{Established, Outgoing};
 use crate::ikev2::init::{check_nonce, find_ke, find_nonce, find_notify, find_sa, notify};
 use crate::ikev2::keys::{Keyed, derive_rekeyed_ike_keys};
 use crate::ikev2::output::{Event, Output};
@@ -34,10 +40,10 @@ impl Established {
     ) -> Vec<Payload> {
         let rekeys_ike =
             find_sa(inner).is_some_and(|p| p.iter().any(|p| p.protocol == ProtocolId::Ike));
-        let result = if rekeys_ike {
-            self.rekey_ike(sa, cx, inner)
-        } else {
-            self.rekey_child(sa, cx, inner)
+        let result = match self.collision(rekeys_ike, inner) {
+            Some(e) => Err(e),
+            None if rekeys_ike => self.rekey_ike(sa, cx, inner),
+            None => self.rekey_child(sa, cx, inner),
         };
         match result {
             Ok(reply) => reply,
@@ -47,11 +53,39 @@ impl Established {
                     _ => Vec::new(),
                 };
                 let ntype = e.notify().unwrap_or(NotifyType::NoAdditionalSas);
-                if !matches!(e, Error::InvalidKe { .. }) {
+                if !matches!(e, Error::InvalidKe { .. } | Error::Collision(_)) {
                     cx.out.push_back(Output::Event(Event::ChildFailed(e)));
                 }
                 vec![notify(ntype, data)]
             }
+        }
+    }
+
+    /// Why a CREATE_CHILD_SA request must wait (TEMPORARY_FAILURE), if
+    /// it collides with what this IKE SA is doing (RFC 7296 §2.25).
+    fn collision(&self, rekeys_ike: bool, inner: &[Payload]) -> Option<Error> {
+        if self.closing() {
+            return Some(Error::Collision(
+                "the IKE SA is being deleted or was rekeyed",
+            ));
+        }
+        match (&self.outgoing, rekeys_ike) {
+            (Some(Outgoing::RekeyIke(_)), false) => Some(Error::Collision(
+                "our IKE SA rekey is in flight (RFC 7296 §2.25.2)",
+            )),
+            (Some(Outgoing::RekeyChild(_)), true) => {
+                Some(Error::Collision("our CHILD SA rekey is in flight"))
+            }
+            // Both sides rekey the IKE SA: the request with the higher
+            // nonce goes through, the other is refused (see rekey_ike).
+            (Some(Outgoing::RekeyIke(ours)), true)
+                if find_nonce(inner).is_some_and(|theirs| ours.nonce_i.as_slice() > theirs) =>
+            {
+                Some(Error::Collision(
+                    "simultaneous IKE SA rekey: ours has the higher nonce",
+                ))
+            }
+            _ => None,
         }
     }
 
@@ -106,8 +140,11 @@ impl Established {
             nr: nonce_r.clone(),
             nat: self.keyed.nat,
         };
-        let mut next = Self::new(keyed, self.child.take(), cx.now);
-        next.rekeyed = std::mem::take(&mut self.rekeyed);
+        let mut next = Self::new(keyed, None, cx.now);
+        self.hand_over(&mut next, cx.now);
+        self.replaced = true;
+        self.linger_until = Some(cx.now + crate::ikev2::info::REPLACED_LINGER);
+        let next = next.arm_lifetime(&cfg, cx);
         let new_sa = IkeSa::rekeyed(
             cx.now,
             sa,
@@ -139,6 +176,19 @@ impl Established {
             find_notify(inner, NotifyType::RekeySa).filter(|n| n.protocol == ProtocolId::Esp);
         match (rekey, &self.child) {
             (Some(n), Some(current)) if n.spi == current.spi_out.to_be_bytes() => {}
+            // RFC 7296 §2.25.1: "If a peer receives a request to rekey a
+            // Child SA that it is currently trying to close, it SHOULD reply
+            // with TEMPORARY_FAILURE."
+            (Some(n), _)
+                if self
+                    .rekeyed
+                    .iter()
+                    .any(|c| n.spi == c.spi_out.to_be_bytes()) =>
+            {
+                return Err(Error::Collision(
+                    "that CHILD SA was replaced and is being deleted",
+                ));
+            }
             (Some(_), _) => return Err(Error::ChildSaNotFound),
             // A new CHILD SA replacing one that expired or was deleted.
             (None, None) => {}
@@ -185,6 +235,7 @@ impl Established {
         }
         seed.extend_from_slice(nonce_i);
         seed.extend_from_slice(&nonce_r);
+        self.note_collision(nonce_i, &nonce_r);
         let n = Negotiated {
             suite,
             spi_in,
@@ -193,6 +244,7 @@ impl Established {
             remote_ts: remote_ts.clone(),
             mode,
             keymat_seed: Some(seed),
+            lifetime: child::new_lifetime(&cfg.child, cx.rng),
         };
         // The peer started this exchange: it is "i" for the KEYMAT order
         // (RFC 7296 §2.17), whatever our role in the IKE SA.

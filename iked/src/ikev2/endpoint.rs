@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use libracoon::crypto::Random;
+use pfkey::SaId;
 
 use crate::ikev2::config::PeerConfig;
 use crate::ikev2::cookie::{CookieJar, DEFAULT_COOKIE_THRESHOLD};
@@ -186,6 +187,81 @@ impl Endpoint {
         sa.handle_delete(now, self.rng.as_mut());
         self.drain(spi);
         true
+    }
+
+    /// Rekeys the CHILD SA of the IKE SA with our SPI `ike_spi` (RFC 7296
+    /// §1.3.3): what racoonctl's `rekey` of a CHILD SA calls. The new SA
+    /// comes out as [`Output::InstallChild`], the old one later as
+    /// [`Output::DeleteChild`].
+    ///
+    /// # Errors
+    /// [`Error::NoSuchSa`] for an unknown SPI, [`Error::NotReady`] if the
+    /// IKE SA is not established, is going away, or has no CHILD SA.
+    pub fn rekey_child(&mut self, now: Instant, ike_spi: u64) -> Result<(), Error> {
+        let sa = self.sas.get_mut(&ike_spi).ok_or(Error::NoSuchSa)?;
+        let result = sa.handle_rekey_child(now, self.rng.as_mut());
+        self.drain(ike_spi);
+        result
+    }
+
+    /// Creates a CHILD SA on the IKE SA with our SPI `ike_spi` when it has
+    /// none, e.g. after [`Endpoint::on_hard_expire`] removed it and traffic
+    /// (an ACQUIRE) wants one again (RFC 7296 §1.3.1).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchSa`] for an unknown SPI, [`Error::NotReady`] if the
+    /// IKE SA is not established, is going away, or has a CHILD SA.
+    pub fn create_child(&mut self, now: Instant, ike_spi: u64) -> Result<(), Error> {
+        let sa = self.sas.get_mut(&ike_spi).ok_or(Error::NoSuchSa)?;
+        let result = sa.handle_create_child(now, self.rng.as_mut());
+        self.drain(ike_spi);
+        result
+    }
+
+    /// Rekeys the IKE SA with our SPI `ike_spi` (RFC 7296 §1.3.2). On
+    /// success [`Event::IkeRekeyed`](crate::ikev2::output::Event::IkeRekeyed)
+    /// names the new SPI, the CHILD SAs move to it and the old IKE SA is
+    /// deleted. The IKE SA lifetime (`PeerConfig::ike_lifetime`) calls this
+    /// itself from [`Endpoint::handle_timeout`].
+    ///
+    /// # Errors
+    /// [`Error::NoSuchSa`] for an unknown SPI, [`Error::NotReady`] if the
+    /// IKE SA is not established or is going away.
+    pub fn rekey_ike(&mut self, now: Instant, ike_spi: u64) -> Result<(), Error> {
+        let sa = self.sas.get_mut(&ike_spi).ok_or(Error::NoSuchSa)?;
+        let result = sa.handle_rekey_ike(now, self.rng.as_mut());
+        self.drain(ike_spi);
+        result
+    }
+
+    /// The kernel reported the soft lifetime of SA `id`
+    /// (`KernelEvent::Expire { hard: false }`): rekeys the CHILD SA it
+    /// belongs to, unless that SA was already replaced or is being rekeyed.
+    /// Returns our SPI of the IKE SA owning it, or `None` if no IKE SA
+    /// knows `id` (for the log).
+    pub fn on_soft_expire(&mut self, now: Instant, id: SaId) -> Option<u64> {
+        let rng = self.rng.as_mut();
+        let spi = self
+            .sas
+            .iter_mut()
+            .find_map(|(spi, sa)| sa.handle_soft_expire(now, rng, &id).then_some(*spi))?;
+        self.drain(spi);
+        Some(spi)
+    }
+
+    /// The kernel removed SA `id` at its hard lifetime
+    /// (`KernelEvent::Expire { hard: true }`): forgets a replaced CHILD SA,
+    /// or deletes the current one with the peer (the IKE SA stays, without
+    /// a CHILD SA). Returns our SPI of the IKE SA owning `id`, or `None` if
+    /// no IKE SA knows it.
+    pub fn on_hard_expire(&mut self, now: Instant, id: SaId) -> Option<u64> {
+        let rng = self.rng.as_mut();
+        let spi = self
+            .sas
+            .iter_mut()
+            .find_map(|(spi, sa)| sa.handle_hard_expire(now, rng, &id).then_some(*spi))?;
+        self.drain(spi);
+        Some(spi)
     }
 
     /// Next output of any SA, tagged with its SA.

@@ -69,6 +69,20 @@ pub enum Error {
     /// Deleted on request.
     #[error("closed locally")]
     LocallyClosed,
+    /// A rekey or delete was asked for an IKE SA we do not have.
+    #[error("no IKE SA with that SPI")]
+    NoSuchSa,
+    /// A local request cannot be served in the SA's current state.
+    #[error("cannot do that now: {0}")]
+    NotReady(&'static str),
+    /// A peer's request collides with an exchange of ours (RFC 7296
+    /// §2.25): it gets TEMPORARY_FAILURE and retries later.
+    #[error("refused a request that collides with our own exchange: {0}")]
+    Collision(&'static str),
+    /// The peer refused our rekey of a CHILD SA or of the IKE SA; the SA
+    /// stays until its hard lifetime.
+    #[error("peer refused our rekey with {0}")]
+    RekeyRefused(NotifyType),
     /// A local failure (random source, crypto backend).
     #[error("internal failure: {0}")]
     Internal(&'static str),
@@ -89,6 +103,7 @@ impl Error {
             Self::NoAdditionalSas(_) => Some(NotifyType::NoAdditionalSas),
             Self::ChildSaNotFound => Some(NotifyType::ChildSaNotFound),
             Self::PeerMisbehaved(_) => Some(NotifyType::InvalidSyntax),
+            Self::Collision(_) => Some(NotifyType::TemporaryFailure),
             _ => None,
         }
     }

@@ -105,17 +105,17 @@ impl AuthSent {
             suite: self.keyed.suite.summary(),
             nat: self.keyed.nat.any(),
         }));
-        let est = match self.child_from_response(sa, &inner) {
+        let est = match self.child_from_response(sa, cx, &inner) {
             Ok((child, handle)) => {
                 cx.out.push_back(Output::InstallChild(Box::new(child)));
                 Established::new(self.keyed, Some(handle), cx.now)
             }
             Err(e) => {
                 cx.out.push_back(Output::Event(Event::ChildFailed(e)));
-                return Established::new(self.keyed, None, cx.now).delete(sa, cx);
+                return Box::new(Established::new(self.keyed, None, cx.now)).delete(sa, cx);
             }
         };
-        State::Established(Box::new(est))
+        State::Established(Box::new(est.arm_lifetime(&sa.config, cx)))
     }
 
     fn authenticate_responder(&self, sa: &IkeSa, inner: &[Payload]) -> Result<(), Error> {
@@ -143,6 +143,7 @@ impl AuthSent {
     fn child_from_response(
         &self,
         sa: &IkeSa,
+        cx: &mut Context<'_>,
         inner: &[Payload],
     ) -> Result<(crate::ikev2::output::ChildSa, child::ChildHandle), Error> {
         let cfg = &sa.config.child;
@@ -173,6 +174,7 @@ impl AuthSent {
             remote_ts,
             mode: cfg.mode,
             keymat_seed: None,
+            lifetime: child::new_lifetime(cfg, cx.rng),
         };
         Ok(child::build(sa.role, sa.path, &self.keyed, &n, cfg.reqid))
     }
@@ -302,7 +304,8 @@ impl ExpectAuth {
             suite: self.keyed.suite.summary(),
             nat: self.keyed.nat.any(),
         }));
-        State::Established(Box::new(Established::new(self.keyed, handle, cx.now)))
+        let est = Established::new(self.keyed, handle, cx.now).arm_lifetime(&cfg, cx);
+        State::Established(Box::new(est))
     }
 
     fn negotiate_child(
@@ -338,6 +341,7 @@ impl ExpectAuth {
             remote_ts: remote_ts.clone(),
             mode,
             keymat_seed: None,
+            lifetime: child::new_lifetime(cfg, cx.rng),
         };
         let (spec, handle) = child::build(sa.role, sa.path, &self.keyed, &n, cfg.reqid);
         Ok((

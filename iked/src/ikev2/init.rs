@@ -325,7 +325,7 @@ pub(crate) fn check_nonce(nonce: &[u8]) -> Result<(), Error> {
 }
 
 /// The group an INVALID_KE_PAYLOAD asks for, if we may use it.
-fn invalid_ke_group(
+pub(crate) fn invalid_ke_group(
     n: &NotifyPayload,
     ours: &[DhGroup],
     current: DhGroup,

@@ -3,8 +3,9 @@
 //!
 //! Entry point: [`endpoint::Endpoint`]. Feed it datagrams
 //! (`handle_datagram`) and timer expiries (`handle_timeout`), start SAs
-//! with `initiate`, then drain `poll_output` and sleep until
-//! `poll_timeout`.
+//! with `initiate`, rekey them with `rekey_child`/`rekey_ike` (or let
+//! `on_soft_expire` and the IKE SA lifetime do it), then drain
+//! `poll_output` and sleep until `poll_timeout`.
 
 pub mod auth;
 pub mod child;
@@ -17,9 +18,12 @@ pub(crate) mod ike_auth;
 pub(crate) mod info;
 pub(crate) mod init;
 pub mod keys;
+pub mod lifetime;
 pub mod natd;
 pub mod output;
 pub mod proposal;
+pub(crate) mod rekey_child;
+pub(crate) mod rekey_ike;
 pub mod sa;
 pub mod sk;
 pub mod ts;

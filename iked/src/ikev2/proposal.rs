@@ -82,6 +82,41 @@ pub fn esp_proposals(algs: &EspAlgorithms, spi: u32) -> Vec<Proposal> {
         .collect()
 }
 
+/// Our IKE proposals for rekeying the IKE SA (RFC 7296 §1.3.2): each
+/// carries our new 8-byte SPI, and `group` (the one our KEi uses) is
+/// listed first so that a responder picking the first acceptable group
+/// picks it.
+pub fn ike_rekey_proposals(algs: &IkeAlgorithms, spi: u64, group: DhGroup) -> Vec<Proposal> {
+    let mut algs = algs.clone();
+    algs.dh.retain(|g| *g != group);
+    algs.dh.insert(0, group);
+    let mut props = ike_proposals(&algs);
+    for p in &mut props {
+        p.spi = spi.to_be_bytes().to_vec();
+    }
+    props
+}
+
+/// Our ESP proposals for a CREATE_CHILD_SA request: with PFS, `group`
+/// (the one our KEi uses) and then the other `groups` as DH transforms.
+pub fn esp_rekey_proposals(
+    algs: &EspAlgorithms,
+    spi: u32,
+    pfs: Option<(DhGroup, &[DhGroup])>,
+) -> Vec<Proposal> {
+    let mut props = esp_proposals(algs, spi);
+    if let Some((group, others)) = pfs {
+        let dh = std::iter::once(group).chain(others.iter().copied().filter(|g| *g != group));
+        let dh: Vec<Transform> = dh.map(|g| transform(TransformType::Dh, g.iana())).collect();
+        for p in &mut props {
+            // Before the ESN transform, in RFC 7296 §3.3.3's type order.
+            let at = p.transforms.len().saturating_sub(1);
+            p.transforms.splice(at..at, dh.iter().cloned());
+        }
+    }
+    props
+}
+
 /// Picks the first of the peer's IKE proposals we can accept.
 ///
 /// Returns the suite and the single-transform proposal to send back.
@@ -174,6 +209,50 @@ pub fn accept_esp_reply(
 ) -> Result<(EspSuite, u32), Error> {
     match reply {
         [p] => match_esp(p, ours, 0, None)
+            .map(|(suite, spi, _)| (suite, spi))
+            .ok_or(Error::PeerMisbehaved(
+                "responder chose an ESP proposal we did not offer",
+            )),
+        _ => Err(Error::PeerMisbehaved(
+            "responder must return exactly one ESP proposal",
+        )),
+    }
+}
+
+/// Checks a responder's answer to our IKE SA rekey; returns the suite
+/// and the responder's new SPI.
+///
+/// # Errors
+/// [`Error::PeerMisbehaved`] if the reply is not one of our offers or its
+/// SPI is not 8 octets.
+pub fn accept_ike_rekey_reply(
+    reply: &[Proposal],
+    ours: &IkeAlgorithms,
+) -> Result<(IkeSuite, u64), Error> {
+    let suite = accept_ike_reply(reply, ours)?;
+    let spi = reply
+        .first()
+        .and_then(|p| <[u8; 8]>::try_from(p.spi.as_slice()).ok())
+        .map(u64::from_be_bytes)
+        .filter(|s| *s != 0)
+        .ok_or(Error::PeerMisbehaved(
+            "IKE SA rekey answer without an 8-octet SPI",
+        ))?;
+    Ok((suite, spi))
+}
+
+/// Checks a responder's answer to our CREATE_CHILD_SA request: like
+/// [`accept_esp_reply`], but a chosen DH group must be one of `groups`.
+///
+/// # Errors
+/// [`Error::PeerMisbehaved`] if the reply is not one of our offers.
+pub fn accept_esp_pfs_reply(
+    reply: &[Proposal],
+    ours: &EspAlgorithms,
+    groups: &[DhGroup],
+) -> Result<(EspSuite, u32), Error> {
+    match reply {
+        [p] => match_esp(p, ours, 0, Some(groups))
             .map(|(suite, spi, _)| (suite, spi))
             .ok_or(Error::PeerMisbehaved(
                 "responder chose an ESP proposal we did not offer",
@@ -416,6 +495,50 @@ mod tests {
         assert_eq!(suite.integ, Some(IntegAlg::HmacSha1_96));
         let (_, spi) = accept_esp_reply(&[reply], &esp).expect("accept");
         assert_eq!(spi, 0x9999);
+    }
+
+    #[test]
+    fn pfs_rekey_proposals_carry_our_group_first_and_round_trip() {
+        let esp = EspAlgorithms {
+            encr: vec![EncrAlg::AesGcm16_256],
+            integ: vec![],
+        };
+        let groups = [DhGroup::Curve25519, DhGroup::Ecp256];
+        let props = esp_rekey_proposals(&esp, 0x4444, Some((DhGroup::Ecp256, &groups)));
+        let dh: Vec<u16> = props[0]
+            .transforms
+            .iter()
+            .filter(|t| t.ttype == TransformType::Dh)
+            .map(|t| t.id)
+            .collect();
+        assert_eq!(dh, vec![DhGroup::Ecp256.iana(), DhGroup::Curve25519.iana()]);
+        assert_eq!(
+            props[0].transforms.last().map(|t| t.ttype),
+            Some(TransformType::Esn)
+        );
+        let (suite, peer_spi, reply) =
+            select_esp_pfs(&props, &esp, &groups, 0x9999).expect("match");
+        assert_eq!((suite.dh, peer_spi), (Some(DhGroup::Ecp256), 0x4444));
+        let (got, spi) = accept_esp_pfs_reply(&[reply], &esp, &groups).expect("accept");
+        assert_eq!((got, spi), (suite, 0x9999));
+        let none = esp_rekey_proposals(&esp, 1, None);
+        assert!(
+            none[0]
+                .transforms
+                .iter()
+                .all(|t| t.ttype != TransformType::Dh)
+        );
+    }
+
+    #[test]
+    fn ike_rekey_proposals_carry_the_new_spi_both_ways() {
+        let props = ike_rekey_proposals(&ike_algs(), 0x1111, DhGroup::Ecp256);
+        assert!(props.iter().all(|p| p.spi == 0x1111u64.to_be_bytes()));
+        let (suite, peer_spi, reply) =
+            select_ike_rekey(&props, &ike_algs(), 0x2222).expect("match");
+        assert_eq!((suite.dh, peer_spi), (DhGroup::Ecp256, 0x1111));
+        let (got, spi) = accept_ike_rekey_reply(&[reply], &ike_algs()).expect("accept");
+        assert_eq!((got, spi), (suite, 0x2222));
     }
 
     #[test]

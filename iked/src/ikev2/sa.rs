@@ -15,11 +15,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use libracoon::crypto::Random;
+use pfkey::SaId;
 
+use crate::ikev2::child::ChildHandle;
 use crate::ikev2::config::PeerConfig;
 use crate::ikev2::error::Error;
 use crate::ikev2::ike_auth::{AuthSent, ExpectAuth};
-use crate::ikev2::info::Established;
+use crate::ikev2::info::{Established, Queued};
 use crate::ikev2::init::InitSent;
 use crate::ikev2::output::{Event, Output, Path};
 use crate::ikev2::wire::{ExchangeType, Flags, Header, Message, PayloadType};
@@ -274,7 +276,7 @@ impl IkeSa {
     }
 
     /// The CHILD SA, while one is up.
-    pub fn child(&self) -> Option<&crate::ikev2::child::ChildHandle> {
+    pub fn child(&self) -> Option<&ChildHandle> {
         match &self.state {
             State::Established(s) => s.child.as_ref(),
             _ => None,
@@ -350,6 +352,138 @@ impl IkeSa {
         self.out = out;
     }
 
+    /// Rekeys the CHILD SA (RFC 7296 §1.3.3): sends CREATE_CHILD_SA now,
+    /// or once the request in flight is answered. Asking again while a
+    /// rekey of it is pending does nothing.
+    ///
+    /// # Errors
+    /// [`Error::NotReady`] if the IKE SA is not established, is going
+    /// away, or has no CHILD SA.
+    pub fn handle_rekey_child(&mut self, now: Instant, rng: &mut dyn Random) -> Result<(), Error> {
+        let State::Established(est) = &self.state else {
+            return Err(Error::NotReady("the IKE SA is not established"));
+        };
+        if est.closing() {
+            return Err(Error::NotReady(
+                "the IKE SA is being deleted or was rekeyed",
+            ));
+        }
+        let spi = est
+            .child
+            .as_ref()
+            .map(|c| c.spi_in)
+            .ok_or(Error::NotReady("the IKE SA has no CHILD SA"))?;
+        self.enqueue(now, rng, Queued::RekeyChild(spi));
+        Ok(())
+    }
+
+    /// Creates a CHILD SA for an IKE SA that has none (after a hard
+    /// expiry): CREATE_CHILD_SA without REKEY_SA (RFC 7296 §1.3.1).
+    ///
+    /// # Errors
+    /// [`Error::NotReady`] if the IKE SA is not established, is going
+    /// away, or already has a CHILD SA.
+    pub fn handle_create_child(&mut self, now: Instant, rng: &mut dyn Random) -> Result<(), Error> {
+        let State::Established(est) = &self.state else {
+            return Err(Error::NotReady("the IKE SA is not established"));
+        };
+        if est.closing() {
+            return Err(Error::NotReady(
+                "the IKE SA is being deleted or was rekeyed",
+            ));
+        }
+        if est.child.is_some() {
+            return Err(Error::NotReady(
+                "the IKE SA has a CHILD SA (one per IKE SA is supported)",
+            ));
+        }
+        self.enqueue(now, rng, Queued::NewChild);
+        Ok(())
+    }
+
+    /// Rekeys the IKE SA (RFC 7296 §1.3.2): sends CREATE_CHILD_SA now, or
+    /// once the request in flight is answered. On success a new IKE SA
+    /// (see [`IkeSa::take_spawned`]) takes over the CHILD SAs and this one
+    /// is deleted.
+    ///
+    /// # Errors
+    /// [`Error::NotReady`] if the IKE SA is not established or is going away.
+    pub fn handle_rekey_ike(&mut self, now: Instant, rng: &mut dyn Random) -> Result<(), Error> {
+        match &self.state {
+            State::Established(est) if !est.closing() => {
+                self.enqueue(now, rng, Queued::RekeyIke);
+                Ok(())
+            }
+            State::Established(_) => Err(Error::NotReady(
+                "the IKE SA is being deleted or was rekeyed",
+            )),
+            _ => Err(Error::NotReady("the IKE SA is not established")),
+        }
+    }
+
+    /// The kernel reports the soft lifetime of SA `id`: rekeys the CHILD
+    /// SA it belongs to. Returns whether `id` is one of this IKE SA's
+    /// CHILD SAs (a replaced one, or one already being rekeyed, is left
+    /// alone).
+    pub fn handle_soft_expire(&mut self, now: Instant, rng: &mut dyn Random, id: &SaId) -> bool {
+        let State::Established(est) = &self.state else {
+            return false;
+        };
+        let is = |c: &ChildHandle| c.inbound == *id || c.outbound == *id;
+        if est.rekeyed.iter().any(is) {
+            return true; // replaced already, on its way out
+        }
+        let Some(spi) = est.child.as_ref().filter(|c| is(c)).map(|c| c.spi_in) else {
+            return false;
+        };
+        if !est.closing() {
+            self.enqueue(now, rng, Queued::RekeyChild(spi));
+        }
+        true
+    }
+
+    /// The kernel removed SA `id` at its hard lifetime. A replaced CHILD
+    /// SA is simply forgotten; the current one is deleted with an
+    /// INFORMATIONAL `D(ESP)` (RFC 7296 §1.4.1), leaving the IKE SA without
+    /// a CHILD SA. Either way [`Output::DeleteChild`] names both directions,
+    /// one of which the kernel already dropped. Returns whether `id` is one
+    /// of this IKE SA's CHILD SAs.
+    pub fn handle_hard_expire(&mut self, now: Instant, rng: &mut dyn Random, id: &SaId) -> bool {
+        let State::Established(est) = &mut self.state else {
+            return false;
+        };
+        let is = |c: &ChildHandle| c.inbound == *id || c.outbound == *id;
+        if let Some(c) = est.take_rekeyed_where(is) {
+            self.out.push_back(Output::DeleteChild {
+                inbound: c.inbound,
+                outbound: c.outbound,
+            });
+            return true;
+        }
+        let Some(c) = est.child.take_if(|c| is(c)) else {
+            return false;
+        };
+        let spi = c.spi_in;
+        est.rekeyed.push(c);
+        self.enqueue(now, rng, Queued::DeleteChild(spi));
+        true
+    }
+
+    fn enqueue(&mut self, now: Instant, rng: &mut dyn Random, q: Queued) {
+        let mut out = std::mem::take(&mut self.out);
+        let mut cx = Context {
+            now,
+            rng,
+            out: &mut out,
+        };
+        let state = std::mem::replace(&mut self.state, State::Closed(Error::LocallyClosed));
+        self.state = match state {
+            State::Established(est) if !est.requested(q) => est.enqueue(self, &mut cx, q),
+            other => other,
+        };
+        self.out = out;
+    }
+
     // --- poll_* --------------------------------------------------------
 
     /// Next request to the driver.
@@ -372,7 +506,7 @@ impl IkeSa {
                     .is_none()
                     .then(|| e.liveness_deadline(&self.config))
                     .flatten();
-                [liveness, e.keepalive_deadline()]
+                [liveness, e.keepalive_deadline(), e.timer_deadline()]
                     .into_iter()
                     .flatten()
                     .min()

@@ -4,4 +4,5 @@
 
 mod endpoint;
 mod handshake;
+mod rekey;
 pub(crate) mod sim;

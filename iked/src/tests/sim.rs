@@ -12,12 +12,16 @@ use libracoon::crypto::{DhGroup, EncrAlg, IntegAlg, PrfAlg, SeededRandom};
 use zeroize::Zeroizing;
 
 use crate::ikev2::config::{
-    ChildConfig, EspAlgorithms, Identity, IkeAlgorithms, Mode, PeerConfig, Retransmit,
+    ChildConfig, ChildLifetime, EspAlgorithms, Identity, IkeAlgorithms, Mode, PeerConfig,
+    Retransmit,
 };
 use crate::ikev2::endpoint::Endpoint;
 use crate::ikev2::error::Error;
 use crate::ikev2::output::{ChildSa, Event, Output, Path};
+use crate::ikev2::sa::State;
+use crate::ikev2::sk;
 use crate::ikev2::ts::TsRange;
+use crate::ikev2::wire::Message;
 
 /// Fault model of the simulated link, per datagram.
 #[derive(Debug, Clone, Copy, Default)]
@@ -49,6 +53,18 @@ impl Seen {
             .any(|e| matches!(e, Event::IkeEstablished { .. }))
     }
 
+    /// CHILD SAs installed and not deleted since.
+    pub(crate) fn live(&self) -> Vec<&ChildSa> {
+        self.installed
+            .iter()
+            .filter(|c| {
+                !self
+                    .deleted
+                    .contains(&(c.inbound.id.spi, c.outbound.id.spi))
+            })
+            .collect()
+    }
+
     pub(crate) fn closed_with(&self) -> Option<&Error> {
         self.events.iter().find_map(|e| match e {
             Event::IkeClosed(err) => Some(err),
@@ -78,6 +94,9 @@ pub(crate) struct Pair {
     pub(crate) nat_a: bool,
     /// Applied to every datagram towards B before delivery.
     pub(crate) tamper_to_b: Option<fn(&mut Vec<u8>)>,
+    /// Every delivered datagram as `A>B <summary>`, SK payloads opened
+    /// with the receiver's keys where it has an established SA.
+    pub(crate) transcript: Vec<String>,
     flight: Vec<InFlight>,
     faults: u64,
 }
@@ -99,6 +118,7 @@ impl Pair {
             cut: false,
             nat_a: false,
             tamper_to_b: None,
+            transcript: Vec::new(),
             flight: Vec::new(),
             faults: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
         }
@@ -113,7 +133,8 @@ impl Pair {
         self.a.initiate(self.now, "to-b", path).expect("initiate");
     }
 
-    /// Runs until nothing is in flight and no timer is due within `limit`.
+    /// Runs until nothing is in flight and no timer is due within `limit`;
+    /// if a timer is due later, the clock stops at `limit`.
     pub(crate) fn drive_for(&mut self, limit: Duration) {
         let end = self.now + limit;
         loop {
@@ -127,6 +148,7 @@ impl Pair {
                 return;
             };
             if next > end {
+                self.now = self.now.max(end);
                 return;
             }
             self.now = self.now.max(next);
@@ -173,6 +195,13 @@ impl Pair {
                 remote: f.path.local,
             }
         };
+        let (to, arrow) = if f.to_b {
+            (&self.b, "A>B")
+        } else {
+            (&self.a, "B>A")
+        };
+        self.transcript
+            .push(format!("{arrow} {}", summarize(to, &f.bytes)));
         if f.to_b {
             if let Some(t) = self.tamper_to_b {
                 t(&mut f.bytes);
@@ -246,6 +275,33 @@ impl Pair {
     }
 }
 
+/// The summary line of a datagram, its SK payload opened with `to`'s keys
+/// when `to` has the established IKE SA it is for.
+fn summarize(to: &Endpoint, bytes: &[u8]) -> String {
+    let Ok(msg) = Message::parse(bytes) else {
+        return "<malformed>".into();
+    };
+    let spi = if msg.header.flags.initiator() {
+        msg.header.spi_r
+    } else {
+        msg.header.spi_i
+    };
+    let sa = to.sas().find(|s| s.local_spi() == spi);
+    let inner = sa.and_then(|sa| match &sa.state {
+        State::Established(e) => sk::open(bytes, &msg, e.keyed.sk_in(sa.role())).ok(),
+        _ => None,
+    });
+    match inner {
+        Some(payloads) => Message {
+            header: msg.header,
+            payloads,
+            sk: None,
+        }
+        .to_string(),
+        None => msg.to_string(),
+    }
+}
+
 pub(crate) fn sock(addr: &str, port: u16) -> SocketAddr {
     SocketAddr::new(addr.parse::<IpAddr>().expect("addr"), port)
 }
@@ -277,7 +333,10 @@ pub(crate) fn config_a() -> PeerConfig {
                 integ: vec![],
             },
             reqid: 1,
+            pfs: None,
+            lifetime: ChildLifetime::default(),
         },
+        ike_lifetime: None,
         dpd_delay: None,
         retransmit: Retransmit::default(),
         nonce_len: 32,
