@@ -87,3 +87,91 @@ fn racoon3_rekeys_the_ike_sa_when_its_lifetime_runs_out() {
         log()
     );
 }
+
+#[test]
+#[ignore = "needs root, network namespaces and strongSwan (run with --run-ignored all)"]
+fn racoon3_rekeys_the_child_sa_on_its_soft_lifetime_and_traffic_keeps_flowing() {
+    require_root_and_tools();
+    let lab = Lab::two_hosts().expect("lab");
+    let mut conn = SwanConn::psk_tunnel_v4(&lab.b, &lab.a);
+    conn.ike_proposals = "aes128gcm16-prfsha256-x25519".into();
+    conn.esp_proposals = "aes128gcm16".into();
+    let swan = StrongSwan::start(&lab.dir, &lab.b.netns, "b", std::slice::from_ref(&conn))
+        .expect("charon");
+    let psk_file = lab.dir.path().join("psk-a");
+    std::fs::write(&psk_file, &conn.psk).expect("psk file");
+    let algs = Algs {
+        ike_enc: "aes128_gcm16",
+        ike_hash: "hmac_sha2_256",
+        dh: "curve25519",
+        esp_enc: "aes128_gcm16",
+        esp_auth: "",
+    };
+    // The datapath raises the soft expiry at 80-90% of 6 s; iked rekeys.
+    let conf = racoon2conf::tunnel(&lab.a, &lab.b, Family::V4, &algs, &psk_file, "tunnel").replace(
+        "ipsec_sa_lifetime_time infinite;",
+        "ipsec_sa_lifetime_time 6 sec;",
+    );
+    assert!(conf.contains("ipsec_sa_lifetime_time 6 sec;"), "{conf}");
+    let peer: IpAddr = lab.b.outer_v4.into();
+    let iked = Iked::start(&lab.dir, &lab.a.netns, "a", &conf, Some(peer)).expect("iked");
+    let log = || {
+        format!(
+            "--- iked ---\n{}\n--- spmd ---\n{}\n--- charon ---\n{}",
+            iked.log(),
+            iked.spmd_log(),
+            swan.log()
+        )
+    };
+    swan.wait_established(&conn.name, &conn.child, WAIT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", log()));
+    iked.wait_for_log(
+        "reached its soft lifetime: rekeying",
+        Duration::from_secs(15),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", log()));
+    let rekeyed = interop::wait_for(|| iked.log().matches("INSTALLED").count() >= 2, WAIT);
+    assert!(rekeyed, "a second CHILD SA was installed:\n{}", log());
+    let settled = interop::wait_for(
+        || {
+            swan.sas().is_ok_and(|s| {
+                s.len() == 1 && s[0].is_up(&conn.name, &conn.child) && s[0].children.len() == 1
+            })
+        },
+        WAIT,
+    );
+    assert!(
+        settled,
+        "one IKE SA with one CHILD SA on strongSwan:\n{}\n{}",
+        swan.list_sas().unwrap_or_default(),
+        log()
+    );
+    for (from, to) in [(&lab.a, &lab.b), (&lab.b, &lab.a)] {
+        if let Err(out) = racoon2conf::ping_lan(from, to, Family::V4) {
+            panic!(
+                "ping {} -> {} after the CHILD rekey:\n{out}\n{}",
+                from.label,
+                to.label,
+                log()
+            );
+        }
+    }
+    // `racoonctl rekey` does it on demand too.
+    let (_, sas, _) = iked.racoonctl(&["--json", "show", "sa"]).expect("show sa");
+    let spi = sas
+        .split("\"spi_in\":\"")
+        .nth(1)
+        .and_then(|rest| rest.get(..8))
+        .expect("a CHILD SA SPI")
+        .to_owned();
+    let before = iked.log().matches("INSTALLED").count();
+    let (code, out, err) = iked.racoonctl(&["rekey", &spi]).expect("rekey");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("rekeying CHILD SA"), "{out}");
+    let again = interop::wait_for(|| iked.log().matches("INSTALLED").count() > before, WAIT);
+    assert!(
+        again,
+        "racoonctl rekey installed a new CHILD SA:\n{}",
+        log()
+    );
+}

@@ -408,7 +408,7 @@ fn strongswan_rekeys_the_ike_sa_and_the_child_sa_moves_along() {
     let r = start_tuned(&case, false, PSK, |c| c.ike_rekey_time = Some("3s".into()));
     check_established(&r, &case);
     r.iked
-        .wait_for_log("rekeyed by", Duration::from_secs(15))
+        .wait_for_log("rekeyed with", Duration::from_secs(15))
         .unwrap_or_else(|e| {
             panic!("{e}\n--- charon ---\n{}", r.swan.log());
         });

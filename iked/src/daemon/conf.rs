@@ -300,12 +300,6 @@ fn child_config(
     if encr.iter().any(|e| !e.is_aead()) && integ.is_empty() {
         bail!("esp_auth_alg: a non-AEAD esp_enc_alg needs an implemented integrity algorithm");
     }
-    if selector.src_port.is_some() || selector.dst_port.is_some() {
-        notes.push(format!(
-            "selector {}: ports are negotiated in the traffic selectors but not enforced by the userspace datapath yet",
-            selector.name
-        ));
-    }
     Ok(ChildConfig {
         local_ts: vec![local],
         remote_ts: vec![remote_ts],

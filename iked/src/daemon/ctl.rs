@@ -49,12 +49,7 @@ pub(crate) async fn answer(
             }),
             other => other,
         },
-        Request::Rekey { target } => Err(CtlError::new(
-            ErrorCode::Unsupported,
-            format!(
-                "rekey {target}: iked does not initiate rekeys yet; `racoonctl terminate` and the next packet renegotiate"
-            ),
-        )),
+        Request::Rekey { target } => rekey(endpoint, &target),
         Request::ShowPolicy | Request::Reload | Request::Kernel { .. } => Err(CtlError::new(
             ErrorCode::Unsupported,
             "iked holds IKE SAs, not policies: this is spmd's (racoonctl asks spmd for it)",
@@ -170,6 +165,44 @@ fn initiate(
 }
 
 /// `target` is a remote name, an IKE SA's SPI (16 hex digits), or `all`.
+/// `rekey SPI`: 8 hex digits name a CHILD SA (either of its SPIs), 16 an
+/// IKE SA (either SPI).
+fn rekey(endpoint: &mut Endpoint, target: &str) -> Result<ResponseBody, CtlError> {
+    let bad = || {
+        CtlError::new(
+            ErrorCode::BadRequest,
+            format!("rekey {target}: expected a CHILD SA SPI (8 hex digits) or an IKE SA SPI (16)"),
+        )
+    };
+    let spi = u64::from_str_radix(target, 16).map_err(|_| bad())?;
+    let now = Instant::now();
+    let (ike_spi, child) = match target.len() {
+        8 => endpoint
+            .sas()
+            .find(|sa| {
+                sa.child()
+                    .is_some_and(|c| u64::from(c.spi_in) == spi || u64::from(c.spi_out) == spi)
+            })
+            .map(|sa| (sa.local_spi(), true)),
+        16 => endpoint
+            .sas()
+            .find(|sa| sa.spi_i() == spi || sa.spi_r() == spi)
+            .map(|sa| (sa.local_spi(), false)),
+        _ => return Err(bad()),
+    }
+    .ok_or_else(|| CtlError::new(ErrorCode::NotFound, format!("no SA with SPI {target}")))?;
+    let result = if child {
+        endpoint.rekey_child(now, ike_spi)
+    } else {
+        endpoint.rekey_ike(now, ike_spi)
+    };
+    result.map_err(|e| CtlError::new(ErrorCode::NotFound, format!("rekey {target}: {e}")))?;
+    let what = if child { "CHILD SA" } else { "IKE SA" };
+    Ok(ResponseBody::Done {
+        message: format!("rekeying {what} {target}"),
+    })
+}
+
 fn terminate(endpoint: &mut Endpoint, target: &str) -> Result<ResponseBody, CtlError> {
     let spi = u64::from_str_radix(target, 16)
         .ok()

@@ -28,9 +28,9 @@ pub fn on_event(
             };
             // An IKE SA that is negotiating, or up with its CHILD SA, covers
             // this traffic already. One that is up without a CHILD SA (the
-            // peer deleted it, or it failed) cannot carry it: replace it,
-            // since we do not create CHILD SAs on an existing IKE SA yet.
-            let mut stale = Vec::new();
+            // peer deleted it, or a hard expiry removed it) gets a new one.
+            let now = std::time::Instant::now();
+            let mut childless = None;
             for sa in endpoint
                 .sas()
                 .filter(|sa| sa.config().name == name && sa.closed().is_none())
@@ -38,10 +38,21 @@ pub fn on_event(
                 if !sa.is_established() || sa.child().is_some() {
                     return;
                 }
-                stale.push(sa.local_spi());
+                childless = Some(sa.local_spi());
             }
-            for spi in stale {
-                endpoint.delete(std::time::Instant::now(), spi);
+            if let Some(spi) = childless {
+                tracing::info!(
+                    "ACQUIRE for {src} -> {dst} (reqid {reqid}): creating a CHILD SA on IKE SA {name}[{spi:016x}]"
+                );
+                match endpoint.create_child(now, spi) {
+                    Ok(()) => return,
+                    Err(e) => {
+                        tracing::warn!(
+                            "cannot create a CHILD SA on {name}[{spi:016x}] ({e}); replacing the IKE SA"
+                        );
+                        endpoint.delete(now, spi);
+                    }
+                }
             }
             let Some(remote) = super::conf::initiation_target(config, &name) else {
                 tracing::warn!(
@@ -55,25 +66,26 @@ pub fn on_event(
             }
         }
         KernelEvent::Expire { id, hard: true } => {
-            // The kernel dropped the SA. We cannot rekey it ourselves yet, so
-            // delete its IKE SA: the peer learns it is gone, and the next
-            // packet raises an ACQUIRE that builds fresh SAs.
-            let owner = endpoint
-                .sas()
-                .find(|sa| {
-                    sa.child()
-                        .is_some_and(|c| c.inbound == *id || c.outbound == *id)
-                })
-                .map(|sa| (sa.local_spi(), sa.config().name.clone()));
-            match owner {
-                Some((spi, name)) => {
-                    tracing::warn!(
-                        "SA {:08x} of remote {name} hit its hard lifetime; deleting its IKE SA (initiating rekeys is not implemented yet)",
-                        id.spi
-                    );
-                    endpoint.delete(std::time::Instant::now(), spi);
-                }
-                None => tracing::warn!("SA {:08x} to {} hit its hard lifetime", id.spi, id.dst),
+            // The kernel dropped the SA. A replaced one is just forgotten;
+            // the current one is deleted with the peer, and the next packet
+            // creates a new CHILD SA on the same IKE SA.
+            match endpoint.on_hard_expire(std::time::Instant::now(), *id) {
+                Some(spi) => tracing::warn!(
+                    "SA {:08x} to {} hit its hard lifetime (IKE SA {spi:016x})",
+                    id.spi,
+                    id.dst
+                ),
+                None => tracing::info!("SA {:08x} to {} hit its hard lifetime", id.spi, id.dst),
+            }
+        }
+        KernelEvent::Expire { id, hard: false } => {
+            match endpoint.on_soft_expire(std::time::Instant::now(), *id) {
+                Some(spi) => tracing::info!(
+                    "SA {:08x} to {} reached its soft lifetime: rekeying its CHILD SA (IKE SA {spi:016x})",
+                    id.spi,
+                    id.dst
+                ),
+                None => tracing::debug!("soft expiry of SA {:08x}, which no IKE SA owns", id.spi),
             }
         }
         KernelEvent::Migrate { old, new, .. } => {
@@ -100,13 +112,6 @@ pub fn on_event(
                 endpoint.delete(std::time::Instant::now(), spi);
             }
         }
-        KernelEvent::Expire { id, hard: false } => {
-            tracing::info!(
-                "SA {:08x} to {} reached its soft lifetime; initiating rekeys is not implemented yet, the peer may rekey",
-                id.spi,
-                id.dst
-            );
-        }
     }
 }
 
@@ -115,28 +120,71 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_hard_expiry_deletes_the_ike_sa_that_owned_the_child() {
+    fn a_hard_expiry_deletes_the_child_sa_and_an_acquire_creates_a_new_one() {
         use crate::tests::sim::{Link, Pair, config_a, config_b};
         let mut p = Pair::new(config_a(), config_b(), Link::default(), 30);
         p.initiate();
         p.drive();
-        let id = p.seen_a.installed[0].outbound.id;
-        let expire = KernelEvent::Expire { id, hard: true };
+        let first = p.seen_a.installed[0].outbound.id;
+        let config = libracoon::config::Config::default();
         on_event(
             &mut p.a,
-            &libracoon::config::Config::default(),
+            &config,
             &[],
-            &expire,
+            &KernelEvent::Expire {
+                id: first,
+                hard: true,
+            },
         );
         p.drive();
+        assert_eq!(p.seen_b.deleted.len(), 1, "the peer removed its CHILD SA");
         assert!(
-            p.a.sas().next().is_none() && p.b.sas().next().is_none(),
-            "both sides deleted the IKE SA"
+            p.a.sas()
+                .all(|sa| sa.is_established() && sa.child().is_none()),
+            "the IKE SA stays, without a CHILD SA"
         );
+        let reqid = p.seen_a.installed[0].outbound.reqid;
+        let acquire = KernelEvent::Acquire {
+            reqid,
+            src: "198.51.100.1".parse().unwrap(),
+            dst: "203.0.113.1".parse().unwrap(),
+            proto: 1,
+        };
+        on_event(&mut p.a, &config, &[], &acquire);
+        p.drive();
         assert_eq!(
-            p.seen_b.deleted.len(),
-            1,
-            "and the peer removed its CHILD SA"
+            p.seen_a.installed.len(),
+            2,
+            "a new CHILD SA on the same IKE SA"
         );
+        assert_ne!(p.seen_a.installed[1].outbound.id, first);
+        assert_eq!(p.a.sas().count(), 1);
+    }
+
+    #[test]
+    fn a_soft_expiry_rekeys_the_child_sa() {
+        use crate::tests::sim::{Link, Pair, config_a, config_b};
+        let mut p = Pair::new(config_a(), config_b(), Link::default(), 31);
+        p.initiate();
+        p.drive();
+        let old = p.seen_a.installed[0].outbound.id;
+        let config = libracoon::config::Config::default();
+        on_event(
+            &mut p.a,
+            &config,
+            &[],
+            &KernelEvent::Expire {
+                id: old,
+                hard: false,
+            },
+        );
+        p.drive();
+        assert_eq!(p.seen_a.installed.len(), 2, "new CHILD SA installed");
+        assert_eq!(p.seen_b.installed.len(), 2);
+        let child =
+            p.a.sas()
+                .find_map(crate::ikev2::sa::IkeSa::child)
+                .expect("a child");
+        assert_ne!(child.outbound, old, "the old one was replaced");
     }
 }

@@ -71,7 +71,7 @@ pub(crate) fn describe(tag: &SaTag, ev: &Event) -> Report {
         Event::IkeRekeyed { new_spi } => Report::info(
             "ike_rekeyed",
             format!(
-                "IKE SA {name}[{:016x}] rekeyed by {peer}: now {name}[{new_spi:016x}]",
+                "IKE SA {name}[{:016x}] rekeyed with {peer}: now {name}[{new_spi:016x}]",
                 tag.spi
             ),
         ),
