@@ -1,0 +1,6 @@
+//! kinkd, racoon3's KINK daemon (RFC 4430): IPsec SAs keyed through
+//! Kerberos in one round trip, with IKEv1 Quick Mode payloads
+//! (`libracoon::isakmp`) inside KINK messages.
+//!
+//! Work in progress: the wire codec and the Kerberos access come first;
+//! the protocol core and the daemon follow. Nothing here runs yet.
