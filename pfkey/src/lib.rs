@@ -15,6 +15,7 @@
 pub mod handoff;
 pub mod memory;
 pub mod remote;
+pub mod split;
 pub mod userspace;
 
 pub use libracoon::ipsec::{
