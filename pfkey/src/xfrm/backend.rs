@@ -170,6 +170,7 @@ impl Kernel for XfrmKernel {
 
     async fn update_sa(&self, sa: SaSpec) -> Result<(), KernelError> {
         self.new_sa(&sa, true).await?;
+        lock(&self.larval).remove(&sa.id);
         lock(&self.directions).insert(sa.id, sa.direction);
         Ok(())
     }

@@ -319,7 +319,7 @@ fn template(
     Ok(t)
 }
 
-/// A policy's priority: [`PRIORITY_BASE`] less 64 per prefix bit, 32 for
+/// A policy's priority: 100000 less 64 per prefix bit, 32 for
 /// a protocol, 8 per port, so that the most specific match wins (Linux
 /// picks the lowest number).
 pub fn priority(sel: &XfrmSelector) -> u32 {
