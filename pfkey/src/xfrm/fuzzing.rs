@@ -41,7 +41,11 @@ pub fn xfrm_msg(data: &[u8]) {
 mod tests {
     use super::*;
 
-    const SEEDS: [&[u8]; 3] = [
+    const SEEDS: [&[u8]; 7] = [
+        include_bytes!("../../testdata/xfrm/kernel-acquire.bin"),
+        include_bytes!("../../testdata/xfrm/kernel-expire.bin"),
+        include_bytes!("../../testdata/xfrm/kernel-policy-dump.bin"),
+        include_bytes!("../../testdata/xfrm/kernel-error-no-esp.bin"),
         include_bytes!("../../testdata/xfrm/iproute2-newpolicy.bin"),
         include_bytes!("../../testdata/xfrm/iproute2-newsa-aead.bin"),
         include_bytes!("../../testdata/xfrm/iproute2-newsa-cbc.bin"),

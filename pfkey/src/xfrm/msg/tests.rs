@@ -246,3 +246,104 @@ fn truncated_fixed_parts_are_errors_not_panics() {
         assert!(Body::parse(&h, &v).is_err(), "{ty:#x}");
     }
 }
+
+/// Messages the kernel made (see `testdata/xfrm/README.md`): the parse
+/// side checked against an independent producer.
+mod kernel {
+    use super::*;
+    use crate::{IpsecMode, KernelEvent};
+
+    const ACQUIRE: &[u8] = include_bytes!("../../../testdata/xfrm/kernel-acquire.bin");
+    const EXPIRE: &[u8] = include_bytes!("../../../testdata/xfrm/kernel-expire.bin");
+    const DUMP: &[u8] = include_bytes!("../../../testdata/xfrm/kernel-policy-dump.bin");
+    const ERROR: &[u8] = include_bytes!("../../../testdata/xfrm/kernel-error-no-esp.bin");
+
+    #[test]
+    fn a_kernel_acquire_becomes_the_event() {
+        let m = only(ACQUIRE);
+        assert_eq!((m.header.ty, m.header.seq), (msg_type::ACQUIRE, 0));
+        assert_eq!(
+            crate::xfrm::convert::events(&m.body),
+            [KernelEvent::Acquire {
+                reqid: 42,
+                src: ip("192.0.2.1"),
+                dst: ip("192.0.2.2"),
+                proto: 17,
+            }]
+        );
+        let Body::Acquire(a) = m.body else { panic!() };
+        assert_eq!(a.fixed.policy.dir, dir::OUT);
+        assert_eq!(a.fixed.id.proto, IPPROTO_ESP);
+        assert!(a.attrs.contains(&Attr::PolicyType(0)), "{:?}", a.attrs);
+    }
+
+    #[test]
+    fn a_kernel_expire_becomes_the_event() {
+        let m = only(EXPIRE);
+        assert_eq!(
+            crate::xfrm::convert::events(&m.body),
+            [KernelEvent::Expire {
+                id: SaId {
+                    dst: ip("192.0.2.1"),
+                    spi: 0x0f62_77c7
+                },
+                hard: true
+            }]
+        );
+    }
+
+    #[test]
+    fn a_kernel_policy_dump_reads_back_as_the_policies() {
+        let all: Vec<_> = Message::parse_all(DUMP).map(|m| m.unwrap()).collect();
+        assert_eq!(all.len(), 2);
+        let specs: Vec<_> = all
+            .iter()
+            .map(|m| {
+                assert_eq!(m.header.flags, flags::MULTI);
+                let Body::NewPolicy(p) = &m.body else {
+                    panic!("{:?}", m.body)
+                };
+                crate::xfrm::convert::policy_spec(p).unwrap()
+            })
+            .collect();
+        let want_in = PolicySpec {
+            selector: Selector::ranges(
+                (ip("198.51.100.0"), ip("198.51.100.255")),
+                (ip("203.0.113.0"), ip("203.0.113.255")),
+            ),
+            direction: SaDirection::Inbound,
+            action: PolicyAction::Protect {
+                reqid: 7,
+                mode: IpsecMode::Tunnel,
+            },
+            tunnel: Some((ip("192.0.2.1"), ip("192.0.2.2"))),
+        };
+        let want_out = PolicySpec {
+            selector: Selector::ranges(
+                (ip("192.0.2.1"), ip("192.0.2.1")),
+                (ip("192.0.2.2"), ip("192.0.2.2")),
+            ),
+            direction: SaDirection::Outbound,
+            action: PolicyAction::Protect {
+                reqid: 42,
+                mode: IpsecMode::Transport,
+            },
+            tunnel: None,
+        };
+        assert!(
+            specs.contains(&want_in) && specs.contains(&want_out),
+            "{specs:?}"
+        );
+    }
+
+    #[test]
+    fn a_kernel_error_with_the_whole_request_echoed_yields_errno_and_text() {
+        let m = only(ERROR);
+        assert_eq!(m.header.flags, flags::ACK_TLVS);
+        let Body::Error(e) = m.body else { panic!() };
+        assert_eq!(e.errno(), libc::EPROTONOSUPPORT);
+        assert_eq!(e.echo.ty, msg_type::NEWSA);
+        assert_eq!(e.echo_payload.len() + 16, e.echo.len as usize);
+        assert_eq!(e.message().as_deref(), Some("Requested type not found"));
+    }
+}
