@@ -263,7 +263,7 @@ mod kernel {
         let m = only(ACQUIRE);
         assert_eq!((m.header.ty, m.header.seq), (msg_type::ACQUIRE, 0));
         assert_eq!(
-            crate::xfrm::convert::events(&m.body),
+            convert::events(&m.body),
             [KernelEvent::Acquire {
                 reqid: 42,
                 src: ip("192.0.2.1"),
@@ -281,7 +281,7 @@ mod kernel {
     fn a_kernel_expire_becomes_the_event() {
         let m = only(EXPIRE);
         assert_eq!(
-            crate::xfrm::convert::events(&m.body),
+            convert::events(&m.body),
             [KernelEvent::Expire {
                 id: SaId {
                     dst: ip("192.0.2.1"),
@@ -303,7 +303,7 @@ mod kernel {
                 let Body::NewPolicy(p) = &m.body else {
                     panic!("{:?}", m.body)
                 };
-                crate::xfrm::convert::policy_spec(p).unwrap()
+                convert::policy_spec(p).unwrap()
             })
             .collect();
         let want_in = PolicySpec {
