@@ -11,8 +11,9 @@
 //!   prefix is refused as unsupported rather than widened.
 //! - **SA selectors**: tunnel SAs carry none (any) and
 //!   `XFRM_STATE_AF_UNSPEC`, like strongSwan's; a transport SA with one
-//!   selector pair carries it, so the kernel's inbound check
-//!   (`__xfrm_policy_check`) sees the same traffic the policy does.
+//!   selector pair (expressible as prefixes) carries it, so the kernel's
+//!   inbound check (`__xfrm_policy_check`) sees the same traffic the
+//!   policy does; with several pairs it carries none.
 //! - **Replay**: one `XFRMA_REPLAY_ESN_VAL` for ESN or windows beyond 32
 //!   (the default window here is [`DEFAULT_REPLAY_WINDOW`]).
 //! - **Policies**: an inbound tunnel-mode `Protect` policy is installed
@@ -75,8 +76,12 @@ pub fn sa_message(spec: &SaSpec) -> Result<SaMsg, KernelError> {
         }
         IpsecMode::Transport => {
             info.mode = MODE_TRANSPORT;
-            if let [only] = spec.selectors.as_slice() {
-                info.sel = selector(only)?;
+            // One pair that is a pair of prefixes narrows the SA; anything
+            // else leaves it open and the policies do the checking.
+            if let [only] = spec.selectors.as_slice()
+                && let Ok(sel) = selector(only)
+            {
+                info.sel = sel;
             }
         }
     }

@@ -39,6 +39,8 @@ pub fn xfrm_msg(data: &[u8]) {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     const SEEDS: [&[u8]; 7] = [

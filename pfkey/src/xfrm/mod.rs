@@ -15,6 +15,7 @@
 //! The codec ([`netlink`] to [`msg`]) is sans-IO, bounds-checked and
 //! never panics on input; its tests compare with bytes captured from
 //! iproute2 (`testdata/xfrm/`). Layouts are those of 64-bit ABIs.
+#![deny(clippy::unwrap_used)]
 
 pub mod attr;
 mod backend;

@@ -78,6 +78,8 @@ pub fn enable_udp_encap(fd: BorrowedFd<'_>) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use std::os::fd::AsFd;
 
     use socket2::{Socket, Type};

@@ -836,6 +836,8 @@ impl EncapTmpl {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     /// Sizes from `offsetof`/`sizeof` on x86_64 against

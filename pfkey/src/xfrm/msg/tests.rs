@@ -1,6 +1,7 @@
 //! Golden bytes: messages captured from iproute2 (`strace -e sendmsg -xx
 //! ip xfrm ...`, see `testdata/xfrm/README.md`) must parse, and the
 //! messages racoon3 builds for the same SA or policy must be those bytes.
+#![allow(clippy::unwrap_used)]
 
 use std::net::IpAddr;
 
