@@ -551,3 +551,80 @@ fn bypassed_sockets_pass_a_discard_policy() {
         }
     });
 }
+
+/// Every SA shape the backend builds (each transform, IPv4 and IPv6,
+/// tunnel and transport, ESP in UDP, ESN, lifetimes, both directions)
+/// gets past the kernel's message validation (`verify_newsa_info`, the
+/// algorithm lookups, the replay and encapsulation attributes): on this
+/// ESP-less kernel each fails only where the ESP type is looked up
+/// (`EPROTONOSUPPORT`), or for an AEAD the host lacks (`ENOSYS`), never
+/// as malformed (`EINVAL`).
+#[test]
+#[ignore = "needs root: creates network namespaces"]
+fn every_sa_shape_passes_kernel_validation_up_to_the_missing_esp() {
+    in_netns("sa-shapes", || async {
+        if pfkey::xfrm::kernel_has_esp().await {
+            eprintln!("sa-shapes: skipped, this kernel has ESP");
+            return;
+        }
+        let k = XfrmKernel::open().expect("XFRM netlink");
+        let transforms = [
+            ((12, 128), 16, Some(2)),
+            ((12, 256), 32, Some(12)),
+            ((12, 128), 16, Some(13)),
+            ((12, 192), 24, Some(14)),
+            ((20, 128), 20, None),
+            ((19, 256), 36, None),
+            ((28, 256), 36, None),
+        ];
+        let endpoints = [
+            ("192.0.2.1", "192.0.2.2", lan_selector()),
+            (
+                "2001:db8::1",
+                "2001:db8::2",
+                Selector::ranges(host("2001:db8::1"), host("2001:db8::2")),
+            ),
+        ];
+        let mut tried = 0;
+        for (encr, key, auth) in transforms {
+            for (src, dst, selector) in &endpoints {
+                for (mode, encap, esn, direction) in [
+                    (IpsecMode::Tunnel, true, true, SaDirection::Outbound),
+                    (IpsecMode::Transport, false, false, SaDirection::Inbound),
+                ] {
+                    let mut s = sa(encr, key, auth);
+                    s.id.dst = addr(dst);
+                    s.src = addr(src);
+                    s.mode = mode;
+                    s.direction = direction;
+                    s.selectors = vec![selector.clone()];
+                    s.esn = esn;
+                    s.replay_window = if esn { 0 } else { 32 };
+                    s.encap = encap.then_some(pfkey::UdpEncap {
+                        sport: 4500,
+                        dport: 4500,
+                    });
+                    s.lifetime = pfkey::Lifetime {
+                        soft_bytes: Some(1 << 30),
+                        hard_bytes: Some(1 << 31),
+                        soft_time: Some(Duration::from_secs(3000)),
+                        hard_time: Some(Duration::from_secs(3600)),
+                        ..Default::default()
+                    };
+                    let e = k.add_sa(s.clone()).await.unwrap_err();
+                    let KernelError::Unsupported { what, .. } = &e else {
+                        panic!("{encr:?} {auth:?} {dst} {mode:?}: {e:?}")
+                    };
+                    let aead = auth.is_none();
+                    assert!(
+                        what.contains("no ESP") || (aead && what.contains("lacks an algorithm")),
+                        "{encr:?} {auth:?} {dst} {mode:?}: {what}"
+                    );
+                    tried += 1;
+                }
+            }
+        }
+        assert_eq!(tried, 28);
+        assert!(!ip(&["xfrm", "state"]).contains("proto esp"));
+    });
+}
