@@ -9,14 +9,19 @@
 //! - [`userspace::UserspaceKernel`] is an ESP datapath in user space (TUN
 //!   device, raw ESP and ESP-in-UDP sockets) for kernels without ESP; its
 //!   core ([`userspace::EspSa`], [`userspace::Sad`]) is sans-IO.
+//! - [`xfrm::XfrmKernel`] installs SAs and policies in the Linux kernel
+//!   over `NETLINK_XFRM`, for kernels with ESP ([`xfrm::kernel_has_esp`]
+//!   tells); its message codec ([`xfrm::msg`]) is sans-IO.
 //!
-//! The XFRM and PF_KEY backends are separate pieces of work.
+//! The PF_KEY backend is a separate piece of work.
 
 pub mod handoff;
 pub mod memory;
 pub mod remote;
 pub mod split;
+mod sys;
 pub mod userspace;
+pub mod xfrm;
 
 pub use libracoon::ipsec::{
     Counters, EspAuth, EspEncr, IpsecMode, KernelEvent, Lifetime, PolicyAction, PolicySpec,

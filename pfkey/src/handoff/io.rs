@@ -119,7 +119,7 @@ impl HandoffReceiver {
         sock.listen(8)?;
         sock.set_nonblocking(true)?;
         Ok(Self {
-            listener: crate::userspace::sys::register(sock)?,
+            listener: crate::sys::register(sock)?,
             path: path.to_owned(),
         })
     }
@@ -154,7 +154,7 @@ impl HandoffReceiver {
             let (a, e) = (on_attach.clone(), on_esp.clone());
             match conn
                 .set_nonblocking(true)
-                .and_then(|()| crate::userspace::sys::register(conn))
+                .and_then(|()| crate::sys::register(conn))
             {
                 Ok(conn) => {
                     conns.spawn(serve(conn, a, e));

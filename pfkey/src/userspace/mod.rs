@@ -10,7 +10,7 @@
 //! | [`sad`] | SA tables, lifetimes, the encapsulate/decapsulate pipelines |
 //! | [`transport`] | transport mode: split after the IP header, rebuild it inbound (RFC 4303 §3.1.1) |
 //! | [`stats`] | per-SA and per-drop-reason counters |
-//! | `datapath`, `task`, `route`, `socket`, `sys` | the shell: [`UserspaceKernel`], TUN + raw/UDP sockets, routes |
+//! | `datapath`, `task`, `route`, `socket` | the shell: [`UserspaceKernel`], TUN + raw/UDP sockets, routes (tokio registration in `crate::sys`) |
 //!
 //! The core never touches a socket, the clock or the OS random source:
 //! time and randomness are parameters, output buffers belong to the caller,
@@ -29,7 +29,6 @@ pub mod sad;
 mod socket;
 pub mod spd;
 pub mod stats;
-pub(crate) mod sys;
 mod task;
 pub mod transport;
 

@@ -6,7 +6,7 @@
 //! ancillary data, so one socket serves every local address. The control
 //! message bytes are laid out here by hand (native endianness, `cmsghdr`
 //! alignment), which keeps this file free of `unsafe`; registering the
-//! socket with tokio is in [`super::sys`].
+//! socket with tokio is in `crate::sys`.
 //!
 //! Both raw sockets carry [`BYPASS_MARK`], as must every socket that talks
 //! IKE or ESP-in-UDP to a peer ([`mark_socket`]): see [`super::route`].
@@ -67,7 +67,7 @@ pub(crate) fn open(domain: Domain) -> io::Result<AsyncFd<Socket>> {
     {
         let _ = sock.set_recv_buffer_size(RAW_RCVBUF);
     }
-    super::sys::register(sock)
+    crate::sys::register(sock)
 }
 
 /// Reads up to `bufs.len()` datagrams, one into each of `bufs`, with a
