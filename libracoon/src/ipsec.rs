@@ -198,7 +198,8 @@ pub struct PolicySpec {
     pub direction: SaDirection,
     /// What to do with it.
     pub action: PolicyAction,
-    /// Outer addresses (local, remote) for tunnel mode.
+    /// Outer addresses for tunnel mode, as (local, remote) in both
+    /// directions: an inbound policy's packets come from `remote`.
     pub tunnel: Option<(IpAddr, IpAddr)>,
 }
 

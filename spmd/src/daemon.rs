@@ -111,12 +111,14 @@ pub async fn run(opts: Options, prepared: Prepared) -> anyhow::Result<()> {
             );
             serve(&opts, prepared, &MemoryKernel::new()).await
         }
-        KernelChoice::Xfrm | KernelChoice::PfKey => {
-            bail!(
-                "--kernel {:?}: this backend is not in this build yet; use userspace",
-                opts.kernel
-            )
+        KernelChoice::PfKey => {
+            bail!("--kernel pfkey: this backend is not in this build yet; use xfrm or userspace")
         }
+        KernelChoice::Auto if pfkey::xfrm::kernel_has_esp().await => {
+            tracing::info!("the kernel holds ESP states: policies go into it over XFRM");
+            serve_xfrm(&opts, prepared).await
+        }
+        KernelChoice::Xfrm => serve_xfrm(&opts, prepared).await,
         KernelChoice::Auto | KernelChoice::Userspace => {
             let cfg = UserspaceConfig {
                 tun_name: opts.tun.clone(),
@@ -151,6 +153,13 @@ pub async fn run(opts: Options, prepared: Prepared) -> anyhow::Result<()> {
             result
         }
     }
+}
+
+/// Policies in the kernel over XFRM netlink.
+async fn serve_xfrm(opts: &Options, prepared: Prepared) -> anyhow::Result<()> {
+    let kernel = pfkey::xfrm::XfrmKernel::open().context("cannot open the XFRM netlink socket")?;
+    tracing::info!("kernel backend 'xfrm'");
+    serve(opts, prepared, kernel.as_ref()).await
 }
 
 /// Gives the datapath iked's port-4500 socket to send ESP-in-UDP from.

@@ -98,10 +98,9 @@ pub fn plan(config: &Config) -> Result<Plan, String> {
                 let tunnel = match mode {
                     IpsecMode::Transport => None,
                     IpsecMode::Tunnel => match endpoints(config, policy, remote) {
-                        Some((local, peer)) => Some(match direction {
-                            SaDirection::Outbound => (local, peer),
-                            SaDirection::Inbound => (peer, local),
-                        }),
+                        // (local, remote) in both directions: the backends
+                        // orient the template themselves.
+                        Some(ends) => Some(ends),
                         None => {
                             out.notes.push(format!(
                                     "selector {}: policy {} has no fixed peer address (IP_RW): its policies \
@@ -119,6 +118,7 @@ pub fn plan(config: &Config) -> Result<Plan, String> {
                 )
             }
         };
+        let nd = neighbour_discovery_bypass(&selector, direction, action);
         out.policies.push(Planned {
             source: s.name.clone(),
             remote,
@@ -129,8 +129,49 @@ pub fn plan(config: &Config) -> Result<Plan, String> {
                 tunnel,
             },
         });
+        out.policies.extend(nd.into_iter().map(|spec| Planned {
+            source: format!("{} (ND)", s.name),
+            remote: None,
+            spec,
+        }));
     }
     Ok(out)
+}
+
+/// ICMPv6 types of Neighbor Discovery (RFC 4861): router solicitation and
+/// advertisement, neighbour solicitation and advertisement, redirect.
+const ND_TYPES: [u16; 5] = [133, 134, 135, 136, 137];
+
+/// An IPv6 `protect` policy for every protocol also catches the Neighbor
+/// Discovery between the two hosts (a transport-mode pair's unicast NS/NA),
+/// and ND cannot wait for an SA that needs ND to be negotiated. So each gets
+/// bypass policies for the ND message types (ICMPv6 type in the source-port
+/// field, as XFRM and PF_KEY match it), which rank as more specific. The
+/// userspace datapath does not match ICMP types; there ND rides in its SA.
+fn neighbour_discovery_bypass(
+    selector: &Selector,
+    direction: SaDirection,
+    action: PolicyAction,
+) -> Vec<PolicySpec> {
+    let protects_all_of_v6 = selector.src.0.is_ipv6()
+        && selector.proto == 0
+        && matches!(action, PolicyAction::Protect { .. });
+    if !protects_all_of_v6 {
+        return Vec::new();
+    }
+    ND_TYPES
+        .iter()
+        .map(|&t| PolicySpec {
+            selector: Selector {
+                proto: 58,
+                src_port: t,
+                ..selector.clone()
+            },
+            direction,
+            action: PolicyAction::Bypass,
+            tunnel: None,
+        })
+        .collect()
 }
 
 /// The daemon that negotiates for `remote`: the first of its
@@ -251,7 +292,12 @@ sa esp_01 { sa_protocol esp; esp_enc_alg { aes128_gcm16; }; };
             }
         );
         let inb = &p.policies[1].spec;
-        assert_eq!(inb.tunnel, Some((ip("192.0.2.2"), ip("192.0.2.1"))));
+        assert_eq!(inb.direction, SaDirection::Inbound);
+        assert_eq!(
+            inb.tunnel,
+            Some((ip("192.0.2.1"), ip("192.0.2.2"))),
+            "(local, remote)"
+        );
         assert_eq!(p.by_reqid(2).map(|x| x.source.as_str()), Some("out"));
     }
 
@@ -272,6 +318,32 @@ sa esp_01 { sa_protocol esp; esp_enc_alg { aes128_gcm16; }; };
             "{:?}",
             p.notes
         );
+    }
+
+    #[test]
+    fn ipv6_protect_policies_let_neighbour_discovery_pass() {
+        let sel = Selector::ranges(
+            (ip("2001:db8::1"), ip("2001:db8::1")),
+            (ip("2001:db8::2"), ip("2001:db8::2")),
+        );
+        let protect = PolicyAction::Protect {
+            reqid: 1,
+            mode: IpsecMode::Transport,
+        };
+        let nd = neighbour_discovery_bypass(&sel, SaDirection::Outbound, protect);
+        let types: Vec<u16> = nd.iter().map(|p| p.selector.src_port).collect();
+        assert_eq!(types, [133, 134, 135, 136, 137]);
+        assert!(
+            nd.iter()
+                .all(|p| p.action == PolicyAction::Bypass && p.selector.proto == 58)
+        );
+        let v4 = Selector::ranges(
+            (ip("192.0.2.1"), ip("192.0.2.1")),
+            (ip("192.0.2.2"), ip("192.0.2.2")),
+        );
+        assert!(neighbour_discovery_bypass(&v4, SaDirection::Outbound, protect).is_empty());
+        let tcp = Selector { proto: 6, ..sel };
+        assert!(neighbour_discovery_bypass(&tcp, SaDirection::Outbound, protect).is_empty());
     }
 
     #[test]

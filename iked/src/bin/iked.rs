@@ -34,9 +34,10 @@ struct Args {
     /// Directory for the pid file.
     #[arg(long, default_value = "/run/racoon3")]
     run_dir: PathBuf,
-    /// Kernel backend: `auto` or `userspace` (through spmd, which hosts the
-    /// userspace ESP datapath on kernels without ESP), or `memory` (records
-    /// SAs, carries no traffic; for tests without spmd).
+    /// Kernel backend: `auto` (xfrm where the kernel holds ESP states, else
+    /// userspace), `xfrm` (SAs into the kernel, policies through spmd),
+    /// `userspace` (through spmd, which hosts the userspace ESP datapath),
+    /// or `memory` (records SAs, carries no traffic; for tests without spmd).
     #[arg(long, default_value = "auto")]
     kernel: String,
 }
@@ -57,13 +58,14 @@ fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let kernel = match args.kernel.as_str() {
-        "auto" | "userspace" => iked::daemon::KernelChoice::Spmd,
+        "auto" => iked::daemon::KernelChoice::Auto,
+        "userspace" => iked::daemon::KernelChoice::Spmd,
+        "xfrm" => iked::daemon::KernelChoice::Xfrm,
         "memory" => iked::daemon::KernelChoice::Memory,
-        "xfrm" | "pfkey" => anyhow::bail!(
-            "--kernel {}: this backend is not in this build yet; use userspace",
-            args.kernel
+        "pfkey" => anyhow::bail!(
+            "--kernel pfkey: this backend is not in this build yet; use xfrm or userspace"
         ),
-        other => anyhow::bail!("--kernel {other}: expected auto, userspace or memory"),
+        other => anyhow::bail!("--kernel {other}: expected auto, xfrm, userspace or memory"),
     };
     // In the background there is no terminal: log to the run directory unless -l says otherwise.
     let logfile = match (&args.logfile, args.foreground) {

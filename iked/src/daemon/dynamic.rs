@@ -85,7 +85,12 @@ fn policies(inbound: &SaSpec, outbound: &SaSpec) -> Vec<PolicySpec> {
         (outbound, SaDirection::Outbound),
         (inbound, SaDirection::Inbound),
     ] {
-        let tunnel = (sa.mode == IpsecMode::Tunnel).then_some((sa.src, sa.id.dst));
+        // PolicySpec's tunnel is (local, remote) whatever the direction.
+        let ends = match direction {
+            SaDirection::Outbound => (sa.src, sa.id.dst),
+            SaDirection::Inbound => (sa.id.dst, sa.src),
+        };
+        let tunnel = (sa.mode == IpsecMode::Tunnel).then_some(ends);
         for selector in &sa.selectors {
             out.push(PolicySpec {
                 selector: selector.clone(),
@@ -191,8 +196,8 @@ sa esp { sa_protocol esp; esp_enc_alg { aes128_gcm16; }; };
             Some(("192.0.2.1".parse().unwrap(), "192.0.2.9".parse().unwrap()))
         );
         assert_eq!(
-            installed[1].tunnel,
-            Some(("192.0.2.9".parse().unwrap(), "192.0.2.1".parse().unwrap()))
+            installed[1].tunnel, installed[0].tunnel,
+            "(local, remote) both ways"
         );
         dynamic.child_deleted(outbound.id, &kernel).await;
         assert!(kernel.list_policies().await.is_empty());

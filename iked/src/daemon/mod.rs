@@ -56,6 +56,11 @@ pub enum KernelChoice {
     Spmd,
     /// Records SAs only; protects no traffic (for tests without a datapath).
     Memory,
+    /// SAs into the kernel over XFRM netlink; policies and ACQUIREs through
+    /// spmd ([`pfkey::split::SplitKernel`]).
+    Xfrm,
+    /// XFRM if the kernel holds ESP states, else through spmd.
+    Auto,
 }
 
 /// How long iked waits at start for spmd's control socket (systemd starts
@@ -104,7 +109,12 @@ pub async fn run(opts: Options, prepared: Prepared) -> anyhow::Result<()> {
             tracing::warn!("kernel backend 'memory': SAs are recorded but carry no traffic");
             serve(&opts, prepared, &MemoryKernel::new(), None, "memory").await
         }
-        KernelChoice::Spmd => {
+        KernelChoice::Auto if pfkey::xfrm::kernel_has_esp().await => {
+            tracing::info!("the kernel holds ESP states: SAs go into it over XFRM");
+            run_split(&opts, prepared).await
+        }
+        KernelChoice::Xfrm => run_split(&opts, prepared).await,
+        KernelChoice::Spmd | KernelChoice::Auto => {
             let socket = prepared.config.spmd_socket(&opts.run_dir);
             let kernel = connect_spmd(&socket).await?;
             let backend = kernel.backend();
@@ -119,6 +129,20 @@ pub async fn run(opts: Options, prepared: Prepared) -> anyhow::Result<()> {
             serve(&opts, prepared, kernel.as_ref(), spmd, &described).await
         }
     }
+}
+
+/// Kernel ESP: SAs over XFRM from this process, the rest through spmd.
+async fn run_split(opts: &Options, prepared: Prepared) -> anyhow::Result<()> {
+    let socket = prepared.config.spmd_socket(&opts.run_dir);
+    let xfrm = pfkey::xfrm::XfrmKernel::open().context("cannot open the XFRM netlink socket")?;
+    let spmd = connect_spmd(&socket).await?;
+    tracing::info!(
+        "kernel backend: xfrm (SAs), spmd at {} (policies)",
+        socket.display()
+    );
+    let kernel = pfkey::split::SplitKernel::new(xfrm, spmd.clone());
+    let link = Some((None, spmd.generation()));
+    serve(opts, prepared, &kernel, link, "xfrm").await
 }
 
 /// Connects to spmd, waiting up to [`SPMD_WAIT`] for it to come up.
@@ -161,10 +185,12 @@ async fn serve<K: Kernel>(
         Some((h, g)) => (h, Some(g)),
         None => (None, None),
     };
+    let kernel_esp = matches!(kernel.name(), "xfrm" | "pfkey");
     let sockets = udp::Sockets::bind(
         &conf.listen,
         &tx,
         handoff.as_ref().map(handoff::EspHandoff::sink),
+        kernel_esp,
     )
     .await?;
     if let Some(h) = &handoff {

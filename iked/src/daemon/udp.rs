@@ -46,10 +46,16 @@ impl Sockets {
     ///
     /// # Errors
     /// When an address cannot be bound (names it).
+    ///
+    /// `kernel_esp`: the kernel carries ESP (XFRM, PF_KEY), so the sockets
+    /// get an XFRM per-socket bypass (IKE is never caught by our own
+    /// policies) and port 4500 gets `UDP_ENCAP` (the kernel takes ESP-in-UDP
+    /// off it and leaves IKE to us).
     pub async fn bind(
         listen: &[SocketAddr],
         tx: &mpsc::Sender<Received>,
         esp: Option<EspSink>,
+        kernel_esp: bool,
     ) -> anyhow::Result<Self> {
         // With the userspace datapath, IKE must bypass its TUN routes: the
         // peer's own address may be routed into the tunnel (transport mode,
@@ -71,6 +77,16 @@ impl Sockets {
                 if mark {
                     pfkey::userspace::mark_socket(&sock)
                         .with_context(|| format!("cannot mark UDP {a} to bypass the datapath"))?;
+                }
+                if kernel_esp {
+                    use std::os::fd::AsFd as _;
+                    pfkey::xfrm::bypass_socket(sock.as_fd()).with_context(|| {
+                        format!("cannot exempt UDP {a} from IPsec policies (IP_XFRM_POLICY)")
+                    })?;
+                    if a.port() == NAT_T_PORT {
+                        pfkey::xfrm::enable_udp_encap(sock.as_fd())
+                            .with_context(|| format!("cannot set UDP_ENCAP on {a}"))?;
+                    }
                 }
                 let sock = Arc::new(sock);
                 let sink = EspRoute {
