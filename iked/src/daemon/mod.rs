@@ -6,6 +6,7 @@
 pub mod conf;
 mod ctl;
 mod handoff;
+mod hooks;
 pub mod policy;
 mod report;
 pub mod udp;
@@ -173,6 +174,7 @@ async fn serve<K: Kernel>(
         .await
         .with_context(|| format!("cannot open the control socket {}", socket.display()))?;
     let mut endpoint = Endpoint::new(conf.peers, Box::new(OsRandom));
+    let mut hooks = hooks::Hooks::new(&config);
     let started = Instant::now();
     for peer in &opts.initiate {
         initiate(&mut endpoint, &config, &conf.listen, *peer)?;
@@ -189,7 +191,7 @@ async fn serve<K: Kernel>(
     // its peers, and exits with an error so a supervisor can restart it.
     let mut fatal: Option<&str> = None;
     loop {
-        drain(&mut endpoint, &sockets, kernel, &control).await;
+        drain(&mut endpoint, &sockets, kernel, &control, &mut hooks).await;
         if let Some(t) = stopping
             && (endpoint.sas().next().is_none() || Instant::now() >= t)
         {
@@ -230,6 +232,7 @@ async fn serve<K: Kernel>(
             }
         }
     }
+    hooks.finish().await;
     tracing::info!("iked stopped");
     match fatal {
         Some(why) => bail!("{why}"),
@@ -327,14 +330,17 @@ async fn drain(
     sockets: &udp::Sockets,
     kernel: &impl Kernel,
     control: &ControlServer,
+    hooks: &mut hooks::Hooks,
 ) {
     while let Some((tag, out)) = endpoint.poll_output() {
+        let mut hook = hooks.observe(&tag, &out, endpoint);
         match out {
             Output::Send { path, bytes } => sockets.send(path, &bytes).await,
             Output::NatKeepalive { path } => sockets.send_keepalive(path).await,
             Output::InstallChild(child) => match install(&tag, *child, kernel).await {
                 Ok(r) => tell(control, &tag, r),
                 Err(r) => {
+                    hook = None; // the CHILD SA never came up
                     tell(control, &tag, r);
                     endpoint.delete(Instant::now(), tag.spi);
                 }
@@ -344,6 +350,7 @@ async fn drain(
             }
             Output::Event(ev) => tell(control, &tag, report::describe(&tag, &ev)),
         }
+        hooks.commit(hook);
     }
 }
 
