@@ -145,6 +145,12 @@ impl Hooks {
             .filter(|r| r.acceptable_kmp.is_empty() || r.acceptable_kmp.contains(&Kmp::Ikev2))
             .filter(|r| !r.ikev2.scripts.is_empty())
             .map(|r| {
+                if r.ikev2.scripts.migration.is_some() {
+                    tracing::warn!(
+                        "remote {}: the migration script is never run (iked does not act on MIGRATE)",
+                        r.name
+                    );
+                }
                 let selector_index =
                     super::conf::child_selector(config, r).map(|(s, _)| s.name.clone());
                 let hooks = RemoteHooks {
@@ -199,6 +205,7 @@ impl Hooks {
     /// Waits for the scripts still running (each ends by its timeout), so
     /// the `*_down` scripts of a stopping daemon are not cut short.
     pub(crate) async fn finish(&mut self) {
+        while self.tasks.try_join_next().is_some() {}
         if !self.tasks.is_empty() {
             tracing::info!("waiting for {} hook script(s) to finish", self.tasks.len());
         }
