@@ -1,7 +1,8 @@
 //! racoon2's hook scripts, run by a real iked: A (the initiator) has
 //! `phase1_up`, `phase2_up`, `phase2_down` and `phase1_down` scripts that
 //! record their argv and environment; its `phase1_up` then sleeps for a
-//! minute, which must not hold up the negotiation.
+//! minute, which must not hold up the negotiation. And against strongSwan,
+//! which rekeys both SAs: the rekey scripts run, the down scripts do not.
 //!
 //! Ignored by default (needs root and namespaces); CI runs them with
 //! `cargo nextest run --run-ignored all`.
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use interop::racoon2conf::{self, Algs, Family};
-use interop::{Iked, Lab, require_root_and_tools};
+use interop::{Iked, Lab, StrongSwan, SwanConn, require_root_and_tools};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -48,8 +49,12 @@ fn recorder(dir: &Path, name: &str, sleep: bool) -> PathBuf {
 }
 
 /// The runs recorded in `NAME.env`, each as its variables (argv[1] as
-/// `argv1`), once at least `n` complete ones are there.
+/// `argv1`), once at least `n` complete ones are there (or after [`WAIT`]).
 fn runs(dir: &Path, name: &str, n: usize) -> Vec<BTreeMap<String, String>> {
+    runs_within(dir, name, n, WAIT)
+}
+
+fn runs_within(dir: &Path, name: &str, n: usize, wait: Duration) -> Vec<BTreeMap<String, String>> {
     let file = dir.join(format!("{name}.env"));
     let parse = || -> Vec<BTreeMap<String, String>> {
         let text = std::fs::read_to_string(&file).unwrap_or_default();
@@ -63,7 +68,7 @@ fn runs(dir: &Path, name: &str, n: usize) -> Vec<BTreeMap<String, String>> {
             })
             .collect()
     };
-    interop::wait_for(|| parse().len() >= n, WAIT);
+    interop::wait_for(|| parse().len() >= n, wait);
     parse()
 }
 
@@ -245,4 +250,110 @@ fn hook_scripts_see_racoon2s_variables_and_never_block_iked() {
     )
     .expect("phase1_up's end is logged");
     assert!(a.is_running() && b.is_running());
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and strongSwan (run with --run-ignored all)"]
+fn strongswan_rekeys_run_the_rekey_scripts_and_no_down_script() {
+    require_root_and_tools();
+    let lab = Lab::two_hosts().expect("lab");
+    let hooks = lab.dir.subdir("hooks").expect("hooks dir");
+    let events = [
+        ("phase1_up", "p1up"),
+        ("phase1_rekey", "p1rekey"),
+        ("phase1_down", "p1down"),
+        ("phase2_up", "p2up"),
+        ("phase2_rekey", "p2rekey"),
+        ("phase2_down", "p2down"),
+    ];
+    let paths: Vec<(&str, PathBuf)> = events
+        .iter()
+        .map(|(event, name)| (*event, recorder(&hooks, name, false)))
+        .collect();
+    let scripts: Vec<(&str, &Path)> = paths.iter().map(|(e, p)| (*e, p.as_path())).collect();
+    // strongSwan on B initiates and rekeys the CHILD SA every ~3 s and
+    // the IKE SA after ~5 s.
+    let mut conn = SwanConn::psk_tunnel_v4(&lab.b, &lab.a);
+    conn.ike_proposals = "aes128gcm16-prfsha256-x25519".into();
+    conn.esp_proposals = "aes256gcm16".into();
+    conn.child_rekey_time = Some("3s".into());
+    conn.ike_rekey_time = Some("5s".into());
+    let swan = StrongSwan::start(&lab.dir, &lab.b.netns, "b", std::slice::from_ref(&conn))
+        .expect("charon");
+    let psk = lab.dir.path().join("psk-a");
+    std::fs::write(&psk, &conn.psk).expect("psk file");
+    let conf = racoon2conf::tunnel(&lab.a, &lab.b, Family::V4, &algs(), &psk, "tunnel");
+    let conf = racoon2conf::with_scripts(&conf, &scripts);
+    let a = Iked::start(&lab.dir, &lab.a.netns, "a", &conf, None).expect("iked a");
+    a.wait_for_log("iked started", WAIT).expect("a up");
+    swan.initiate(&conn.child).expect("strongSwan initiates");
+
+    let rekeyed = Duration::from_secs(20);
+    let child_rekeys = runs_within(&hooks, "p2rekey", 1, rekeyed);
+    let ike_rekeys = runs_within(&hooks, "p1rekey", 1, rekeyed);
+    assert!(
+        !child_rekeys.is_empty() && !ike_rekeys.is_empty(),
+        "both rekeyed:\n{}\n--- charon ---\n{}",
+        a.log(),
+        swan.log()
+    );
+    // strongSwan deletes the replaced SAs; that is no *_down.
+    a.wait_for_log("CHILD SA peer deleted by", WAIT)
+        .expect("old CHILD SA deleted");
+    a.wait_for_log("deleted by 192.0.2.2", WAIT)
+        .expect("old IKE SA deleted");
+    std::thread::sleep(Duration::from_millis(500));
+    for name in ["p1down", "p2down"] {
+        assert!(
+            !hooks.join(format!("{name}.env")).exists(),
+            "{name} ran:\n{}",
+            a.log()
+        );
+    }
+
+    let up = runs(&hooks, "p1up", 1);
+    assert_eq!(up.len(), 1, "one phase1_up: {up:?}");
+    // kernel-libipsec claims a NAT: IKE moved to port 4500 before IKE_AUTH.
+    for (k, v) in [
+        ("argv1", "phase1_up"),
+        ("LOCAL_ADDR", "192.0.2.1"),
+        ("LOCAL_PORT", "4500"),
+        ("REMOTE_ADDR", "192.0.2.2"),
+        ("REMOTE_PORT", "4500"),
+    ] {
+        assert_eq!(var(&up[0], k), Some(v), "phase1_up {k}");
+    }
+    let rekey = &ike_rekeys[0];
+    assert_eq!(var(rekey, "argv1"), Some("phase1_rekey"));
+    assert_eq!(var(rekey, "LOCAL_PORT"), Some("4500"));
+    assert_ne!(
+        var(rekey, "IKE_SPI"),
+        var(&up[0], "IKE_SPI"),
+        "phase1_rekey names the new IKE SA"
+    );
+    let log = a.log();
+    let new_spi = var(rekey, "IKE_SPI").expect("IKE_SPI");
+    assert!(
+        log.contains(&format!("now peer[{new_spi}]")),
+        "the new SPI as logged:\n{log}"
+    );
+
+    let child_up = runs(&hooks, "p2up", 1);
+    assert_eq!(child_up.len(), 1, "one phase2_up: {child_up:?}");
+    let first = &child_rekeys[0];
+    assert_eq!(var(first, "argv1"), Some("phase2_rekey"));
+    assert_ne!(var(first, "SPI_IN"), var(&child_up[0], "SPI_IN"));
+    for k in [
+        "LOCAL_NET_ADDR",
+        "REMOTE_NET_ADDR",
+        "SELECTOR_INDEX",
+        "IPSEC_MODE",
+    ] {
+        assert_eq!(var(first, k), var(&child_up[0], k), "{k}");
+    }
+    let spi_in = var(first, "SPI_IN").expect("SPI_IN");
+    assert!(
+        log.contains(&format!("SPIs in {spi_in} ")),
+        "the rekeyed CHILD SA's SPI as logged:\n{log}"
+    );
 }
