@@ -29,28 +29,23 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
-use std::process::{ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use libracoon::config::{Config, HookEvent, Kmp, Scripts};
+use libracoon::config::{Config, HookEvent, Kmp, Remote, Scripts};
 use pfkey::{IpsecMode, SaId};
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::task::JoinSet;
 
 use crate::ikev2::endpoint::{Endpoint, SaTag};
 use crate::ikev2::output::{ChildSa, Event, Output};
 
+mod run;
+
+use self::run::Run;
+#[cfg(test)]
+use self::run::{Outcome, SCRIPT_PATH};
+
 /// How long a script may run before it is killed.
 pub(crate) const SCRIPT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How long the log waits for a finished script's last output lines (a
-/// background process it left may hold the pipes open).
-const OUTPUT_GRACE: Duration = Duration::from_secs(1);
-
-/// racoon2 gives scripts no `PATH` at all; racoon3 gives them this one, so
-/// shell scripts find their tools however iked was started.
-const SCRIPT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// A script's environment, in the order racoon2 builds it.
 pub(crate) type Env = Vec<(&'static str, String)>;
@@ -72,6 +67,23 @@ struct RemoteHooks {
     scripts: Scripts,
     /// The selector its CHILD SA is negotiated from (`SELECTOR_INDEX`).
     selector_index: Option<String>,
+}
+
+impl RemoteHooks {
+    fn new(config: &Config, remote: &Remote) -> Self {
+        if remote.ikev2.scripts.migration.is_some() {
+            tracing::warn!(
+                "remote {}: the migration script is never run (iked does not act on MIGRATE)",
+                remote.name
+            );
+        }
+        let selector_index =
+            super::conf::child_selector(config, remote).map(|(s, _)| s.name.clone());
+        Self {
+            scripts: remote.ikev2.scripts.clone(),
+            selector_index,
+        }
+    }
 }
 
 struct LiveChild {
@@ -113,27 +125,31 @@ enum Change {
     },
 }
 
-/// One script to run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Run {
-    pub(crate) event: HookEvent,
-    pub(crate) script: PathBuf,
-    pub(crate) env: Env,
+/// What an output changes and which event's script (if any) it runs.
+struct Planned {
+    change: Change,
+    event: Option<HookEvent>,
+    env: Env,
 }
 
-/// How a script ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    /// It could not be started (missing, not executable, ...).
-    NotStarted,
-    /// It exited with this status.
-    Exited(i32),
-    /// A signal ended it (not ours).
-    Signalled(i32),
-    /// It outlived the timeout and was killed.
-    Killed,
-    /// Waiting for it failed; it is killed when dropped.
-    Lost,
+impl Planned {
+    fn run(change: Change, event: HookEvent, env: Env) -> Self {
+        Self {
+            change,
+            event: Some(event),
+            env,
+        }
+    }
+}
+
+/// `phase1_up`.
+fn ike_up(tag: &SaTag, local: Option<SocketAddr>) -> Planned {
+    let env = ike_env(tag, local, tag.spi);
+    let change = Change::IkeUp {
+        spi: tag.spi,
+        env: env.clone(),
+    };
+    Planned::run(change, HookEvent::Phase1Up, env)
 }
 
 impl Hooks {
@@ -144,21 +160,7 @@ impl Hooks {
             .iter()
             .filter(|r| r.acceptable_kmp.is_empty() || r.acceptable_kmp.contains(&Kmp::Ikev2))
             .filter(|r| !r.ikev2.scripts.is_empty())
-            .map(|r| {
-                if r.ikev2.scripts.migration.is_some() {
-                    tracing::warn!(
-                        "remote {}: the migration script is never run (iked does not act on MIGRATE)",
-                        r.name
-                    );
-                }
-                let selector_index =
-                    super::conf::child_selector(config, r).map(|(s, _)| s.name.clone());
-                let hooks = RemoteHooks {
-                    scripts: r.ikev2.scripts.clone(),
-                    selector_index,
-                };
-                (r.name.clone(), hooks)
-            })
+            .map(|r| (r.name.clone(), RemoteHooks::new(config, r)))
             .collect();
         Self {
             remotes,
@@ -216,69 +218,87 @@ impl Hooks {
     /// needs it) already looked up.
     fn plan(&self, tag: &SaTag, out: &Output, local: Option<SocketAddr>) -> Option<Pending> {
         let remote = self.remotes.get(&tag.name)?;
-        let (change, event, env) = match out {
-            Output::Event(Event::IkeEstablished { .. }) => {
-                let env = ike_env(tag, local, tag.spi);
-                let change = Change::IkeUp {
-                    spi: tag.spi,
-                    env: env.clone(),
-                };
-                (change, HookEvent::Phase1Up, env)
-            }
-            Output::Event(Event::IkeRekeyed { new_spi }) => {
-                let mut env = self
-                    .ike
-                    .get(&tag.spi)
-                    .cloned()
-                    .unwrap_or_else(|| ike_env(tag, None, tag.spi));
-                set(&mut env, "IKE_SPI", spi64(*new_spi));
-                let change = Change::IkeRekeyed {
-                    old: tag.spi,
-                    new: *new_spi,
-                    env: env.clone(),
-                };
-                (change, HookEvent::Phase1Rekey, env)
-            }
-            Output::Event(Event::IkeClosed(_)) => {
-                let env = self.ike.get(&tag.spi)?.clone();
-                (Change::IkeDown { spi: tag.spi }, HookEvent::Phase1Down, env)
-            }
-            Output::InstallChild(child) => {
-                let env = child_env(tag, child, remote.selector_index.as_deref());
-                let replaces = self
-                    .children
-                    .iter()
-                    .find(|(_, c)| c.ike_spi == tag.spi && !c.superseded)
-                    .map(|(id, _)| *id);
-                let event = if replaces.is_some() {
-                    HookEvent::Phase2Rekey
-                } else {
-                    HookEvent::Phase2Up
-                };
-                let change = Change::ChildUp {
-                    inbound: child.inbound.id,
-                    ike_spi: tag.spi,
-                    env: env.clone(),
-                    replaces,
-                };
-                (change, event, env)
-            }
-            Output::DeleteChild { inbound, .. } => {
-                let live = self.children.get(inbound)?;
-                let change = Change::ChildDown { inbound: *inbound };
-                if live.superseded {
-                    return Some(Pending { change, run: None });
-                }
-                (change, HookEvent::Phase2Down, live.env.clone())
-            }
-            _ => return None,
-        };
-        let run = remote.scripts.get(event).map(|script| Run {
-            event,
-            script: script.to_path_buf(),
-            env,
+        let planned = match out {
+            Output::Event(Event::IkeEstablished { .. }) => Some(ike_up(tag, local)),
+            Output::Event(Event::IkeRekeyed { new_spi }) => Some(self.ike_rekeyed(tag, *new_spi)),
+            Output::Event(Event::IkeClosed(_)) => self.ike_down(tag),
+            Output::InstallChild(child) => Some(self.child_up(tag, child, remote)),
+            Output::DeleteChild { inbound, .. } => self.child_down(inbound),
+            _ => None,
+        }?;
+        let run = planned.event.and_then(|event| {
+            let script = remote.scripts.get(event)?.to_path_buf();
+            Some(Run {
+                event,
+                script,
+                env: planned.env,
+            })
         });
-        Some(Pending { change, run })
+        Some(Pending {
+            change: planned.change,
+            run,
+        })
+    }
+
+    /// `phase1_rekey`: the old SA's variables with the new SPI.
+    fn ike_rekeyed(&self, tag: &SaTag, new_spi: u64) -> Planned {
+        let mut env = self
+            .ike
+            .get(&tag.spi)
+            .cloned()
+            .unwrap_or_else(|| ike_env(tag, None, tag.spi));
+        set(&mut env, "IKE_SPI", spi64(new_spi));
+        let change = Change::IkeRekeyed {
+            old: tag.spi,
+            new: new_spi,
+            env: env.clone(),
+        };
+        Planned::run(change, HookEvent::Phase1Rekey, env)
+    }
+
+    /// `phase1_down`, for an SA that `phase1_up` saw.
+    fn ike_down(&self, tag: &SaTag) -> Option<Planned> {
+        let env = self.ike.get(&tag.spi)?.clone();
+        let change = Change::IkeDown { spi: tag.spi };
+        Some(Planned::run(change, HookEvent::Phase1Down, env))
+    }
+
+    /// `phase2_up`, or `phase2_rekey` if the IKE SA has a live CHILD SA.
+    fn child_up(&self, tag: &SaTag, child: &ChildSa, remote: &RemoteHooks) -> Planned {
+        let env = child_env(tag, child, remote.selector_index.as_deref());
+        let replaces = self
+            .children
+            .iter()
+            .find(|(_, c)| c.ike_spi == tag.spi && !c.superseded)
+            .map(|(id, _)| *id);
+        let event = if replaces.is_some() {
+            HookEvent::Phase2Rekey
+        } else {
+            HookEvent::Phase2Up
+        };
+        let change = Change::ChildUp {
+            inbound: child.inbound.id,
+            ike_spi: tag.spi,
+            env: env.clone(),
+            replaces,
+        };
+        Planned::run(change, event, env)
+    }
+
+    /// `phase2_down` with `phase2_up`'s variables, unless a rekey replaced
+    /// the CHILD SA.
+    fn child_down(&self, inbound: &SaId) -> Option<Planned> {
+        let live = self.children.get(inbound)?;
+        let change = Change::ChildDown { inbound: *inbound };
+        Some(if live.superseded {
+            Planned {
+                change,
+                event: None,
+                env: Env::new(),
+            }
+        } else {
+            Planned::run(change, HookEvent::Phase2Down, live.env.clone())
+        })
     }
 
     fn apply(&mut self, change: Change) {
@@ -318,81 +338,6 @@ impl Hooks {
                 self.children.remove(&inbound);
             }
         }
-    }
-}
-
-impl Run {
-    /// Runs the script to its end or its timeout, logging its output and
-    /// how it ended.
-    pub(crate) async fn execute(self, timeout: Duration) {
-        let started = Instant::now();
-        let outcome = self.run(timeout).await;
-        let (event, script) = (self.event.name(), self.script.display());
-        let ms = started.elapsed().as_millis();
-        match outcome {
-            Outcome::NotStarted | Outcome::Lost => {}
-            Outcome::Exited(0) => tracing::info!("hook {event} {script}: exited 0 after {ms} ms"),
-            Outcome::Exited(n) => {
-                tracing::warn!("hook {event} {script}: exited with status {n} after {ms} ms")
-            }
-            Outcome::Signalled(n) => tracing::warn!("hook {event} {script}: ended by signal {n}"),
-            Outcome::Killed => tracing::warn!(
-                "hook {event} {script}: still running after {} s; killed",
-                timeout.as_secs()
-            ),
-        }
-    }
-
-    /// Spawns the script (racoon2's `argv[1]` is the event name) and
-    /// waits for it, killing its process group at `timeout`.
-    pub(crate) async fn run(&self, timeout: Duration) -> Outcome {
-        let mut cmd = tokio::process::Command::new(&self.script);
-        cmd.arg(self.event.name())
-            .env_clear()
-            .env("PATH", SCRIPT_PATH)
-            .envs(self.env.iter().map(|(k, v)| (*k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Its own process group, so a timeout kills what it started too.
-            .process_group(0)
-            .kill_on_drop(true);
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(
-                    "hook {} {}: cannot run it: {e}",
-                    self.event.name(),
-                    self.script.display()
-                );
-                return Outcome::NotStarted;
-            }
-        };
-        let prefix = format!("hook {} {}", self.event.name(), self.script.display());
-        let mut lines = JoinSet::new();
-        if let Some(out) = child.stdout.take() {
-            lines.spawn(log_lines(out, prefix.clone(), ""));
-        }
-        if let Some(err) = child.stderr.take() {
-            lines.spawn(log_lines(err, prefix, " (stderr)"));
-        }
-        let outcome = match tokio::time::timeout(timeout, child.wait()).await {
-            Ok(Ok(status)) => outcome_of(status),
-            Ok(Err(e)) => {
-                tracing::warn!("hook {}: waiting for it failed: {e}", self.script.display());
-                Outcome::Lost
-            }
-            Err(_) => {
-                kill_group(child.id());
-                let _ = child.wait().await;
-                Outcome::Killed
-            }
-        };
-        let _ = tokio::time::timeout(OUTPUT_GRACE, async {
-            while lines.join_next().await.is_some() {}
-        })
-        .await;
-        outcome
     }
 }
 
@@ -495,34 +440,6 @@ fn set(env: &mut Env, name: &'static str, value: String) {
     match env.iter_mut().find(|(k, _)| *k == name) {
         Some(slot) => slot.1 = value,
         None => env.push((name, value)),
-    }
-}
-
-fn outcome_of(status: ExitStatus) -> Outcome {
-    use std::os::unix::process::ExitStatusExt as _;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => Outcome::Exited(code),
-        (None, Some(sig)) => Outcome::Signalled(sig),
-        (None, None) => Outcome::Lost,
-    }
-}
-
-/// SIGKILL to the script's process group (it leads it: `process_group(0)`).
-fn kill_group(pid: Option<u32>) {
-    let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) else {
-        return;
-    };
-    let _ = nix::sys::signal::killpg(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    );
-}
-
-/// Logs each line of a script's output, prefixed, until it closes.
-async fn log_lines(stream: impl AsyncRead + Unpin, prefix: String, what: &'static str) {
-    let mut lines = BufReader::new(stream).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        tracing::info!("{prefix}{what}: {line}");
     }
 }
 
