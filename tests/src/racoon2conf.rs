@@ -140,3 +140,44 @@ pub fn tunnel_pair(lab: &Lab, family: Family, algs: &Algs, mode: &str) -> (Strin
         tunnel(&lab.b, &lab.a, family, algs, &psk, mode),
     )
 }
+
+/// `conf` (from [`tunnel`]) with `script { EVENT "PATH"; ... };` added to
+/// its `ikev2` block: racoon2's hook scripts.
+///
+/// # Panics
+/// `conf` has no `ikev2 {` line (it was not made by [`tunnel`]).
+pub fn with_scripts(conf: &str, scripts: &[(&str, &Path)]) -> String {
+    let mut block = String::from("    script {\n");
+    for (event, path) in scripts {
+        let _ = writeln!(block, "      {event} \"{}\";", path.display());
+    }
+    block.push_str("    };\n");
+    let at = conf
+        .find("  ikev2 {\n")
+        .map(|i| i + "  ikev2 {\n".len())
+        .expect("an ikev2 block");
+    let mut out = conf.to_owned();
+    out.insert_str(at, &block);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripts_go_inside_the_ikev2_block() {
+        let conf = "remote peer {\n  ikev2 {\n    nonce_size 32;\n  };\n};\n";
+        let out = with_scripts(
+            conf,
+            &[
+                ("phase1_up", Path::new("/h/up")),
+                ("child_down", Path::new("/h/down")),
+            ],
+        );
+        assert_eq!(
+            out,
+            "remote peer {\n  ikev2 {\n    script {\n      phase1_up \"/h/up\";\n      child_down \"/h/down\";\n    };\n    nonce_size 32;\n  };\n};\n"
+        );
+    }
+}

@@ -9,7 +9,8 @@ use std::net::{IpAddr, SocketAddr};
 use anyhow::{Context as _, bail};
 use libracoon::config::{
     AuthAlgName, AuthMethod, Config, DhGroupName, Direction, EncAlgName, IdKind,
-    Identity as ConfId, IpsecMode, Kmp, Lifetime as ConfLifetime, PeerAddr, Remote, SaProtocol,
+    Identity as ConfId, IpsecMode, Kmp, Lifetime as ConfLifetime, PeerAddr, Policy, Remote,
+    SaProtocol, Selector,
 };
 use libracoon::crypto::{DhGroup, EncrAlg, IntegAlg, PrfAlg};
 use zeroize::Zeroizing;
@@ -236,21 +237,9 @@ fn child_config(
     default_reqid: u32,
     notes: &mut Vec<String>,
 ) -> anyhow::Result<ChildConfig> {
-    let (selector, policy) = config
-        .selectors
-        .iter()
-        .filter(|s| s.direction == Direction::Outbound)
-        .find_map(|s| {
-            let p = config.policy(&s.policy_index)?;
-            (p.remote_index.as_deref() == Some(&remote.name)).then_some((s, p))
-        })
-        .or_else(|| {
-            let s = config.selector(remote.selector_index.as_deref()?)?;
-            Some((s, config.policy(&s.policy_index)?))
-        })
-        .context(
-            "no selector and policy refer to this remote, so there is no CHILD SA to negotiate",
-        )?;
+    let (selector, policy) = child_selector(config, remote).context(
+        "no selector and policy refer to this remote, so there is no CHILD SA to negotiate",
+    )?;
     let ts = |p: &libracoon::config::IpPrefix, port: Option<u16>| -> anyhow::Result<TsRange> {
         let mut r = TsRange::from_prefix(p.addr, p.len).context("selector prefix")?;
         r.proto = selector.upper_layer_protocol.unwrap_or(0);
@@ -423,6 +412,27 @@ fn default_dh() -> Vec<DhGroup> {
         DhGroup::Modp2048,
         DhGroup::Ecp384,
     ]
+}
+
+/// The selector (and its policy) a remote's CHILD SA is negotiated from:
+/// the first outbound selector whose policy names the remote, else the
+/// remote's `selector_index`. Hook scripts report its name.
+pub(crate) fn child_selector<'c>(
+    config: &'c Config,
+    remote: &Remote,
+) -> Option<(&'c Selector, &'c Policy)> {
+    config
+        .selectors
+        .iter()
+        .filter(|s| s.direction == Direction::Outbound)
+        .find_map(|s| {
+            let p = config.policy(&s.policy_index)?;
+            (p.remote_index.as_deref() == Some(&remote.name)).then_some((s, p))
+        })
+        .or_else(|| {
+            let s = config.selector(remote.selector_index.as_deref()?)?;
+            Some((s, config.policy(&s.policy_index)?))
+        })
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod conf;
 mod ctl;
 mod dynamic;
 mod handoff;
+mod hooks;
 pub mod policy;
 mod report;
 pub mod udp;
@@ -203,6 +204,7 @@ async fn serve<K: Kernel>(
         .with_context(|| format!("cannot open the control socket {}", socket.display()))?;
     let mut dynamic = dynamic::DynamicPolicies::from_config(&config);
     let mut endpoint = Endpoint::new(conf.peers, Box::new(OsRandom));
+    let mut hooks = hooks::Hooks::new(&config);
     let started = Instant::now();
     for peer in &opts.initiate {
         initiate(&mut endpoint, &config, &conf.listen, *peer)?;
@@ -219,7 +221,15 @@ async fn serve<K: Kernel>(
     // its peers, and exits with an error so a supervisor can restart it.
     let mut fatal: Option<&str> = None;
     loop {
-        drain(&mut endpoint, &sockets, kernel, &control, &mut dynamic).await;
+        drain(
+            &mut endpoint,
+            &sockets,
+            kernel,
+            &control,
+            &mut dynamic,
+            &mut hooks,
+        )
+        .await;
         if let Some(t) = stopping
             && (endpoint.sas().next().is_none() || Instant::now() >= t)
         {
@@ -260,6 +270,7 @@ async fn serve<K: Kernel>(
             }
         }
     }
+    hooks.finish().await;
     tracing::info!("iked stopped");
     match fatal {
         Some(why) => bail!("{why}"),
@@ -358,8 +369,10 @@ async fn drain(
     kernel: &impl Kernel,
     control: &ControlServer,
     dynamic: &mut dynamic::DynamicPolicies,
+    hooks: &mut hooks::Hooks,
 ) {
     while let Some((tag, out)) = endpoint.poll_output() {
+        let mut hook = hooks.observe(&tag, &out, endpoint);
         match out {
             Output::Send { path, bytes } => sockets.send(path, &bytes).await,
             Output::NatKeepalive { path } => sockets.send_keepalive(path).await,
@@ -375,6 +388,7 @@ async fn drain(
                         }
                     }
                     Err(r) => {
+                        hook = None; // the CHILD SA never came up
                         tell(control, &tag, r);
                         endpoint.delete(Instant::now(), tag.spi);
                     }
@@ -386,6 +400,7 @@ async fn drain(
             }
             Output::Event(ev) => tell(control, &tag, report::describe(&tag, &ev)),
         }
+        hooks.commit(hook);
     }
 }
 

@@ -36,6 +36,7 @@ mod model;
 mod names;
 mod parser;
 mod remote;
+mod scripts;
 mod spd;
 mod value;
 
@@ -51,6 +52,7 @@ pub use self::names::{
     AuthAlgName, AuthMethod, DhGroupName, Direction, EncAlgName, IpsecLevel, IpsecMode, Kmp,
     PolicyAction, SaProtocol,
 };
+pub use self::scripts::{HookEvent, Scripts};
 
 /// A parsed configuration and the warnings found on the way.
 #[derive(Debug, Clone, PartialEq, Eq)]

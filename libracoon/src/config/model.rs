@@ -183,6 +183,8 @@ pub struct Ikev2Params {
     pub cookie_required: Option<bool>,
     /// `need_pfs`.
     pub need_pfs: Option<bool>,
+    /// `script { ... }`: hook scripts run on SA events.
+    pub scripts: super::Scripts,
 }
 
 /// A lifetime: racoon2 writes `infinite` or `0` for none.

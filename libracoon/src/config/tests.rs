@@ -122,6 +122,7 @@ fn host_to_host_tunnel_from_testdata() {
             nat_traversal: None,
             cookie_required: None,
             need_pfs: Some(true),
+            scripts: Scripts::default(),
         },
         selector_index: Some("host_b_in".to_owned()),
     };
@@ -390,10 +391,6 @@ fn legacy_constructs_parse_with_warnings() {
             "'request' is understood but not implemented by racoon3; ignored",
         ),
         (
-            81,
-            "'script' is understood but not implemented by racoon3; ignored",
-        ),
-        (
             85,
             "'mobility_role' is understood but not implemented by racoon3; ignored",
         ),
@@ -458,6 +455,17 @@ fn legacy_constructs_parse_with_warnings() {
         Some(ip("0.0.0.0"))
     );
     assert_eq!(c.sa("comp").unwrap().sa_protocol, SaProtocol::Ipcomp);
+    assert_eq!(
+        (
+            peer.ikev2.scripts.get(HookEvent::Phase1Up),
+            peer.ikev2.scripts.get(HookEvent::Phase2Up)
+        ),
+        (
+            Some(Path::new("/etc/racoon3/hook/ikesa-up")),
+            Some(Path::new("/etc/racoon3/hook/child-up"))
+        ),
+        "script is implemented: ike_sa_up and child_up are phase1_up and phase2_up"
+    );
     let pool = c.addresspool("pool").unwrap();
     assert_eq!(
         pool.ranges,
@@ -759,6 +767,102 @@ remote r2 {{
         w,
         ["t.conf:17: racoon3 uses only the first of the 2 addresses"]
     );
+}
+
+#[test]
+fn script_blocks_resolve_synonyms_and_merge_default() {
+    let text = format!(
+        "{BASE}
+default {{ remote {{ ikev2 {{
+    kmp_enc_alg aes128_cbc; kmp_hash_alg hmac_sha1; kmp_prf_alg hmac_sha1;
+    kmp_dh_group 14; kmp_auth_method psk;
+    script {{ phase1_down \"/def/p1-down\"; migration \"/def/migrate\"; }};
+}}; }}; }};
+remote all {{
+    acceptable_kmp ikev2;
+    ikev2 {{
+        pre_shared_key \"/k\";
+        script {{
+            phase1_up \"/h/p1-up\";
+            ike_sa_rekey \"/h/p1-rekey\";
+            child_up \"/h/p2-up\";
+            phase2_down \"/h/p2-down\";
+            child_rekey \"hooks/p2-rekey\";
+        }};
+    }};
+}};
+remote one {{
+    acceptable_kmp ikev2;
+    ikev2 {{ pre_shared_key \"/k\"; script ike_sa_down \"/h/own-down\"; }};
+}};"
+    );
+    let loaded = parse(&text).unwrap();
+    let all = &loaded.config.remote("all").unwrap().ikev2.scripts;
+    let expected = [
+        (HookEvent::Phase1Up, Some("/h/p1-up")),
+        (HookEvent::Phase1Down, Some("/def/p1-down")),
+        (HookEvent::Phase1Rekey, Some("/h/p1-rekey")),
+        (HookEvent::Phase2Up, Some("/h/p2-up")),
+        (HookEvent::Phase2Down, Some("/h/p2-down")),
+        (HookEvent::Phase2Rekey, Some("hooks/p2-rekey")),
+        (HookEvent::Migration, Some("/def/migrate")),
+    ];
+    for (event, path) in expected {
+        assert_eq!(all.get(event), path.map(Path::new), "{event:?}");
+    }
+    let one = &loaded.config.remote("one").unwrap().ikev2.scripts;
+    assert_eq!(
+        one.get(HookEvent::Phase1Down),
+        Some(Path::new("/h/own-down"))
+    );
+    assert_eq!(
+        one.get(HookEvent::Migration),
+        Some(Path::new("/def/migrate"))
+    );
+    assert_eq!(one.get(HookEvent::Phase1Up), None);
+    // Kept as written, but a relative path depends on iked's working
+    // directory: the operator hears about it.
+    let w: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        w,
+        [
+            "t.conf:26: script path 'hooks/p2-rekey' is relative: it is resolved against the daemon's working directory"
+        ]
+    );
+}
+
+#[test]
+fn script_errors_are_positioned() {
+    let wrap = |body: &str| format!("remote r {{ acceptable_kmp ikev2; ikev2 {{\n{body}\n}}; }};");
+    let cases = [
+        (
+            "script { phase1_up \"/a\"; ike_sa_up \"/b\"; };",
+            "t.conf:2:26: duplicate script for event 'phase1_up' (first at t.conf:2:10)",
+        ),
+        (
+            "script { child_down \"\"; };",
+            "t.conf:2:21: invalid value for 'script': the script path is empty",
+        ),
+        (
+            "script { child_down; };",
+            "t.conf:2:10: invalid value for 'child_down': missing a script path",
+        ),
+        (
+            "script { child_down \"/a\" \"/b\"; };",
+            "t.conf:2:26: invalid value for 'child_down': unexpected '/b'",
+        ),
+        (
+            "script phase2_up;",
+            "t.conf:2:1: invalid value for 'script': missing a script path",
+        ),
+        (
+            "script { phase2_up { \"/a\"; }; };",
+            "t.conf:2:20: invalid value for 'phase2_up': does not take a { } list",
+        ),
+    ];
+    for (body, expected) in cases {
+        assert_eq!(error(&wrap(body)), expected, "{body}");
+    }
 }
 
 #[test]
