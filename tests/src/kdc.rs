@@ -212,24 +212,27 @@ impl Kdc {
     /// # Errors
     /// `kadmin.local` fails or reports an error.
     pub fn kadmin(&self, query: &str) -> Result<String> {
-        let out = run_checked(
-            Command::new(tool_path("kadmin.local").unwrap_or_else(|| "kadmin.local".into()))
-                .args(["-r", REALM, "-q", query])
-                .env("KRB5_CONFIG", &self.krb5_conf)
-                .env("KRB5_KDC_PROFILE", &self.kdc_conf),
-        )?;
-        // kadmin.local exits 0 even when the query fails; its errors name the query.
-        let failed = out
-            .lines()
-            .any(|l| l.contains("while ") && !l.starts_with("Authenticating"));
-        if failed {
+        let command = format!("kadmin.local -q {query:?}");
+        let out = Command::new(tool_path("kadmin.local").unwrap_or_else(|| "kadmin.local".into()))
+            .args(["-r", REALM, "-q", query])
+            .env("KRB5_CONFIG", &self.krb5_conf)
+            .env("KRB5_KDC_PROFILE", &self.kdc_conf)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(io_context(format!("run `{command}`")))?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // kadmin.local exits 0 even when the query fails; it then prints
+        // "<request>: <reason> while <doing what>" on stderr.
+        let failed = stderr.lines().any(|l| l.contains(" while "));
+        if !out.status.success() || failed {
             return Err(Error::Command {
-                command: format!("kadmin.local -q {query:?}"),
-                status: "0 with an error message".into(),
-                output: out,
+                command,
+                status: out.status.to_string(),
+                output: format!("{}\n{}", stderr.trim(), stdout.trim()),
             });
         }
-        Ok(out)
+        Ok(stdout)
     }
 
     /// Creates `kink/<host>@KINK.TEST` with a random key and exports it to

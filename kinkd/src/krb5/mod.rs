@@ -16,7 +16,7 @@
 //! KDC client, a replay cache). MIT is the reference implementation and is
 //! packaged everywhere (Debian: libkrb5-dev to build, libkrb5-3 to run).
 //! The binding is hand-written (about 50 functions, no bindgen and so no
-//! libclang); `unsafe` lives in [`sys`] (declarations) and [`ffi`] (owning
+//! libclang); `unsafe` lives in `sys.rs` (declarations) and `ffi.rs` (owning
 //! wrappers), nowhere else. A Heimdal backend would implement the same
 //! trait.
 //!
@@ -27,7 +27,8 @@
 //! keeps it behind [`Shared`] (an `Arc<Mutex<_>>`) and runs every call
 //! through [`Shared::run`], which uses `tokio::task::spawn_blocking`: the
 //! event loop never waits on the KDC or on the lock. Crypto calls take
-//! microseconds and may use [`Shared::run_now`] under the same lock.
+//! microseconds and go the same way (or through a second backend kept for
+//! crypto only). Design notes: docs/design/kerberos.md.
 //!
 //! **Environment.** As for any Kerberos program: `KRB5_CONFIG` (unless
 //! [`Krb5Config::config_file`] is set), `KRB5_KTNAME` (unless
@@ -50,10 +51,10 @@ pub use error::{Error, KrbErrorCode, Result};
 pub use mit::MitKerberos;
 
 /// Kerberos key usage of the KINK_ENCRYPT payload (RFC 4430; racoon2
-/// kinkd `BBKK_KRB5_KU_KINK_KINK_ENCRYPT`; see docs/design/kink.md).
+/// kinkd `BBKK_KRB5_KU_KINK_KINK_ENCRYPT`; see docs/design/kerberos.md).
 pub const KEY_USAGE_KINK_ENCRYPT: i32 = 39;
 /// Kerberos key usage of KINK_CKSUM (RFC 4430; racoon2 kinkd
-/// `BBKK_KRB5_KU_KINK_CKSUM`; see docs/design/kink.md).
+/// `BBKK_KRB5_KU_KINK_CKSUM`; see docs/design/kerberos.md).
 pub const KEY_USAGE_KINK_CKSUM: i32 = 40;
 
 /// A Kerberos time (`krb5_timestamp`, 32 bits) as Unix seconds.
