@@ -573,3 +573,59 @@ fn kdc_calls_run_off_the_event_loop() {
         .expect("tickets");
     assert_eq!(info.server, realm.b.0);
 }
+
+/// Set in the child process of [`standard_environment_variables_are_honoured`].
+const ENV_CHILD: &str = "RACOON3_KRB5_ENV_CHILD";
+
+/// `KRB5_CONFIG`, `KRB5_KTNAME` and `KRB5CCNAME` choose the configuration, keytab and cache
+/// when `Krb5Config` leaves them unset. Environment variables cannot be set safely inside a
+/// multi-threaded test process, so the test re-runs this test binary with them set, asking
+/// for [`environment_child`] only.
+#[test]
+#[ignore = "starts an MIT KDC (run with --run-ignored all)"]
+fn standard_environment_variables_are_honoured() {
+    let realm = Realm::new();
+    let ccache = realm.kdc.dir().join("env.ccache");
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "environment_child",
+            "--include-ignored",
+            "--nocapture",
+        ])
+        .env(ENV_CHILD, &realm.a.0)
+        .env("KRB5_CONFIG", realm.kdc.krb5_conf())
+        .env("KRB5_KTNAME", format!("FILE:{}", realm.a.1.display()))
+        .env("KRB5CCNAME", format!("FILE:{}", ccache.display()))
+        .output()
+        .expect("run the child");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "child failed:\n{text}");
+    assert!(text.contains("1 passed"), "child did not run:\n{text}");
+    assert!(ccache.is_file(), "KRB5CCNAME's cache was not written");
+}
+
+/// The child half of [`standard_environment_variables_are_honoured`]; without its
+/// environment (any other run) it has nothing to check and returns at once.
+#[test]
+#[ignore = "run by standard_environment_variables_are_honoured"]
+fn environment_child() {
+    let Some(principal) = std::env::var_os(ENV_CHILD) else {
+        return;
+    };
+    let principal = principal.to_string_lossy().into_owned();
+    let mut k = MitKerberos::new(&Krb5Config {
+        principal: principal.clone(),
+        ..Krb5Config::default()
+    })
+    .expect("backend from the environment");
+    let tgt = k
+        .get_tgt()
+        .expect("KDC from KRB5_CONFIG, key from KRB5_KTNAME");
+    assert_eq!(tgt.client, principal);
+    k.get_service_ticket(&peer(B)).expect("service ticket");
+}

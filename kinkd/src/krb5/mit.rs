@@ -276,7 +276,12 @@ impl Kerberos for MitKerberos {
     ) -> Result<bool> {
         // KINK_CKSUM carries no checksum type: it is the key's mandatory
         // one, which MIT reports when asked to make a checksum with type 0.
-        let (cksumtype, _) = self.ctx.make_checksum(key, usage, &[])?;
+        let (cksumtype, sample) = self.ctx.make_checksum(key, usage, &[])?;
+        // A checksum of the wrong length is a mismatch, not a library error
+        // (MIT reports KRB5_BAD_MSIZE): it comes off the network.
+        if cksum.len() != sample.len() {
+            return Ok(false);
+        }
         self.ctx.verify_checksum(key, usage, cksumtype, data, cksum)
     }
 
@@ -361,6 +366,15 @@ mod tests {
                 !k.verify_checksum(&key, KEY_USAGE_KINK_CKSUM, msg, &bad)
                     .expect("verify")
             );
+            // Wrong length (truncated, extended, empty): not verified either.
+            for bad_len in [
+                &c[..c.len() - 1],
+                &[c.as_slice(), &[0]].concat()[..],
+                &[][..],
+            ] {
+                let r = k.verify_checksum(&key, KEY_USAGE_KINK_CKSUM, msg, bad_len);
+                assert!(matches!(r, Ok(false)), "{} octets: {r:?}", bad_len.len());
+            }
             let other = SessionKey::new(key.enctype(), vec![7; 32]);
             assert!(
                 !k.verify_checksum(&other, KEY_USAGE_KINK_CKSUM, msg, &c)

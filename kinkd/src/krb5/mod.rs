@@ -338,7 +338,7 @@ pub trait Kerberos: Send {
     fn checksum(&self, key: &SessionKey, usage: i32, data: &[u8]) -> Result<Vec<u8>>;
 
     /// Verifies a checksum made by [`Self::checksum`]; `Ok(false)` if it
-    /// does not match.
+    /// does not match (including a checksum of the wrong length).
     ///
     /// # Errors
     /// Unsupported enctype.
