@@ -527,14 +527,13 @@ impl Ccache {
 
     /// Empties the cache and makes `client` its default principal, then
     /// stores `creds` (our TGT).
-    pub(super) fn initialize_with(&self, client: &Principal, creds: &Creds) -> Result<()> {
+    pub(super) fn initialize_with(&self, client: &Principal, creds: &mut Creds) -> Result<()> {
         // SAFETY: valid cache and principal.
         let code = unsafe { sys::krb5_cc_initialize(self.ctx.raw(), self.raw, client.raw) };
         self.ctx.check("krb5_cc_initialize", code)?;
-        // SAFETY: the library copies `creds`; the pointer is only read
-        // (non-const in the C prototype for historical reasons).
-        let code =
-            unsafe { sys::krb5_cc_store_cred(self.ctx.raw(), self.raw, creds.ptr().cast_mut()) };
+        // SAFETY: the library copies `creds` (the C prototype is non-const;
+        // the pointer comes from a unique borrow, so a write would be sound).
+        let code = unsafe { sys::krb5_cc_store_cred(self.ctx.raw(), self.raw, creds.ptr_mut()) };
         self.ctx.check("krb5_cc_store_cred", code)
     }
 
@@ -645,6 +644,13 @@ impl Creds {
         }
     }
 
+    fn ptr_mut(&mut self) -> *mut sys::krb5_creds {
+        match &mut self.storage {
+            CredsStorage::Library(p) => *p,
+            CredsStorage::Boxed(b) => &mut **b,
+        }
+    }
+
     fn get(&self) -> &sys::krb5_creds {
         // SAFETY: the pointer is valid for as long as `self` lives.
         unsafe { &*self.ptr() }
@@ -730,10 +736,10 @@ impl AuthContext {
     }
 
     /// `krb5_mk_req_extended`: an AP-REQ for `creds`' ticket.
-    pub(super) fn mk_req(&mut self, creds: &Creds, ap_options: i32) -> Result<Vec<u8>> {
+    pub(super) fn mk_req(&mut self, creds: &mut Creds, ap_options: i32) -> Result<Vec<u8>> {
         let mut out = sys::krb5_data::empty();
-        // SAFETY: the auth context and creds are valid; the library reads
-        // `in_creds` (non-const in C for historical reasons); null in_data
+        // SAFETY: the auth context and creds are valid; `in_creds` is
+        // non-const in C and comes from a unique borrow; null in_data
         // means no application checksum; `out` is freed below.
         let code = unsafe {
             sys::krb5_mk_req_extended(
@@ -741,7 +747,7 @@ impl AuthContext {
                 &mut self.raw,
                 ap_options,
                 ptr::null_mut(),
-                creds.ptr().cast_mut(),
+                creds.ptr_mut(),
                 &mut out,
             )
         };

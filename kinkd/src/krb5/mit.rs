@@ -96,9 +96,9 @@ impl Kerberos for MitKerberos {
     }
 
     fn get_tgt(&mut self) -> Result<TicketInfo> {
-        let creds = Creds::init_from_keytab(&self.ctx, &self.me, &self.keytab)?;
+        let mut creds = Creds::init_from_keytab(&self.ctx, &self.me, &self.keytab)?;
         // A fresh cache: old service tickets were issued under the old TGT.
-        self.ccache.initialize_with(&self.me, &creds)?;
+        self.ccache.initialize_with(&self.me, &mut creds)?;
         self.tickets.clear();
         let info = Self::info(&creds)?;
         self.tgt = Some(creds);
@@ -141,7 +141,7 @@ impl Kerberos for MitKerberos {
     fn make_ap_req(&mut self, peer: &str, kind: TicketKind) -> Result<ApReq> {
         let creds = self
             .tickets
-            .get(&(peer.to_owned(), kind))
+            .get_mut(&(peer.to_owned(), kind))
             .ok_or_else(|| Error::local("make_ap_req", format!("no {kind:?} ticket for {peer}")))?;
         let mut options = sys::AP_OPTS_MUTUAL_REQUIRED | sys::AP_OPTS_USE_SUBKEY;
         if kind == TicketKind::UserToUser {
