@@ -15,7 +15,7 @@
 //! lack what KINK needs (AES-SHA2 enctypes, the RFC 3961 PRF, keytabs, a
 //! KDC client, a replay cache). MIT is the reference implementation and is
 //! packaged everywhere (Debian: libkrb5-dev to build, libkrb5-3 to run).
-//! The binding is hand-written (about 50 functions, no bindgen and so no
+//! The binding is hand-written (55 functions, no bindgen and so no
 //! libclang); `unsafe` lives in `sys.rs` (declarations) and `ffi.rs` (owning
 //! wrappers), nowhere else. A Heimdal backend would implement the same
 //! trait.
