@@ -303,9 +303,18 @@ mod tests {
     use super::*;
     use crate::krb5::{KEY_USAGE_KINK_CKSUM, KEY_USAGE_KINK_ENCRYPT};
 
+    /// A scratch directory removed when the test ends, even by a panic.
+    struct Scratch(std::path::PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            std::fs::remove_dir_all(&self.0).ok();
+        }
+    }
+
     /// A backend without a KDC: a throwaway krb5.conf, a keytab name that
     /// need not exist (only resolved), a MEMORY cache.
-    fn offline() -> (MitKerberos, std::path::PathBuf) {
+    fn offline() -> (MitKerberos, Scratch) {
         let dir = std::env::temp_dir().join(format!(
             "kinkd-krb5-unit-{}-{:?}",
             std::process::id(),
@@ -321,7 +330,7 @@ mod tests {
             ccache: Some("MEMORY:unit".into()),
         })
         .expect("backend");
-        (k, dir)
+        (k, Scratch(dir))
     }
 
     fn aes256_sha1() -> SessionKey {
@@ -334,15 +343,14 @@ mod tests {
 
     #[test]
     fn principal_gets_the_default_realm() {
-        let (k, dir) = offline();
+        let (k, _dir) = offline();
         assert_eq!(k.principal(), "kink/a.unit.test@UNIT.TEST");
         assert!(k.tgt_ticket().is_err());
-        std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]
     fn checksum_uses_the_mandatory_type_and_detects_tampering() {
-        let (k, dir) = offline();
+        let (k, _dir) = offline();
         for (key, len) in [(aes256_sha1(), 12), (aes256_sha384(), 24)] {
             let msg = b"KINK header and payloads";
             let c = k.checksum(&key, KEY_USAGE_KINK_CKSUM, msg).expect("cksum");
@@ -381,26 +389,24 @@ mod tests {
                     .expect("verify")
             );
         }
-        std::fs::remove_dir_all(dir).ok();
     }
 
     /// The keyed checksums are deterministic (both peers must compute the
     /// same value) and the key usage enters them.
     #[test]
     fn checksum_is_deterministic() {
-        let (k, dir) = offline();
+        let (k, _dir) = offline();
         let key = aes256_sha1();
         let a = k.checksum(&key, KEY_USAGE_KINK_CKSUM, b"abc").expect("a");
         let b = k.checksum(&key, KEY_USAGE_KINK_CKSUM, b"abc").expect("b");
         assert_eq!(a, b);
         let c = k.checksum(&key, KEY_USAGE_KINK_ENCRYPT, b"abc").expect("c");
         assert_ne!(a, c, "key usage must enter the checksum");
-        std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]
     fn encryption_round_trips_and_rejects_tampering() {
-        let (k, dir) = offline();
+        let (k, _dir) = offline();
         for (key, overhead) in [(aes256_sha1(), 28), (aes256_sha384(), 40)] {
             let plain = b"inner KINK payloads, 4-octet aligned";
             let c = k.encrypt(&key, KEY_USAGE_KINK_ENCRYPT, plain).expect("enc");
@@ -438,23 +444,21 @@ mod tests {
             assert!(k.decrypt(&key, KEY_USAGE_KINK_ENCRYPT, &c[..5]).is_err());
             assert!(k.decrypt(&key, KEY_USAGE_KINK_ENCRYPT, &[]).is_err());
         }
-        std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]
     fn prf_block_sizes_follow_the_enctype() {
-        let (k, dir) = offline();
+        let (k, _dir) = offline();
         let a = k.prf(&aes256_sha1(), b"seed").expect("prf");
         assert_eq!(a.len(), 16);
         assert_eq!(a, k.prf(&aes256_sha1(), b"seed").expect("prf"));
         assert_ne!(a, k.prf(&aes256_sha1(), b"seeD").expect("prf"));
         assert_eq!(k.prf(&aes256_sha384(), b"seed").expect("prf").len(), 48);
-        std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]
     fn unsupported_enctypes_and_bad_input_are_errors() {
-        let (mut k, dir) = offline();
+        let (mut k, _dir) = offline();
         let bogus = SessionKey::new(9999, vec![0; 16]);
         assert!(k.checksum(&bogus, KEY_USAGE_KINK_CKSUM, b"x").is_err());
         assert!(k.encrypt(&bogus, KEY_USAGE_KINK_ENCRYPT, b"x").is_err());
@@ -471,12 +475,11 @@ mod tests {
                 .is_err()
         );
         assert!(k.read_ap_rep(ApReqId(5), b"x").is_err());
-        std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]
     fn krb_error_round_trips() {
-        let (mut k, dir) = offline();
+        let (mut k, _dir) = offline();
         let bytes = k
             .make_error(
                 KrbErrorCode::KRB_AP_ERR_SKEW,
@@ -491,12 +494,11 @@ mod tests {
         assert_eq!(e.server.as_deref(), Some("kink/a.unit.test@UNIT.TEST"));
         let (now, _) = k.now().expect("now");
         assert!((e.server_time.0 - now).abs() <= 2);
-        std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]
     fn clock_offset_shows_in_now_and_in_errors() {
-        let (mut k, dir) = offline();
+        let (mut k, _dir) = offline();
         let (before, _) = k.now().expect("now");
         k.set_clock_offset(-7200).expect("offset");
         let (after, _) = k.now().expect("now");
@@ -507,7 +509,6 @@ mod tests {
         let e = k.read_error(&bytes).expect("rd");
         assert!((e.server_time.0 - after).abs() <= 2);
         assert_eq!(e.client_time, None);
-        std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]
