@@ -25,6 +25,10 @@ APT_PACKAGES=(
   # depmod for the downloaded kernel's modules, xz for its vmlinux. The harness installs the
   # same when missing (for runs without this script) and fetches the kernel itself, cached.
   qemu-system-x86 kmod xz-utils
+  # kinkd links MIT libkrb5 (kinkd/build.rs, headers and pkg-config file from libkrb5-dev);
+  # its Kerberos tests (kinkd/tests/kerberos.rs) start a throwaway MIT KDC (interop::kdc):
+  # krb5kdc and kdb5_util, kadmin.local, kinit.
+  libkrb5-dev krb5-kdc krb5-admin-server krb5-user
 )
 # Any busybox will do for the guest (its libraries are copied); busybox-static conflicts with
 # Debian's dynamic busybox, so install it only when there is none.

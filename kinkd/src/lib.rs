@@ -4,3 +4,5 @@
 //!
 //! Work in progress: the wire codec and the Kerberos access come first;
 //! the protocol core and the daemon follow. Nothing here runs yet.
+
+pub mod krb5;

@@ -33,6 +33,7 @@ use std::io;
 use std::time::Duration;
 
 pub mod iked;
+pub mod kdc;
 pub mod lab;
 pub mod netns;
 pub mod process;
