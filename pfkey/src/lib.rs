@@ -9,10 +9,15 @@
 //! - [`userspace::UserspaceKernel`] is an ESP datapath in user space (TUN
 //!   device, raw ESP and ESP-in-UDP sockets) for kernels without ESP; its
 //!   core ([`userspace::EspSa`], [`userspace::Sad`]) is sans-IO.
+//! - [`pfkeyv2::PfKeyKernel`] talks RFC 2367 PF_KEY v2 to a kernel with
+//!   AF_KEY sockets (Linux's `af_key`); its message codec
+//!   ([`pfkeyv2::Message`]) is sans-IO. On kernels without AF_KEY it
+//!   refuses to open with [`KernelError::Unsupported`].
 //!
-//! The XFRM and PF_KEY backends are separate pieces of work.
+//! The XFRM backend is a separate piece of work.
 
 pub mod memory;
+pub mod pfkeyv2;
 pub mod userspace;
 
 pub use libracoon::ipsec::{

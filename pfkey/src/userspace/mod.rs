@@ -29,7 +29,7 @@ pub mod sad;
 mod socket;
 pub mod spd;
 pub mod stats;
-mod sys;
+pub(crate) mod sys;
 mod task;
 pub mod transport;
 

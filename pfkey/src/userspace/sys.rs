@@ -5,7 +5,8 @@
 //! `AsyncFd::new` is deprecated as unsound: nothing stops the caller from
 //! closing the descriptor while it is registered). The contract is easy to
 //! keep for a `socket2::Socket` that the `AsyncFd` owns, so it is kept here,
-//! once.
+//! once. The PF_KEY backend ([`crate::pfkeyv2`]) registers its socket here
+//! too, so pfkey keeps a single `unsafe` block.
 #![allow(unsafe_code)]
 
 use std::io;
