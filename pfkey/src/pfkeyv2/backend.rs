@@ -17,7 +17,8 @@
 //! its addresses are the SA's endpoints, as Linux says nothing about the
 //! packet. EXPIRE is hard when it carries the hard lifetime, soft
 //! otherwise; expiries of larval SAs (SPI reservations never filled in)
-//! raise nothing. SADB_X_MIGRATE becomes [`KernelEvent::Migrate`].
+//! raise nothing. SADB_X_MIGRATE becomes [`KernelEvent::Migrate`]. **The
+//! stream ending means the socket failed**: later requests fail too.
 //!
 //! **SPIs.** [`Kernel::alloc_spi`] sends GETSPI, which leaves a larval SA;
 //! `add_sa` of that (destination, SPI) fills it in with UPDATE, any other
@@ -101,7 +102,10 @@ struct Shared {
     larval: Mutex<HashSet<SaId>>,
     /// Directions of the SAs this backend installed.
     directions: Mutex<HashMap<SaId, SaDirection>>,
-    events: mpsc::UnboundedSender<KernelEvent>,
+    /// Dropped when the reader stops, which ends the event stream.
+    events: Mutex<Option<mpsc::UnboundedSender<KernelEvent>>>,
+    /// Set when the reader stopped: requests fail at once.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// Why a request failed: the kernel's errno, or our own error.
@@ -136,7 +140,8 @@ impl PfKeyKernel {
             dump_lock: tokio::sync::Mutex::default(),
             larval: Mutex::default(),
             directions: Mutex::default(),
-            events: tx,
+            events: Mutex::new(Some(tx)),
+            closed: std::sync::atomic::AtomicBool::new(false),
         });
         let reader = tokio::spawn(read_loop(Arc::clone(&shared)));
         let mut kernel = Self {
@@ -452,6 +457,9 @@ impl Shared {
     }
 
     async fn send(&self, bytes: &[u8]) -> Result<(), KernelError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(failed("the PF_KEY socket failed earlier"));
+        }
         let sent = self
             .sock
             .async_io(Interest::WRITABLE, |s| {
@@ -492,11 +500,26 @@ impl Shared {
             MsgType::Expire => self.on_expire(&msg),
             MsgType::XMigrate => {
                 if let Some(ev) = convert::migrate_event(&msg) {
-                    let _ = self.events.send(ev);
+                    self.emit(ev);
                 }
             }
             _ => {}
         }
+    }
+
+    fn emit(&self, ev: KernelEvent) {
+        if let Some(tx) = lock(&self.events).as_ref() {
+            let _ = tx.send(ev);
+        }
+    }
+
+    /// After the socket failed: ends the event stream and fails every
+    /// waiting request at once rather than at its timeout.
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        lock(&self.events).take();
+        lock(&self.waiters).clear();
+        lock(&self.dump).take();
     }
 
     fn on_acquire(self: &Arc<Self>, msg: &Message) {
@@ -508,9 +531,7 @@ impl Shared {
         tokio::spawn(async move {
             let reply = shared.request(convert::policy_get_message(policy)).await;
             match reply.map(|r| convert::acquire_event(src, dst, &r)) {
-                Ok(Some(ev)) => {
-                    let _ = shared.events.send(ev);
-                }
+                Ok(Some(ev)) => shared.emit(ev),
                 Ok(None) => tracing::warn!(
                     "ACQUIRE for {src} -> {dst}: policy {policy} is not an ESP protect policy"
                 ),
@@ -531,7 +552,7 @@ impl Shared {
                 if matches!(ev, KernelEvent::Expire { hard: true, .. }) {
                     lock(&self.directions).remove(&id);
                 }
-                let _ = self.events.send(ev);
+                self.emit(ev);
             }
             None => {
                 lock(&self.larval).remove(&id);
@@ -544,23 +565,38 @@ impl Shared {
 async fn read_loop(shared: Arc<Shared>) {
     let mut buf = vec![0; MAX_MSG];
     loop {
-        let read = shared
-            .sock
-            .async_io(Interest::READABLE, |s| {
-                let mut r: &Socket = s;
-                r.read(&mut buf)
-            })
-            .await;
-        match read {
+        match read_one(&shared.sock, &mut buf).await {
             Ok(n) => match Message::parse(buf.get(..n).unwrap_or_default()) {
                 Ok(msg) => shared.route(msg),
                 Err(e) => tracing::debug!("ignoring an undecodable PF_KEY message: {e}"),
             },
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 tracing::error!("the PF_KEY socket failed, no more kernel events: {e}");
+                shared.close();
                 break;
             }
+        }
+    }
+}
+
+/// Receives one message into `buf`. A socket that can no longer be read
+/// is an error: tokio keeps reporting a read-closed socket readable, so
+/// retrying would spin. (AF_KEY sockets cannot be shut down; the socket
+/// pairs of the tests can.)
+async fn read_one(sock: &AsyncFd<Socket>, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        let mut guard = sock.readable().await?;
+        let closed = guard.ready().is_read_closed();
+        match guard.try_io(|s| {
+            let mut r: &Socket = s.get_ref();
+            r.read(buf)
+        }) {
+            // PF_KEY never sends an empty message.
+            Ok(Ok(0)) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+            Ok(result) => return result,
+            Err(_would_block) if closed => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Err(_would_block) => {}
         }
     }
 }

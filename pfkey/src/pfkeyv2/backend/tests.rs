@@ -450,3 +450,17 @@ async fn acquire_expire_and_migrate_become_events() {
     };
     assert_eq!((old.0, new.0), (ip("192.0.2.1"), ip("192.0.2.10")));
 }
+
+#[tokio::test]
+async fn a_dead_socket_ends_the_event_stream_and_fails_requests() {
+    let r = rig().await;
+    let mut events = r.kernel.take_events().unwrap();
+    // Shut the socket for reading: the closest a socket pair comes to
+    // an AF_KEY socket failing.
+    let sock = r.kernel.shared.sock.get_ref();
+    sock.shutdown(std::net::Shutdown::Read).unwrap();
+    let ended = tokio::time::timeout(EVENT_WAIT, events.recv()).await;
+    assert_eq!(ended.expect("the stream ends in time"), None);
+    let err = r.kernel.flush_sas().await.unwrap_err();
+    assert!(matches!(err, KernelError::Failed { .. }), "{err}");
+}
