@@ -24,3 +24,25 @@ pub fn pfkey_msg(data: &[u8]) {
     let again = Message::parse(&bytes).expect("an emitted message parses");
     assert_eq!(again, msg, "parse(emit(parse(x))) == parse(x)");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Replays the fuzz corpus (the hand-built Linux ADD, X_SPDADD and
+    /// ACQUIRE of `super::super::tests`), whole and cut short.
+    #[test]
+    fn the_fuzz_corpus_replays_through_the_fuzz_body() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/pfkey_msg");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).expect("fuzz/corpus/pfkey_msg exists") {
+            let data = std::fs::read(entry.unwrap().path()).unwrap();
+            assert!(Message::parse(&data).is_ok(), "seeds are valid messages");
+            for cut in 0..=data.len() {
+                pfkey_msg(&data[..cut]);
+            }
+            seen += 1;
+        }
+        assert!(seen >= 3, "{seen} seeds in {}", dir.display());
+    }
+}

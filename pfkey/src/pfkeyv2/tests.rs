@@ -68,6 +68,8 @@ fn outbound_sa() -> SaSpec {
 /// `setkey -c`: `add 192.0.2.1 192.0.2.2 esp 0x12345678 -m tunnel -u 7
 /// -E aes-cbc 0x11.. -A hmac-sha256 0x22..` with NAT-T ports and
 /// lifetimes, in `pfkey_send_x1`'s order (ipsec-tools libipsec/pfkey.c).
+/// One field differs from setkey's: `sadb_sa_state` is MATURE, as RFC 2367
+/// §2.3.1 requires of ADD, where KAME sends LARVAL (Linux ignores it).
 #[cfg(target_endian = "little")]
 const ADD: &[&str] = &[
     "02 03 00 03  1f 00 00 00  01 00 00 80  d2 04 00 00", // sadb_msg: v2, ADD, errno 0, ESP, len 31, seq 0x80000001, pid 1234
