@@ -12,11 +12,17 @@
 //! - [`xfrm::XfrmKernel`] installs SAs and policies in the Linux kernel
 //!   over `NETLINK_XFRM`, for kernels with ESP ([`xfrm::kernel_has_esp`]
 //!   tells); its message codec ([`xfrm::msg`]) is sans-IO.
-//!
-//! The PF_KEY backend is a separate piece of work.
+//! - [`pfkeyv2::PfKeyKernel`] talks RFC 2367 PF_KEY v2 to a kernel with
+//!   AF_KEY sockets (Linux's `af_key`); its message codec
+//!   ([`pfkeyv2::Message`]) is sans-IO. On kernels without AF_KEY it
+//!   refuses to open with [`KernelError::Unsupported`].
+//! - [`remote::SpmdKernel`] reaches spmd's backend over the control socket,
+//!   and [`split::SplitKernel`] puts SAs in a kernel backend while policies
+//!   and ACQUIREs go through spmd.
 
 pub mod handoff;
 pub mod memory;
+pub mod pfkeyv2;
 pub mod remote;
 pub mod split;
 mod sys;
