@@ -112,7 +112,11 @@ pub async fn run(opts: Options, prepared: Prepared) -> anyhow::Result<()> {
             serve(&opts, prepared, &MemoryKernel::new()).await
         }
         KernelChoice::PfKey => {
-            bail!("--kernel pfkey: this backend is not in this build yet; use xfrm or userspace")
+            let kernel = pfkey::pfkeyv2::PfKeyKernel::open()
+                .await
+                .context("cannot open the PF_KEY socket")?;
+            tracing::info!("kernel backend 'pfkey'");
+            serve(&opts, prepared, kernel.as_ref()).await
         }
         KernelChoice::Auto if pfkey::xfrm::kernel_has_esp().await => {
             tracing::info!("the kernel holds ESP states: policies go into it over XFRM");

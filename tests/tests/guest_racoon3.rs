@@ -1,6 +1,7 @@
 //! racoon3 on a kernel that carries ESP: spmd and iked on both sides of a
 //! namespace pair inside a qemu guest running Debian's stock kernel
-//! (`interop::qemu`). The kernel's ACQUIRE starts the negotiation, the
+//! (`interop::qemu`), through the XFRM backend (chosen explicitly and by
+//! auto-detection) and through the PF_KEY v2 backend. The kernel's ACQUIRE starts the negotiation, the
 //! kernel's ESP carries pings both ways (its SA counters prove it), a soft
 //! expiry makes iked rekey, terminating the IKE SA removes the kernel SAs,
 //! and spmd removes its policies on exit.
@@ -27,7 +28,11 @@ enum Family {
 /// One side's racoon2.conf: `me`/`peer` are 'a' or 'b' of the guest prelude's
 /// `lab_two_hosts` (a: 192.0.2.1 / 2001:db8::1, LAN 198.51.100.1 /
 /// 2001:db8:a::1; b: 192.0.2.2 / 2001:db8::2, LAN 203.0.113.1 / 2001:db8:b::1).
-fn conf(me: char, family: Family, mode: &str, child_lifetime: &str) -> String {
+/// ESP algorithms: AEAD for XFRM; Linux's PF_KEY has no AEAD.
+const GCM: &str = "esp_enc_alg { aes128_gcm16; };";
+const CBC_SHA256: &str = "esp_enc_alg { aes128_cbc; }; esp_auth_alg { hmac_sha2_256; };";
+
+fn conf(me: char, family: Family, mode: &str, child_lifetime: &str, esp: &str) -> String {
     let addr = |h: char| match (h, family) {
         ('a', Family::V4) => ("192.0.2.1", "198.51.100.1"),
         (_, Family::V4) => ("192.0.2.2", "203.0.113.1"),
@@ -62,7 +67,7 @@ selector in {{ direction inbound; src {dst}; dst {src}; upper_layer_protocol "an
 policy pol {{ action auto_ipsec; remote_index peer; ipsec_mode {mode}; ipsec_index {{ ipsec_esp; }};
              ipsec_level require; peers_sa_ipaddr {their}; my_sa_ipaddr {my}; }};
 ipsec ipsec_esp {{ ipsec_sa_lifetime_time {child_lifetime}; sa_index esp; }};
-sa esp {{ sa_protocol esp; esp_enc_alg {{ aes128_gcm16; }}; }};
+sa esp {{ sa_protocol esp; {esp} }};
 "#
     )
 }
@@ -204,6 +209,7 @@ fn run_pair(
     child_lifetime: &str,
     wait_rekey: bool,
 ) -> GuestOutput {
+    let esp = if kernel == "pfkey" { CBC_SHA256 } else { GCM };
     let bins = LabDir::new("r3guestbin").expect("scratch dir");
     let guest = Guest::new()
         .unwrap_or_else(|e| panic!("guest kernel: {e}"))
@@ -211,8 +217,14 @@ fn run_pair(
         .binary(stripped(&bins, "spmd"))
         .binary(stripped(&bins, "iked"))
         .binary(stripped(&bins, "racoonctl"))
-        .file("/etc/r3/a.conf", conf('a', family, mode, child_lifetime))
-        .file("/etc/r3/b.conf", conf('b', family, mode, child_lifetime))
+        .file(
+            "/etc/r3/a.conf",
+            conf('a', family, mode, child_lifetime, esp),
+        )
+        .file(
+            "/etc/r3/b.conf",
+            conf('b', family, mode, child_lifetime, esp),
+        )
         .file_mode("/etc/r3/psk", PSK, 0o600);
     let out = guest
         .run(&script(kernel, family, mode, wait_rekey), TIMEOUT)
@@ -301,4 +313,23 @@ fn xfrm_carries_an_ipv6_tunnel_and_ipv4_transport_mode() {
     check(&out, "kernel backend 'xfrm'", "tunnel");
     let out = run_pair("xfrm", Family::V4, "transport", "infinite", false);
     check(&out, "kernel backend 'xfrm'", "transport");
+}
+
+#[test]
+#[ignore = "boots a qemu guest; needs root on first use (run with --run-ignored all)"]
+fn pfkey_carries_an_ipv4_tunnel_with_aes_cbc_and_hmac_sha256() {
+    let out = run_pair("pfkey", Family::V4, "tunnel", "infinite", false);
+    check(&out, "kernel backend 'pfkey'", "tunnel");
+    assert!(
+        section(&out.output, "xfrm a").contains("cbc(aes)"),
+        "{}",
+        out.output
+    );
+}
+
+#[test]
+#[ignore = "boots a qemu guest; needs root on first use (run with --run-ignored all)"]
+fn pfkey_carries_ipv6_transport_mode() {
+    let out = run_pair("pfkey", Family::V6, "transport", "infinite", false);
+    check(&out, "kernel backend 'pfkey'", "transport");
 }

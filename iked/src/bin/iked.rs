@@ -36,7 +36,8 @@ struct Args {
     run_dir: PathBuf,
     /// Kernel backend: `auto` (xfrm where the kernel holds ESP states, else
     /// userspace), `xfrm` (SAs into the kernel, policies through spmd),
-    /// `userspace` (through spmd, which hosts the userspace ESP datapath),
+    /// `pfkey` (the same over PF_KEY v2: no AEAD on Linux), `userspace`
+    /// (through spmd, which hosts the userspace ESP datapath),
     /// or `memory` (records SAs, carries no traffic; for tests without spmd).
     #[arg(long, default_value = "auto")]
     kernel: String,
@@ -62,10 +63,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         "userspace" => iked::daemon::KernelChoice::Spmd,
         "xfrm" => iked::daemon::KernelChoice::Xfrm,
         "memory" => iked::daemon::KernelChoice::Memory,
-        "pfkey" => anyhow::bail!(
-            "--kernel pfkey: this backend is not in this build yet; use xfrm or userspace"
-        ),
-        other => anyhow::bail!("--kernel {other}: expected auto, xfrm, userspace or memory"),
+        "pfkey" => iked::daemon::KernelChoice::PfKey,
+        other => anyhow::bail!("--kernel {other}: expected auto, xfrm, pfkey, userspace or memory"),
     };
     // In the background there is no terminal: log to the run directory unless -l says otherwise.
     let logfile = match (&args.logfile, args.foreground) {

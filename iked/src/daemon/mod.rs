@@ -60,6 +60,9 @@ pub enum KernelChoice {
     /// SAs into the kernel over XFRM netlink; policies and ACQUIREs through
     /// spmd ([`pfkey::split::SplitKernel`]).
     Xfrm,
+    /// SAs into the kernel over PF_KEY v2; policies and ACQUIREs through
+    /// spmd.
+    PfKey,
     /// XFRM if the kernel holds ESP states, else through spmd.
     Auto,
 }
@@ -115,6 +118,7 @@ pub async fn run(opts: Options, prepared: Prepared) -> anyhow::Result<()> {
             run_split(&opts, prepared).await
         }
         KernelChoice::Xfrm => run_split(&opts, prepared).await,
+        KernelChoice::PfKey => run_split_pfkey(&opts, prepared).await,
         KernelChoice::Spmd | KernelChoice::Auto => {
             let socket = prepared.config.spmd_socket(&opts.run_dir);
             let kernel = connect_spmd(&socket).await?;
@@ -144,6 +148,22 @@ async fn run_split(opts: &Options, prepared: Prepared) -> anyhow::Result<()> {
     let kernel = pfkey::split::SplitKernel::new(xfrm, spmd.clone());
     let link = Some((None, spmd.generation()));
     serve(opts, prepared, &kernel, link, "xfrm").await
+}
+
+/// Kernel ESP over PF_KEY v2: SAs from this process, the rest through spmd.
+async fn run_split_pfkey(opts: &Options, prepared: Prepared) -> anyhow::Result<()> {
+    let socket = prepared.config.spmd_socket(&opts.run_dir);
+    let sas = pfkey::pfkeyv2::PfKeyKernel::open()
+        .await
+        .context("cannot open the PF_KEY socket")?;
+    let spmd = connect_spmd(&socket).await?;
+    tracing::info!(
+        "kernel backend: pfkey (SAs), spmd at {} (policies)",
+        socket.display()
+    );
+    let kernel = pfkey::split::SplitKernel::new(sas, spmd.clone());
+    let link = Some((None, spmd.generation()));
+    serve(opts, prepared, &kernel, link, "pfkey").await
 }
 
 /// Connects to spmd, waiting up to [`SPMD_WAIT`] for it to come up.
