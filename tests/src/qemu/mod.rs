@@ -90,7 +90,7 @@ impl Guest {
                 .map(|s| (*s).to_owned())
                 .collect(),
             qemu_args: Vec::new(),
-            memory_mb: 512,
+            memory_mb: 1024,
             wait_for_socket: None,
             deadline: DEFAULT_DEADLINE,
         })
@@ -164,7 +164,7 @@ impl Guest {
         self
     }
 
-    /// Guest memory in MiB (default 512).
+    /// Guest memory in MiB (default 1024: unstripped debug binaries are large).
     pub fn memory_mb(mut self, mb: u32) -> Self {
         self.memory_mb = mb;
         self
