@@ -79,7 +79,10 @@ impl PidFile {
                 ));
             }
         }
-        std::fs::write(&path, format!("{}\n", std::process::id()))
+        // Written whole, then renamed: a reader never sees it empty.
+        let tmp = run_dir.join(format!(".{daemon}.pid.tmp"));
+        std::fs::write(&tmp, format!("{}\n", std::process::id()))
+            .and_then(|()| std::fs::rename(&tmp, &path))
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         Ok(Self(path))
     }

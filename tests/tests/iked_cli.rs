@@ -65,8 +65,10 @@ fn start_detached(
         "{daemon}: {stderr}"
     );
     let pid_file = run_dir.join(format!("{daemon}.pid"));
+    let readable =
+        || std::fs::read_to_string(&pid_file).is_ok_and(|t| t.trim().parse::<i32>().is_ok());
     assert!(
-        wait_for(|| pid_file.exists(), Duration::from_secs(5)),
+        wait_for(readable, Duration::from_secs(5)),
         "no {daemon} pid file"
     );
     let pid: i32 = std::fs::read_to_string(&pid_file)
