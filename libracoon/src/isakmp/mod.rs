@@ -86,6 +86,8 @@ mod id;
 mod notify;
 mod sa;
 
+#[cfg(test)]
+mod captures;
 #[cfg(any(test, fuzzing))]
 pub mod fuzzing;
 #[cfg(test)]
