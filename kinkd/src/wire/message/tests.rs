@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use libracoon::isakmp::{self, DeletePayload, ProtocolId};
+use libracoon::isakmp::{self, DeletePayload, NotifyPayload, NotifyType, ProtocolId};
 use proptest::prelude::*;
 
 use super::*;
@@ -58,6 +58,16 @@ const DELETE: [u8; 64] = [
     0xdd, 0xdd, 0xdd, 0xdd, 0xdd, 0xdd, 0xdd, 0xdd, 0xdd, 0xdd, 0xdd, 0xdd, // Cksum
 ];
 
+/// STATUS: KINK_AP_REQ, then a KINK_ISAKMP carrying an ISAKMP Notification INITIAL-CONTACT
+/// (IPsec DOI, no SPI), Cksum.
+const STATUS: [u8; 60] = [
+    6, 0x10, 0, 60, 0, 0, 0, 1, 0, 0, 0, 3, 1, 0, 0, 12, // header
+    6, 0, 0, 12, 0x5f, 0x5e, 0x10, 0x00, 0x6e, 0x02, 0x30, 0x00, // KINK_AP_REQ
+    0, 0, 0, 20, 11, 0x10, 0, 0, // KINK_ISAKMP: InnerNextPload Notification, QM 1.0
+    0, 0, 0, 12, 0, 0, 0, 1, 0, 0, 0x60, 0x02, // ISAKMP Notification INITIAL-CONTACT
+    0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, // Cksum
+];
+
 /// REPLY with an unauthenticated KINK_ERROR (KINK_PROTOERR).
 const REPLY_ERROR: [u8; 24] = [
     3, 0x10, 0, 24, 0, 0, 0, 1, 0, 0, 0, 2, 8, 0, 0, 0, // header
@@ -81,6 +91,7 @@ pub(crate) fn vectors() -> Vec<(&'static str, Vec<u8>)> {
         ("ACK", ACK.to_vec()),
         ("GETTGT", GETTGT.to_vec()),
         ("DELETE", DELETE.to_vec()),
+        ("STATUS", STATUS.to_vec()),
         ("REPLY KINK_ERROR", REPLY_ERROR.to_vec()),
     ]
 }
@@ -167,6 +178,24 @@ fn expected(name: &str) -> Message<'static> {
                 }),
             ],
             &[0xdd; 12],
+        ),
+        "STATUS" => msg(
+            MessageType::Status,
+            3,
+            0,
+            vec![
+                ap_req(&[0x6e, 0x02, 0x30, 0x00]),
+                Payload::Isakmp(IsakmpPayload {
+                    payloads: vec![isakmp::Payload::Notification(NotifyPayload {
+                        doi: 1,
+                        protocol: ProtocolId::Reserved,
+                        spi: Cow::Borrowed(&[]),
+                        ntype: NotifyType::InitialContact,
+                        data: Cow::Borrowed(&[]),
+                    })],
+                }),
+            ],
+            &[0xee; 12],
         ),
         "REPLY KINK_ERROR" => msg(
             MessageType::Reply,
