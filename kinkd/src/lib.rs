@@ -2,7 +2,9 @@
 //! Kerberos in one round trip, with IKEv1 Quick Mode payloads
 //! (`libracoon::isakmp`) inside KINK messages.
 //!
-//! Work in progress: the wire codec and the Kerberos access come first;
-//! the protocol core and the daemon follow. Nothing here runs yet.
+//! Work in progress: the wire codec ([`wire`]) and the Kerberos access
+//! ([`krb5`]) exist; the protocol core and the daemon follow. Nothing here
+//! runs yet.
 
 pub mod krb5;
+pub mod wire;
