@@ -26,6 +26,9 @@ use crate::{
 
 const BACKEND: &str = "spmd";
 
+/// How long one kernel operation may take before iked gives up on it.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How often the event task retries a lost spmd.
 const RECONNECT_EVERY: Duration = Duration::from_millis(500);
 
@@ -110,13 +113,32 @@ impl SpmdKernel {
                 from: self.daemon.clone(),
                 op: Box::new(op.clone()),
             };
-            match client.request(request).await {
-                Ok(result) => return result.into_result().map_err(from_ctl).and_then(reply),
-                Err(e) if attempt == 0 => {
+            let answer = tokio::time::timeout(REQUEST_TIMEOUT, client.request(request)).await;
+            match answer {
+                Ok(Ok(result)) => {
+                    let result = result.into_result().map_err(from_ctl).and_then(reply);
+                    // A retried AddSa whose first try did land.
+                    if attempt == 1
+                        && matches!(op, KernelOp::AddSa { .. })
+                        && matches!(result, Err(KernelError::Exists(_)))
+                    {
+                        return Ok(KernelReply::Done);
+                    }
+                    return result;
+                }
+                Ok(Err(e)) if attempt == 0 => {
                     tracing::debug!("spmd connection lost ({e}); reconnecting");
                     *slot = None;
                 }
-                Err(e) => return Err(lost(&self.socket, &e)),
+                Ok(Err(e)) => return Err(lost(&self.socket, &e)),
+                Err(_) => {
+                    // A stalled spmd must not stall the key exchange.
+                    *slot = None;
+                    return Err(failed(format!(
+                        "spmd at {} did not answer within {REQUEST_TIMEOUT:?}",
+                        self.socket.display()
+                    )));
+                }
             }
         }
         Err(failed(format!(

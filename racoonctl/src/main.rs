@@ -48,6 +48,10 @@ struct Cli {
     /// Print the daemon's answer as JSON (one object per line) instead of a table.
     #[arg(long, global = true)]
     json: bool,
+    /// spmd's control socket, when racoon2.conf sets one with
+    /// `interface { spmd { unix "PATH"; }; }` (default: DIR/spmd.sock).
+    #[arg(long, value_name = "PATH", global = true)]
+    spmd_socket: Option<PathBuf>,
     /// Seconds to wait for the daemon to answer.
     #[arg(long, value_name = "SECS", default_value_t = 30, global = true)]
     timeout: u64,
@@ -117,6 +121,7 @@ fn main() -> ExitCode {
         run_dir: cli.run_dir,
         json: cli.json,
         timeout: Duration::from_secs(cli.timeout),
+        spmd_socket: cli.spmd_socket,
     };
     match run(&ctx, cli.command) {
         Ok(()) => ExitCode::SUCCESS,

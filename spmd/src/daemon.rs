@@ -224,7 +224,16 @@ async fn serve<K: Kernel>(opts: &Options, prepared: Prepared, kernel: &K) -> any
             Some(req) = requests.recv() => {
                 let path = config_path.clone();
                 let reload = async move || load_config(&path);
-                let result = state.answer(req.request, kernel, &control, reload).await;
+                let result = if matches!(req.request, libracoon::ctl::proto::Request::Kernel { .. })
+                    && !req.privileged
+                {
+                    Err(libracoon::ctl::proto::CtlError::new(
+                        libracoon::ctl::proto::ErrorCode::PermissionDenied,
+                        "kernel operations are for the key-exchange daemons (root or spmd's user), not the control group",
+                    ))
+                } else {
+                    state.answer(req.request, kernel, &control, reload).await
+                };
                 let _ = req.reply.send(result.into());
             }
         }

@@ -145,40 +145,59 @@ impl State {
         for n in &plan.notes {
             tracing::warn!("{n}");
         }
-        let stale: Vec<PolicySpec> = self
-            .installed
-            .iter()
-            .filter(|(p, o)| {
-                matches!(o, Origin::Config { .. }) && !plan.policies.iter().any(|n| n.spec == *p)
-            })
-            .map(|(p, _)| p.clone())
-            .collect();
-        for p in &stale {
-            self.remove(kernel, p).await;
-        }
-        let mut added = 0;
+        // New and changed policies first: a backend replaces a policy with
+        // the same selector and direction, so protected traffic never
+        // meets a gap. Then the ones no longer configured.
+        let (mut added, mut failed) = (0, 0);
         for n in &plan.policies {
-            let present = self.installed.iter().any(|(p, _)| *p == n.spec);
             let origin = Origin::Config {
                 selector: n.source.clone(),
                 remote: n.remote.clone(),
             };
-            if present {
+            if let Some(entry) = self.installed.iter_mut().find(|(p, _)| *p == n.spec) {
                 // Same policy; the selector or remote name may have changed.
-                if let Some(entry) = self.installed.iter_mut().find(|(p, _)| *p == n.spec) {
-                    entry.1 = origin;
-                }
+                entry.1 = origin;
             } else if self.add(kernel, n.spec.clone(), origin).await {
                 added += 1;
+            } else {
+                failed += 1;
             }
         }
+        let stale: Vec<PolicySpec> =
+            self.installed
+                .iter()
+                .filter(|(p, o)| {
+                    matches!(o, Origin::Config { .. })
+                        && !plan.policies.iter().any(|n| {
+                            n.spec.selector == p.selector && n.spec.direction == p.direction
+                        })
+                })
+                .map(|(p, _)| p.clone())
+                .collect();
+        for p in &stale {
+            self.remove(kernel, p).await;
+        }
+        let moved = moved_reqids(&self.config, &config);
         self.config = config;
         self.record();
-        let kept = plan.policies.len() - added;
-        Ok(format!(
+        let kept = plan.policies.len() - added - failed;
+        let mut msg = format!(
             "reloaded: {added} policies added, {} removed, {kept} unchanged",
             stale.len()
-        ))
+        );
+        if failed > 0 {
+            msg.push_str(&format!(
+                "; {failed} refused by the kernel backend (see the log)"
+            ));
+        }
+        if !moved.is_empty() {
+            msg.push_str(&format!(
+                "; the request IDs of remote {} changed (a remote block was added or moved): \
+                 restart iked so its SAs match the new policies",
+                moved.join(", ")
+            ));
+        }
+        Ok(msg)
     }
 
     /// Answers one control request.
@@ -204,9 +223,19 @@ impl State {
                 Ok(done(msg))
             }
             Request::Flush => {
-                let n = kernel.list_sas().await.len();
-                kernel.flush_sas().await.map_err(kernel_error)?;
-                self.sa_owner.clear();
+                // Only the SAs installed through spmd: a kernel SAD may hold
+                // SAs of daemons that install their own (iked with XFRM) and
+                // of other software.
+                let ids: Vec<SaId> = self.sa_owner.keys().copied().collect();
+                let mut n = 0;
+                for id in ids {
+                    match kernel.delete_sa(id).await {
+                        Ok(()) => n += 1,
+                        Err(KernelError::NotFound(_)) => {}
+                        Err(e) => return Err(kernel_error(e)),
+                    }
+                    self.sa_owner.remove(&id);
+                }
                 for daemon in &self.attached {
                     notify(control, daemon, KernelEvent::Reset, "SAs flushed".into());
                 }
@@ -425,6 +454,18 @@ impl State {
                 .collect(),
         }
     }
+}
+
+/// Remotes present in both configurations whose default request ID moved.
+fn moved_reqids(old: &Config, new: &Config) -> Vec<String> {
+    new.remotes
+        .iter()
+        .filter(|r| {
+            let before = old.default_reqid(&r.name);
+            before.is_some() && before != new.default_reqid(&r.name)
+        })
+        .map(|r| r.name.clone())
+        .collect()
 }
 
 fn notify(control: &ControlServer, daemon: &str, event: KernelEvent, message: String) {

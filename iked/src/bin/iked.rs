@@ -34,8 +34,9 @@ struct Args {
     /// Directory for the pid file.
     #[arg(long, default_value = "/run/racoon3")]
     run_dir: PathBuf,
-    /// Kernel backend: `auto` (xfrm where the kernel holds ESP states, else
-    /// userspace), `xfrm` (SAs into the kernel, policies through spmd),
+    /// Kernel backend: `auto` (follow spmd: SAs into the kernel when spmd
+    /// uses XFRM or PF_KEY, else through spmd), `xfrm` (SAs into the kernel,
+    /// policies through spmd; spmd must use xfrm too),
     /// `pfkey` (the same over PF_KEY v2: no AEAD on Linux), `userspace`
     /// (through spmd, which hosts the userspace ESP datapath),
     /// or `memory` (records SAs, carries no traffic; for tests without spmd).

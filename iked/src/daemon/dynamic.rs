@@ -65,16 +65,42 @@ impl DynamicPolicies {
         self.installed.insert(outbound.id, added);
     }
 
-    /// After the CHILD SA with outbound SA `outbound` was deleted.
+    /// After the CHILD SA with outbound SA `outbound` was deleted: its
+    /// policies go, except those a live CHILD SA still uses (a rekey
+    /// installs the new SA, with the same selectors, before the old one
+    /// is deleted).
     pub(crate) async fn child_deleted(&mut self, outbound: SaId, kernel: &impl Kernel) {
         let Some(list) = self.installed.remove(&outbound) else {
             return;
         };
         for p in list {
+            let still_used = self
+                .installed
+                .values()
+                .flatten()
+                .any(|q| q.selector == p.selector && q.direction == p.direction);
+            if still_used {
+                continue;
+            }
             if let Err(e) = kernel.delete_policy(p.selector, p.direction).await {
                 tracing::warn!("removing a dynamic policy failed: {e}");
             }
         }
+    }
+
+    /// Installs every live CHILD SA's policies again: a new spmd (after a
+    /// restart) knows only the configured ones.
+    pub(crate) async fn reinstall(&self, kernel: &impl Kernel) {
+        let all: Vec<&PolicySpec> = self.installed.values().flatten().collect();
+        if all.is_empty() {
+            return;
+        }
+        for p in &all {
+            if let Err(e) = kernel.add_policy((*p).clone()).await {
+                tracing::warn!("re-adding a dynamic policy to the new spmd failed: {e}");
+            }
+        }
+        tracing::info!("re-added {} dynamic policies to the new spmd", all.len());
     }
 }
 
@@ -199,7 +225,20 @@ sa esp { sa_protocol esp; esp_enc_alg { aes128_gcm16; }; };
             installed[1].tunnel, installed[0].tunnel,
             "(local, remote) both ways"
         );
+        // A rekey: the new CHILD SA comes with the same selectors, then the
+        // old one goes; the policies stay for the new one.
+        let mut new_out = outbound.clone();
+        new_out.id.spi = 20;
+        dynamic
+            .child_installed("peer", &inbound, &new_out, &kernel)
+            .await;
         dynamic.child_deleted(outbound.id, &kernel).await;
+        assert_eq!(
+            kernel.list_policies().await.len(),
+            2,
+            "still used by the new SA"
+        );
+        dynamic.child_deleted(new_out.id, &kernel).await;
         assert!(kernel.list_policies().await.is_empty());
     }
 }

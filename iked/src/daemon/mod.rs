@@ -63,7 +63,8 @@ pub enum KernelChoice {
     /// SAs into the kernel over PF_KEY v2; policies and ACQUIREs through
     /// spmd.
     PfKey,
-    /// XFRM if the kernel holds ESP states, else through spmd.
+    /// Whatever spmd runs: SAs into the kernel when spmd uses XFRM or
+    /// PF_KEY, through spmd otherwise.
     Auto,
 }
 
@@ -108,62 +109,88 @@ impl Prepared {
 pub async fn run(opts: Options, prepared: Prepared) -> anyhow::Result<()> {
     let _pid = libracoon::daemon::PidFile::create(&opts.run_dir, "iked")
         .map_err(|e| anyhow::anyhow!(e))?;
-    match &opts.kernel {
-        KernelChoice::Memory => {
-            tracing::warn!("kernel backend 'memory': SAs are recorded but carry no traffic");
-            serve(&opts, prepared, &MemoryKernel::new(), None, "memory").await
+    if opts.kernel == KernelChoice::Memory {
+        tracing::warn!("kernel backend 'memory': SAs are recorded but carry no traffic");
+        return serve(&opts, prepared, &MemoryKernel::new(), None, "memory").await;
+    }
+    // spmd decides where SAs live (it owns the policies they must match):
+    // iked follows, and an explicit --kernel must agree with it.
+    let socket = prepared.config.spmd_socket(&opts.run_dir);
+    let spmd = connect_spmd(&socket).await?;
+    let backend = spmd.backend();
+    let wanted = match opts.kernel {
+        KernelChoice::Xfrm => Some("xfrm"),
+        KernelChoice::PfKey => Some("pfkey"),
+        KernelChoice::Spmd => Some("userspace"),
+        KernelChoice::Auto | KernelChoice::Memory => None,
+    };
+    if let Some(w) = wanted
+        && w != backend
+    {
+        bail!(
+            "iked --kernel {w}, but spmd at {} runs the {backend} backend: start both with the \
+             same --kernel, or iked with --kernel auto to follow spmd",
+            socket.display()
+        );
+    }
+    match backend.as_str() {
+        "xfrm" => {
+            let xfrm =
+                pfkey::xfrm::XfrmKernel::open().context("cannot open the XFRM netlink socket")?;
+            run_split(&opts, prepared, xfrm, spmd, &socket).await
         }
-        KernelChoice::Auto if pfkey::xfrm::kernel_has_esp().await => {
-            tracing::info!("the kernel holds ESP states: SAs go into it over XFRM");
-            run_split(&opts, prepared).await
+        "pfkey" => {
+            let sas = pfkey::pfkeyv2::PfKeyKernel::open()
+                .await
+                .context("cannot open the PF_KEY socket")?;
+            run_split(&opts, prepared, sas, spmd, &socket).await
         }
-        KernelChoice::Xfrm => run_split(&opts, prepared).await,
-        KernelChoice::PfKey => run_split_pfkey(&opts, prepared).await,
-        KernelChoice::Spmd | KernelChoice::Auto => {
-            let socket = prepared.config.spmd_socket(&opts.run_dir);
-            let kernel = connect_spmd(&socket).await?;
-            let backend = kernel.backend();
+        _ => {
             tracing::info!("kernel backend: spmd ({backend}) at {}", socket.display());
             // Only the userspace datapath needs ESP-in-UDP from us; a kernel
             // backend takes it off the socket itself (UDP_ENCAP).
             let handoff = (backend == "userspace").then(|| {
                 handoff::EspHandoff::new(socket.with_file_name(pfkey::handoff::SOCKET_NAME))
             });
-            let spmd = Some((handoff, kernel.generation()));
+            let link = Some((handoff, spmd.generation()));
             let described = format!("{backend} via spmd");
-            serve(&opts, prepared, kernel.as_ref(), spmd, &described).await
+            serve(&opts, prepared, spmd.as_ref(), link, &described).await
         }
     }
 }
 
-/// Kernel ESP: SAs over XFRM from this process, the rest through spmd.
-async fn run_split(opts: &Options, prepared: Prepared) -> anyhow::Result<()> {
-    let socket = prepared.config.spmd_socket(&opts.run_dir);
-    let xfrm = pfkey::xfrm::XfrmKernel::open().context("cannot open the XFRM netlink socket")?;
-    let spmd = connect_spmd(&socket).await?;
+/// Kernel ESP: SAs from this process into `sas`, the rest through spmd.
+/// SAs a crashed predecessor left with our request IDs go first: an old
+/// outbound SA would satisfy the policy and swallow traffic under keys the
+/// peer no longer has.
+async fn run_split<K: Kernel + 'static>(
+    opts: &Options,
+    prepared: Prepared,
+    sas: Arc<K>,
+    spmd: Arc<SpmdKernel>,
+    socket: &std::path::Path,
+) -> anyhow::Result<()> {
+    let reqids: Vec<u32> = prepared.conf.peers.iter().map(|p| p.child.reqid).collect();
+    let mut stale = 0;
+    for id in sas.list_sas().await {
+        if let Ok(info) = sas.get_sa(id).await
+            && reqids.contains(&info.reqid)
+            && sas.delete_sa(id).await.is_ok()
+        {
+            stale += 1;
+        }
+    }
+    if stale > 0 {
+        tracing::warn!("removed {stale} SAs a previous iked left in the kernel");
+    }
+    let name = sas.name();
     tracing::info!(
-        "kernel backend: xfrm (SAs), spmd at {} (policies)",
-        socket.display()
-    );
-    let kernel = pfkey::split::SplitKernel::new(xfrm, spmd.clone());
-    let link = Some((None, spmd.generation()));
-    serve(opts, prepared, &kernel, link, "xfrm").await
-}
-
-/// Kernel ESP over PF_KEY v2: SAs from this process, the rest through spmd.
-async fn run_split_pfkey(opts: &Options, prepared: Prepared) -> anyhow::Result<()> {
-    let socket = prepared.config.spmd_socket(&opts.run_dir);
-    let sas = pfkey::pfkeyv2::PfKeyKernel::open()
-        .await
-        .context("cannot open the PF_KEY socket")?;
-    let spmd = connect_spmd(&socket).await?;
-    tracing::info!(
-        "kernel backend: pfkey (SAs), spmd at {} (policies)",
+        "kernel backend: {name} (SAs), spmd at {} (policies)",
         socket.display()
     );
     let kernel = pfkey::split::SplitKernel::new(sas, spmd.clone());
     let link = Some((None, spmd.generation()));
-    serve(opts, prepared, &kernel, link, "pfkey").await
+    serve(opts, prepared, &kernel, link, name).await
 }
 
 /// Connects to spmd, waiting up to [`SPMD_WAIT`] for it to come up.
@@ -267,10 +294,12 @@ async fn serve<K: Kernel>(
             _ = int.recv(), if stopping.is_none() => stopping = Some(shut_down(&mut endpoint)),
             _ = hup.recv() => tracing::warn!("SIGHUP: iked does not reload its configuration yet (spmd reloads policies); restart iked to apply remote changes"),
             Ok(()) = restarted(&mut generation) => {
-                // A new spmd: hand our port-4500 sockets to its datapath.
+                // A new spmd: hand our port-4500 sockets to its datapath, and
+                // give it the road warriors' policies it cannot know.
                 if let Some(h) = &handoff {
                     h.connect(&sockets);
                 }
+                dynamic.reinstall(kernel).await;
             }
             ev = next_event(&mut events) => match ev {
                 Some(ev) => policy::on_event(&mut endpoint, &config, &conf.listen, &ev),

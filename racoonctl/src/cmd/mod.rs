@@ -30,6 +30,9 @@ pub(crate) struct Ctx {
     pub(crate) json: bool,
     /// How long to wait for the daemon.
     pub(crate) timeout: Duration,
+    /// spmd's socket when racoon2.conf moves it
+    /// (`interface { spmd { unix "PATH"; }; }`).
+    pub(crate) spmd_socket: Option<PathBuf>,
 }
 
 /// A racoon3 daemon with a control socket.
@@ -81,7 +84,10 @@ pub(crate) struct Session<'a> {
 impl<'a> Session<'a> {
     /// Connects to `daemon` and does the hello.
     pub(crate) async fn open(ctx: &'a Ctx, daemon: Daemon) -> Result<Self, CliError> {
-        let socket = daemon.socket(&ctx.run_dir);
+        let socket = match (daemon, &ctx.spmd_socket) {
+            (Daemon::Spmd, Some(path)) => path.clone(),
+            _ => daemon.socket(&ctx.run_dir),
+        };
         let connect = ControlClient::connect_as(&socket, "racoonctl");
         let client = within(ctx, daemon, &socket, connect).await?;
         Ok(Self {

@@ -45,6 +45,9 @@ pub struct ControlServer {
 pub struct Incoming {
     /// What the client asks. Never [`Request::Watch`]: the server handles it.
     pub request: Request,
+    /// The peer is root or the daemon's own user, not merely a member of
+    /// the control group: only such peers may use kernel operations.
+    pub privileged: bool,
     /// Where the answer goes. Dropping it answers [`ErrorCode::Internal`];
     /// a send error means the client has gone, which is no error.
     pub reply: oneshot::Sender<ResponseResult>,
@@ -420,7 +423,12 @@ impl Connection {
     async fn dispatch(&self, request: Request) -> ResponseResult {
         let daemon = &self.shared.daemon;
         let (reply, answer) = oneshot::channel();
-        let incoming = Incoming { request, reply };
+        let privileged = peer_allowed(self.cred.uid(), self.shared.uid);
+        let incoming = Incoming {
+            request,
+            privileged,
+            reply,
+        };
         if self.shared.requests.send(incoming).await.is_err() {
             return internal(format!("{daemon} is shutting down"));
         }
