@@ -200,7 +200,7 @@ done
 # ---------------------------------------------------------------- build
 IKED_FROM=
 if [ -n "${IKED:-}" ]; then
-  IKED_FROM="iked given as IKED=$IKED"
+  IKED_FROM="iked given as IKED=$IKED, spmd ${SPMD:-next to it}"
 elif [[ " $ONLY " == *" racoon3 "* || "$PROFILE" = 1 ]]; then
   if [ -n "${REV:-}" ]; then
     # A clean snapshot of one commit, built in the scratch directory: the
