@@ -6,8 +6,9 @@
 #
 # Paths measured, one after the other, over the same veth pair:
 #   veth        iperf3 between the outer addresses (no tunnel)
-#   racoon3     target/release/iked in each namespace, userspace ESP over TUN
-#               (default --kernel auto), plain ESP, AES-GCM-16-128
+#   racoon3     target/release/spmd and iked in each namespace (spmd first: it
+#               creates TUN r3esp0 and hosts the userspace ESP datapath,
+#               default --kernel auto), plain ESP, AES-GCM-16-128
 #   libipsec    strongSwan charon with kernel-libipsec on both sides,
 #               ESP-in-UDP (libipsec always encapsulates), AES-GCM-16-128
 #   boringtun   boringtun-cli (userspace WireGuard, Rust), configured with wg
@@ -22,7 +23,8 @@
 #
 # For each path: Gbit/s (receiver side, `iperf3 -J`), one TCP stream for
 # DURATION s, then PARALLEL streams (-P); CPU seconds per GB = utime+stime
-# of the tunnel processes on both sides (from /proc/PID/stat, all threads),
+# of the tunnel processes on both sides (from /proc/PID/stat, all threads;
+# racoon3: spmd and iked),
 # before/after the iperf3 run, divided by the GB (1e9 bytes) received.
 # iperf3's own CPU is not counted. Both namespaces share the machine's
 # cores, so the two tunnel endpoints and both iperf3 ends compete for them.
@@ -32,13 +34,15 @@
 #   PARALLEL=4       streams in the second run per path; 0 skips it
 #   ONLY="veth racoon3 libipsec boringtun wg-go"   paths to measure, in order
 #   IKED=path        use this iked instead of building target/release/iked
-#   REV=commit       build iked from a clean snapshot of this commit (git
+#                    (spmd: SPMD=path, default: next to IKED)
+#   REV=commit       build spmd and iked from a clean snapshot of this commit (git
 #                    archive, built in the scratch directory) instead of the
 #                    work tree, so uncommitted changes do not enter the figures
 #   NO_INSTALL=1     do not apt-get install / cargo install anything
 #   PROFILE=1        after the measurements, profile racoon3 once more:
 #                    perf stat (task-clock, context switches, syscalls) and
-#                    perf record (cpu-clock, call graphs); summary on stdout
+#                    perf record (cpu-clock, call graphs) on both spmd and
+#                    both iked; summary on stdout
 #   KEEP=1           keep the scratch directory (logs, configs, JSON)
 #   QUIET_WAIT=60    before each iperf3 run, wait up to this many seconds for
 #                    the machine to be idle (< 15 % busy over 2 s); 0 = no wait.
@@ -196,40 +200,41 @@ done
 # ---------------------------------------------------------------- build
 IKED_FROM=
 if [ -n "${IKED:-}" ]; then
-  IKED_FROM="iked given as IKED=$IKED"
+  IKED_FROM="iked given as IKED=$IKED, spmd ${SPMD:-next to it}"
 elif [[ " $ONLY " == *" racoon3 "* || "$PROFILE" = 1 ]]; then
   if [ -n "${REV:-}" ]; then
     # A clean snapshot of one commit, built in the scratch directory: the
     # figures then belong to that commit, not to uncommitted work.
     commit=$(git -C "$ROOT" rev-parse --short "$REV^{commit}") || { echo "REV=$REV: no such commit" >&2; exit 1; }
-    log "building iked from a snapshot of $commit (cargo build --release -p iked, a few minutes)"
+    log "building spmd and iked from a snapshot of $commit (cargo build --release -p spmd -p iked, a few minutes)"
     mkdir -p "$WORK/src"
     git -C "$ROOT" archive "$commit" | tar -x -C "$WORK/src"
-    if ! (cd "$WORK/src" && CARGO_TARGET_DIR=$WORK/target cargo build --release -p iked) >"$WORK/build.log" 2>&1; then
-      warn "building iked at $commit failed:"
+    if ! (cd "$WORK/src" && CARGO_TARGET_DIR=$WORK/target cargo build --release -p spmd -p iked) >"$WORK/build.log" 2>&1; then
+      warn "building spmd and iked at $commit failed:"
       tail -n 30 "$WORK/build.log" >&2
       exit 1
     fi
     IKED=$WORK/target/release/iked
-    IKED_FROM="iked built from commit $commit"
+    IKED_FROM="spmd and iked built from commit $commit"
   else
-    log "building iked (cargo build --release -p iked)"
-    build=(cargo build --release -p iked)
+    log "building spmd and iked (cargo build --release -p spmd -p iked)"
+    build=(cargo build --release -p spmd -p iked)
     if [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
       build=(runuser -u "$SUDO_USER" -- env "PATH=$PATH" "${build[@]}")
     fi
     if ! "${build[@]}" >"$WORK/build.log" 2>&1; then
-      warn "building iked failed:"
+      warn "building spmd and iked failed:"
       tail -n 30 "$WORK/build.log" >&2
       exit 1
     fi
-    IKED=$ROOT/target/release/iked
+    IKED=${CARGO_TARGET_DIR:-$ROOT/target}/release/iked
     rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "?")
     git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null || rev="$rev plus uncommitted changes"
-    IKED_FROM="iked built from the work tree at $rev"
+    IKED_FROM="spmd and iked built from the work tree at $rev"
   fi
 fi
-IKED=${IKED:-$ROOT/target/release/iked}
+IKED=${IKED:-${CARGO_TARGET_DIR:-$ROOT/target}/release/iked}
+SPMD=${SPMD:-$(dirname "$IKED")/spmd}
 
 # ---------------------------------------------------------------- topology
 log "creating namespaces $NS_A and $NS_B"
@@ -425,50 +430,70 @@ CONF
 }
 
 R3_PIDS=()
+r3_wait_log() { # FILE NEEDLE PID TRIES: wait (0.05 s steps) for NEEDLE in FILE while PID lives
+  for _ in $(seq "$4"); do
+    grep -q "$2" "$1" 2>/dev/null && return 0
+    kill -0 "$3" 2>/dev/null || return 1
+    sleep 0.05
+  done
+  return 1
+}
+
+r3_start() { # SIDE NS [iked args...]: spmd (hosts the datapath, creates r3esp0), then iked
+  local side=$1 ns=$2 d=$WORK/r3 s i
+  shift 2
+  ip netns exec "$ns" env RUST_LIB_BACKTRACE=0 "$SPMD" -F -f "$d/$side.conf" -l "$d/spmd-$side.log" \
+    --run-dir "$d/run-$side" >"$d/spmd-$side.out" 2>&1 9>&- &
+  s=$!
+  track "$s"
+  R3_PIDS+=("$s")
+  r3_wait_log "$d/spmd-$side.log" "spmd started" "$s" 200 || return 1
+  ip netns exec "$ns" env RUST_LIB_BACKTRACE=0 "$IKED" -F -f "$d/$side.conf" -l "$d/$side.log" \
+    --run-dir "$d/run-$side" "$@" >"$d/$side.out" 2>&1 9>&- &
+  i=$!
+  track "$i"
+  R3_PIDS+=("$i")
+  r3_wait_log "$d/$side.log" "kernel backend" "$i" 100 || return 1
+}
+
 racoon3_up() {
-  if [ ! -x "$IKED" ]; then
-    NOTE[racoon3]+="iked binary $IKED missing; "
-    return 1
-  fi
-  local d=$WORK/r3 a b
+  local bin
+  for bin in "$SPMD" "$IKED"; do
+    if [ ! -x "$bin" ]; then
+      NOTE[racoon3]+="binary $bin missing; "
+      return 1
+    fi
+  done
+  local d=$WORK/r3 why="" pid
   mkdir -p "$d"
   printf 'racoon3 esp bench secret' >"$d/psk"
   chmod 600 "$d/psk"
   racoon3_conf $OUT_A $OUT_B $LAN_A/32 $LAN_B/32 a.bench.example b.bench.example >"$d/a.conf"
   racoon3_conf $OUT_B $OUT_A $LAN_B/32 $LAN_A/32 b.bench.example a.bench.example >"$d/b.conf"
-  ip netns exec "$NS_B" env RUST_LIB_BACKTRACE=0 "$IKED" -F -f "$d/b.conf" -l "$d/b.log" \
-    --run-dir "$d/run-b" >"$d/b.out" 2>&1 9>&- &
-  b=$!
-  track "$b"
-  for _ in $(seq 100); do
-    grep -q "kernel backend" "$d/b.log" 2>/dev/null && break
-    kill -0 "$b" 2>/dev/null || break
-    sleep 0.05
+  R3_PIDS=()
+  if r3_start b "$NS_B" && sleep 0.2 && r3_start a "$NS_A" -I $OUT_B; then
+    for _ in $(seq 200); do
+      if grep -q "CHILD SA peer INSTALLED" "$d/a.log" 2>/dev/null \
+        && grep -q "CHILD SA peer INSTALLED" "$d/b.log" 2>/dev/null; then
+        grep -h "CHILD SA peer INSTALLED" "$d/a.log" | sed 's/^/    A: /' >&2
+        return 0
+      fi
+      for pid in "${R3_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null || break 2; done
+      sleep 0.1
+    done
+    why="no 'CHILD SA peer INSTALLED' in both iked logs within 20 s"
+  else
+    why="spmd or iked did not start"
+  fi
+  for pid in "${R3_PIDS[@]}"; do
+    kill -0 "$pid" 2>/dev/null || why="$why; PID $pid exited"
   done
-  sleep 0.2
-  ip netns exec "$NS_A" env RUST_LIB_BACKTRACE=0 "$IKED" -F -f "$d/a.conf" -l "$d/a.log" \
-    --run-dir "$d/run-a" -I $OUT_B >"$d/a.out" 2>&1 9>&- &
-  a=$!
-  track "$a"
-  R3_PIDS=("$a" "$b")
-  for _ in $(seq 200); do
-    if grep -q "CHILD SA peer INSTALLED" "$d/a.log" 2>/dev/null \
-      && grep -q "CHILD SA peer INSTALLED" "$d/b.log" 2>/dev/null; then
-      grep -h "CHILD SA peer INSTALLED" "$d/a.log" | sed 's/^/    A: /' >&2
-      return 0
-    fi
-    kill -0 "$a" 2>/dev/null && kill -0 "$b" 2>/dev/null || break
-    sleep 0.1
-  done
-  local why="no 'CHILD SA peer INSTALLED' in both logs within 20 s"
-  kill -0 "$a" 2>/dev/null || why="iked in $NS_A exited"
-  kill -0 "$b" 2>/dev/null || why="iked in $NS_B exited"
   warn "racoon3: $why"
   for side in a b; do
-    echo "--- iked $side log ($d/$side.log, last 30 lines) ---" >&2
-    tail -n 30 "$d/$side.log" >&2 2>/dev/null || true
-    echo "--- iked $side stdout/stderr ---" >&2
-    tail -n 10 "$d/$side.out" >&2 2>/dev/null || true
+    for f in spmd-$side.log spmd-$side.out $side.log $side.out; do
+      echo "--- $f (last 20 lines) ---" >&2
+      tail -n 20 "$d/$f" >&2 2>/dev/null || true
+    done
   done
   NOTE[racoon3]+="tunnel not up: $why (logs on stderr); "
   return 1
@@ -478,7 +503,7 @@ racoon3_down() {
   stop_pids "${R3_PIDS[@]}"
   local d=$WORK/r3 side
   for side in a b; do
-    grep -h "datapath:" "$d/$side.log" 2>/dev/null | sed "s/^/    $side: /" >&2 || true
+    grep -h "datapath:" "$d/spmd-$side.log" 2>/dev/null | sed "s/^/    $side: /" >&2 || true
   done
   R3_PIDS=()
   flush_rules
@@ -724,10 +749,10 @@ profile_racoon3() {
   echo '```'
   grep -E "task-clock|context-switches|cpu-migrations|sys_enter|elapsed" "$WORK/perf-stat.txt" || true
   echo "payload bytes received: $bytes (~$pkts full-size inner packets)"
-  awk -v p="$pkts" '/raw_syscalls:sys_enter/ {gsub(",","",$1); if (p>0) printf "syscalls per inner packet (both iked): %.2f\n", $1/p}' \
+  awk -v p="$pkts" '/raw_syscalls:sys_enter/ {gsub(",","",$1); if (p>0) printf "syscalls per inner packet (spmd and iked, both sides): %.2f\n", $1/p}' \
     "$WORK/perf-stat.txt" || true
   echo
-  echo "-- samples by object (cpu-clock, both iked) --"
+  echo "-- samples by object (cpu-clock, spmd and iked, both sides) --"
   perf report -i "$WORK/perf.data" --no-children --stdio --sort dso -g none \
     --percent-limit 0.5 2>/dev/null | grep -v '^#' | grep -v '^$' | cut -c1-100 | head -n 12 || true
   echo "-- where the time goes (children included; syscall entry points and the inner TCP stack) --"

@@ -347,6 +347,36 @@ impl EspSa {
         Ok(len)
     }
 
+    /// [`seal`](Self::seal) in place: the inner packet is `buf[inner]`; the
+    /// ESP header and IV are written just before it, padding, trailer and
+    /// ICV just after it. Returns where the ESP packet is in `buf`.
+    ///
+    /// # Errors
+    /// As [`seal`](Self::seal); [`EspError::BufferTooSmall`] when `buf`
+    /// has too little room before or after `inner`.
+    pub fn seal_in_place(
+        &mut self,
+        buf: &mut [u8],
+        inner: Range<usize>,
+        next_header: u8,
+    ) -> Result<Range<usize>, EspError> {
+        let len = self.sealed_len(inner.len());
+        let iv_end = HEADER_LEN + self.cipher.iv_len();
+        let too_small = EspError::BufferTooSmall { needed: len };
+        let start = inner.start.checked_sub(iv_end).ok_or(too_small)?;
+        let out = buf.get_mut(start..start + len).ok_or(too_small)?;
+        let seq = self.next_seq()?;
+        let mut header = EspHeader::new_unchecked(&mut *out);
+        header.set_spi(self.spi);
+        header.set_seq(seq as u32);
+        let body_end = len - self.cipher.icv_len();
+        self.cipher.write_iv(seq, &mut out[HEADER_LEN..iv_end]);
+        write_trailer(inner.len(), next_header, &mut out[iv_end..body_end]);
+        let aad = AuthData::new(self.spi, seq, self.esn);
+        self.cipher.encrypt(&aad, seq, out, iv_end, body_end);
+        Ok(start..start + len)
+    }
+
     /// Checks and decrypts the ESP packet `packet` (starting at the SPI) in
     /// place.
     ///
@@ -689,9 +719,15 @@ fn nonce(salt: &[u8; SALT_LEN], iv: [u8; AEAD_IV_LEN]) -> Nonce {
 /// Writes `inner`, the default padding 1, 2, 3, ... (RFC 4303 §2.4), Pad
 /// Length and Next Header into `body`, which `sealed_len` sized.
 fn write_payload(inner: &[u8], next_header: u8, body: &mut [u8]) {
-    let pad_len = body.len() - inner.len() - TRAILER_LEN;
     body[..inner.len()].copy_from_slice(inner);
-    let (padding, trailer) = body[inner.len()..].split_at_mut(pad_len);
+    write_trailer(inner.len(), next_header, body);
+}
+
+/// Writes padding and trailer after the `inner_len` bytes of payload
+/// already at the start of `body`.
+fn write_trailer(inner_len: usize, next_header: u8, body: &mut [u8]) {
+    let pad_len = body.len() - inner_len - TRAILER_LEN;
+    let (padding, trailer) = body[inner_len..].split_at_mut(pad_len);
     for (i, b) in padding.iter_mut().enumerate() {
         *b = (i + 1) as u8;
     }

@@ -435,6 +435,27 @@ impl Sad {
         r
     }
 
+    /// [`encapsulate`](Self::encapsulate) in place: the inner packet is
+    /// `buf[inner]`, and the ESP packet is written over it, starting up to
+    /// 24 bytes before it (ESP header and IV) and ending up to 2 + 15 + 32
+    /// bytes after it (trailer, padding, ICV); returns where it is.
+    ///
+    /// # Errors
+    /// The [`DropReason`], already counted (`oversize` when `buf` lacks
+    /// that room).
+    pub fn encapsulate_in_place(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        inner: Range<usize>,
+    ) -> Result<(Range<usize>, Transmit), DropReason> {
+        let r = self.try_encapsulate_in_place(now, buf, inner);
+        if let Err(reason) = &r {
+            self.drops.add(*reason);
+        }
+        r
+    }
+
     /// Checks and decrypts the ESP packet `packet` in place and returns
     /// where the inner packet is: in tunnel mode a range of `packet`,
     /// trimmed to the length its header states; in transport mode a
@@ -502,6 +523,46 @@ impl Sad {
         inner: &[u8],
         out: &mut [u8],
     ) -> Result<Transmit, DropReason> {
+        let (id, body, next_header, len) = self.outbound_for(now, inner)?;
+        let Some(entry) = self.outbound.get_mut(&id) else {
+            return Err(DropReason::NoSa);
+        };
+        let sealed = entry.esp.seal(&inner[body], next_header, out);
+        self.sealed(id, sealed, len)
+    }
+
+    fn try_encapsulate_in_place(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        inner: Range<usize>,
+    ) -> Result<(Range<usize>, Transmit), DropReason> {
+        let packet = buf.get(inner.clone()).ok_or(DropReason::Malformed)?;
+        let (id, body, next_header, len) = self.outbound_for(now, packet)?;
+        let Some(entry) = self.outbound.get_mut(&id) else {
+            return Err(DropReason::NoSa);
+        };
+        let body = inner.start + body.start..inner.start + body.end;
+        let mut at = 0..0;
+        let sealed = entry
+            .esp
+            .seal_in_place(buf, body, next_header)
+            .map(|range| {
+                let n = range.len();
+                at = range;
+                n
+            });
+        let tx = self.sealed(id, sealed, len)?;
+        Ok((at, tx))
+    }
+
+    /// The outbound SA for the inner packet `inner`, what of it to seal
+    /// (a range of `inner`) with which Next Header, and its length.
+    fn outbound_for(
+        &mut self,
+        now: Instant,
+        inner: &[u8],
+    ) -> Result<(SaId, Range<usize>, u8, usize), DropReason> {
         let h = InnerHeader::parse(inner).ok_or(DropReason::Malformed)?;
         let action = self.policies.lookup(&h).map(|p| p.action);
         let reqid = match action {
@@ -513,12 +574,12 @@ impl Sad {
         let Some(id) = self.select(&h, reqid) else {
             return Err(self.no_sa(&h, now, action.is_some()));
         };
-        let entry = self.outbound.get_mut(&id).ok_or(DropReason::NoSa)?;
+        let entry = self.outbound.get(&id).ok_or(DropReason::NoSa)?;
         if entry.hard_fired {
             return Err(DropReason::Expired);
         }
-        let (body, next_header) = match entry.mode {
-            IpsecMode::Tunnel => (&inner[..h.len], h.next_header()),
+        match entry.mode {
+            IpsecMode::Tunnel => Ok((id, 0..h.len, h.next_header(), h.len)),
             IpsecMode::Transport => {
                 // RFC 4303 §3.1.1: "ESP is inserted after the IP header";
                 // a transport-mode SA carries only its endpoints' packets.
@@ -531,11 +592,27 @@ impl Sad {
                     return Err(DropReason::Fragment);
                 }
                 let at = transport::payload_offset(inner).ok_or(DropReason::Malformed)?;
-                (&inner[at..h.len], h.proto)
+                if at > h.len {
+                    return Err(DropReason::Malformed);
+                }
+                Ok((id, at..h.len, h.proto, h.len))
             }
+        }
+    }
+
+    /// Accounts for an outbound packet of `len` inner bytes that SA `id`
+    /// sealed into `sealed` bytes (or failed to).
+    fn sealed(
+        &mut self,
+        id: SaId,
+        sealed: Result<usize, EspError>,
+        len: usize,
+    ) -> Result<Transmit, DropReason> {
+        let Some(entry) = self.outbound.get_mut(&id) else {
+            return Err(DropReason::NoSa);
         };
-        let len = match entry.esp.seal(body, next_header, out) {
-            Ok(len) => len,
+        let sealed = match sealed {
+            Ok(n) => n,
             Err(EspError::SequenceExhausted) => {
                 entry.expire(true, &mut self.events);
                 self.remove(id);
@@ -543,10 +620,10 @@ impl Sad {
             }
             Err(e) => return Err(e.into()),
         };
-        entry.count(h.len, &mut self.events);
+        entry.count(len, &mut self.events);
         entry.check_sequence(&mut self.events);
         let tx = Transmit {
-            len,
+            len: sealed,
             src: entry.src,
             dst: id.dst,
             encap: entry.encap,

@@ -36,12 +36,12 @@ use socket2::Socket;
 use tokio::io::unix::AsyncFd;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
-use tun_rs::{AsyncDevice, GROTable, IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN};
+use tun_rs::{AsyncDevice, ExpandBuffer, GROTable, IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN};
 
 use super::datapath::Control;
 use super::route;
 use super::sad::{Exists, Lifetime, Sad, SadEntry, Transmit};
-use super::socket;
+use super::socket::{self, IPV4_HEADER};
 use super::stats::DropReason;
 use crate::{KernelEvent, PolicySpec, SaDirection, SaId, Selector, UdpEncap};
 
@@ -53,6 +53,21 @@ const MAX_OVERHEAD: usize = 8 + 16 + 16 + 2 + 32;
 const BURST: usize = 64;
 /// Datagrams read from a raw socket with one `recvmmsg`.
 const RECV_BATCH: usize = 32;
+/// Where the inner packets of a TUN read start in their buffers: room for
+/// an outer IPv4 header, the ESP header and the largest IV (16, AES-CBC).
+const SEG_AT: usize = IPV4_HEADER + 8 + 16;
+/// Where inner packets start in a [`TunBatch`] buffer: after the virtio
+/// header, with room in front for what a raw socket delivers before the
+/// inner packet, so that the common case decrypts in place and needs no
+/// copy (see [`RECV_AT_V4`]).
+const INNER_AT: usize = 64;
+/// Where an IPv4 raw socket's datagram is received into a [`TunBatch`]
+/// buffer: a 20-byte IPv4 header, the 8-byte ESP header and an 8-byte IV
+/// (AES-GCM, ChaCha20-Poly1305) then put a tunnel-mode inner packet right
+/// at [`INNER_AT`]. Other layouts are moved there after decryption.
+const RECV_AT_V4: usize = INNER_AT - 20 - 8 - 8;
+/// The same for IPv6 raw sockets, which deliver no IP header.
+const RECV_AT_V6: usize = INNER_AT - 8 - 8;
 
 /// Control requests to the datapath task, answered once applied.
 pub(super) enum Command {
@@ -113,16 +128,16 @@ pub(super) struct Buffers {
     /// One TUN read: the virtio header (with offloads) and the packet,
     /// possibly a GSO super-packet.
     tun_in: Vec<u8>,
-    /// The inner packets of one TUN read, after GSO splitting, and their
-    /// lengths.
+    /// The inner packets of one TUN read, after GSO splitting, each at
+    /// [`SEG_AT`] (room for the outer IPv4 header, ESP header and IV in
+    /// front, padding and ICV behind: sealed in place), and their lengths.
     segs: Vec<Vec<u8>>,
     sizes: Vec<usize>,
-    /// Datagrams of one `recvmmsg` on a raw socket, and their lengths.
-    raw_in: Vec<Vec<u8>>,
+    /// Lengths of the datagrams of one `recvmmsg` on a raw socket (they
+    /// are received straight into [`TunBatch`] buffers).
     raw_lens: Vec<usize>,
-    /// The sealed packets of one TUN read, and where each goes.
-    out: Vec<Vec<u8>>,
-    txs: Vec<Transmit>,
+    /// The sealed packets of one TUN read: where each is and goes.
+    txs: Vec<Sealed>,
     to_tun: TunBatch,
 }
 
@@ -130,20 +145,14 @@ impl Buffers {
     pub(super) fn new() -> Self {
         Self {
             tun_in: vec![0; VIRTIO_NET_HDR_LEN + MAX_PACKET],
-            segs: (0..IDEAL_BATCH_SIZE).map(|_| vec![0; MAX_PACKET]).collect(),
-            sizes: vec![0; IDEAL_BATCH_SIZE],
-            raw_in: (0..RECV_BATCH).map(|_| vec![0; MAX_PACKET]).collect(),
-            raw_lens: vec![0; RECV_BATCH],
-            out: (0..IDEAL_BATCH_SIZE)
-                .map(|_| vec![0; MAX_PACKET + MAX_OVERHEAD])
+            segs: (0..IDEAL_BATCH_SIZE)
+                .map(|_| vec![0; SEG_AT + MAX_PACKET + MAX_OVERHEAD])
                 .collect(),
+            sizes: vec![0; IDEAL_BATCH_SIZE],
+            raw_lens: vec![0; RECV_BATCH],
             txs: Vec::with_capacity(IDEAL_BATCH_SIZE),
             to_tun: TunBatch {
-                // Room for a whole coalesced packet in each: GRO appends
-                // only within a buffer's capacity.
-                bufs: (0..BURST)
-                    .map(|_| Vec::with_capacity(2 * VIRTIO_NET_HDR_LEN + MAX_PACKET))
-                    .collect(),
+                bufs: (0..BURST).map(|_| PacketBuf::new()).collect(),
                 pending: 0,
                 gro: GROTable::new(),
             },
@@ -151,28 +160,124 @@ impl Buffers {
     }
 }
 
-/// Decapsulated inner packets waiting for the TUN write, each after
-/// [`VIRTIO_NET_HDR_LEN`] bytes of room: written together, coalesced (GRO)
-/// into few writes when the device has offloads.
+/// A packet buffer of fixed capacity and a length: a `recvmmsg` fills it
+/// without zeroing it first, and GRO appends to it within its capacity.
+struct PacketBuf {
+    data: Box<[u8]>,
+    len: usize,
+}
+
+impl PacketBuf {
+    /// Room for a whole coalesced packet after [`INNER_AT`] (GRO appends
+    /// only within a buffer's capacity, and asks for twice the offset).
+    fn new() -> Self {
+        Self {
+            data: vec![0; 2 * INNER_AT + MAX_PACKET].into_boxed_slice(),
+            len: 0,
+        }
+    }
+}
+
+impl PacketBuf {
+    /// All of the buffer from `at` on, whatever its length: where a
+    /// datagram is received.
+    fn room(&mut self, at: usize) -> &mut [u8] {
+        self.data.get_mut(at..).unwrap_or_default()
+    }
+}
+
+impl AsRef<[u8]> for PacketBuf {
+    fn as_ref(&self) -> &[u8] {
+        &self.data[..self.len]
+    }
+}
+
+impl AsMut<[u8]> for PacketBuf {
+    fn as_mut(&mut self) -> &mut [u8] {
+        &mut self.data[..self.len]
+    }
+}
+
+impl ExpandBuffer for PacketBuf {
+    fn buf_capacity(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Clamped to the capacity (GRO checks it before growing a buffer).
+    fn buf_resize(&mut self, new_len: usize, value: u8) {
+        let new_len = new_len.min(self.data.len());
+        if new_len > self.len {
+            self.data[self.len..new_len].fill(value);
+        }
+        self.len = new_len;
+    }
+
+    /// Clamped to the capacity, as [`Self::buf_resize`].
+    fn buf_extend_from_slice(&mut self, src: &[u8]) {
+        let end = (self.len + src.len()).min(self.data.len());
+        let n = end - self.len;
+        self.data[self.len..end].copy_from_slice(&src[..n]);
+        self.len = end;
+    }
+}
+
+/// Decapsulated inner packets waiting for the TUN write, each at
+/// [`INNER_AT`] of its buffer (the virtio header goes just before it):
+/// written together, coalesced (GRO) into few writes when the device has
+/// offloads. Raw sockets receive straight into the free buffers
+/// ([`Self::free`]), which are then decrypted in place and
+/// [committed](Self::commit).
 struct TunBatch {
-    bufs: Vec<Vec<u8>>,
+    bufs: Vec<PacketBuf>,
     pending: usize,
     gro: GROTable,
 }
 
 impl TunBatch {
-    /// Queues `header` + `payload` as one inner packet; writes the batch
-    /// when it is full.
+    /// Queues `header` + `payload` as one inner packet (a copy); writes the
+    /// batch when it is full.
     fn push(&mut self, io: &Io, sad: &Sad, header: &[u8], payload: &[u8]) {
         let buf = &mut self.bufs[self.pending];
-        buf.clear();
-        buf.resize(VIRTIO_NET_HDR_LEN, 0);
-        buf.extend_from_slice(header);
-        buf.extend_from_slice(payload);
+        let at = INNER_AT + header.len();
+        let Some(room) = buf.data.get_mut(INNER_AT..at + payload.len()) else {
+            sad.count_drop(DropReason::Malformed);
+            return;
+        };
+        room[..header.len()].copy_from_slice(header);
+        room[header.len()..].copy_from_slice(payload);
+        buf.len = at + payload.len();
         self.pending += 1;
         if self.pending == self.bufs.len() {
             self.flush(io, sad);
         }
+    }
+
+    /// At least `n` free buffers, after the queued ones: writes the batch
+    /// first if there are fewer.
+    fn free(&mut self, io: &Io, sad: &Sad, n: usize) -> &mut [PacketBuf] {
+        if self.bufs.len() - self.pending < n {
+            self.flush(io, sad);
+        }
+        &mut self.bufs[self.pending..]
+    }
+
+    /// Queues free buffer `i` (at or after the queued ones) whose inner
+    /// packet is `header` followed by `data[payload]`: moved to
+    /// [`INNER_AT`] unless it is there already (the common case).
+    fn commit(&mut self, i: usize, header: &[u8], payload: std::ops::Range<usize>) {
+        let buf = &mut self.bufs[i];
+        let at = INNER_AT + header.len();
+        let len = payload.len();
+        if at + len > buf.data.len() {
+            return;
+        }
+        if payload.start != at {
+            buf.data.copy_within(payload, at);
+        }
+        buf.data[INNER_AT..at].copy_from_slice(header);
+        buf.len = at + len;
+        self.bufs.swap(i, self.pending);
+        self.pending += 1;
     }
 
     /// Writes the queued packets (non-blocking, as before: a full device
@@ -184,12 +289,10 @@ impl TunBatch {
         }
         let bufs = &mut self.bufs[..self.pending];
         self.pending = 0;
-        // The device's own (synchronous) method on the non-blocking fd.
+        // The device's own (synchronous) method on the non-blocking fd;
+        // it writes the virtio header just before `INNER_AT`.
         let dev = Deref::deref(&io.tun);
-        if dev
-            .send_multiple(&mut self.gro, bufs, VIRTIO_NET_HDR_LEN)
-            .is_err()
-        {
+        if dev.send_multiple(&mut self.gro, bufs, INNER_AT).is_err() {
             sad.count_drop(DropReason::SendFailed);
         }
     }
@@ -226,7 +329,7 @@ impl Datapath {
                         let _ = pool.push(d.buf);
                     }
                 }
-                r = io.tun.recv_multiple(&mut bufs.tun_in, &mut bufs.segs, &mut bufs.sizes, 0) => match r {
+                r = io.tun.recv_multiple(&mut bufs.tun_in, &mut bufs.segs, &mut bufs.sizes, SEG_AT) => match r {
                     Ok(n) => {
                         let now = Instant::now();
                         outbound_segs(&mut sad, &io, now, &mut bufs, n);
@@ -241,29 +344,27 @@ impl Datapath {
                 Ok(mut guard) = io.raw4.readable() => {
                     for _ in 0..BURST / RECV_BATCH {
                         let Ok(r) = guard.try_io(|s| {
-                            socket::recv_batch(s.get_ref(), &mut bufs.raw_in, &mut bufs.raw_lens)
+                            let free = bufs.to_tun.free(&io, &sad, RECV_BATCH);
+                            let free = free.iter_mut().map(|b| b.room(RECV_AT_V4));
+                            socket::recv_batch(s.get_ref(), free, &mut bufs.raw_lens)
                         }) else {
                             break;
                         };
                         let Ok(n) = r else { break };
-                        for (buf, &len) in bufs.raw_in.iter_mut().zip(&bufs.raw_lens).take(n) {
-                            if let Some(esp) = socket::ipv4_esp_payload(&buf[..len]) {
-                                inbound(&mut sad, &io, &mut buf[esp], &mut bufs.to_tun);
-                            }
-                        }
+                        inbound_raw(&mut sad, &mut bufs, n, RECV_AT_V4, true);
                     }
                 }
                 Ok(mut guard) = readable(io.raw6.as_ref()) => {
                     for _ in 0..BURST / RECV_BATCH {
                         let Ok(r) = guard.try_io(|s| {
-                            socket::recv_batch(s.get_ref(), &mut bufs.raw_in, &mut bufs.raw_lens)
+                            let free = bufs.to_tun.free(&io, &sad, RECV_BATCH);
+                            let free = free.iter_mut().map(|b| b.room(RECV_AT_V6));
+                            socket::recv_batch(s.get_ref(), free, &mut bufs.raw_lens)
                         }) else {
                             break;
                         };
                         let Ok(n) = r else { break };
-                        for (buf, &len) in bufs.raw_in.iter_mut().zip(&bufs.raw_lens).take(n) {
-                            inbound(&mut sad, &io, &mut buf[..len], &mut bufs.to_tun);
-                        }
+                        inbound_raw(&mut sad, &mut bufs, n, RECV_AT_V6, false);
                     }
                 }
                 _ = tick.tick() => sad.handle_timeout(Instant::now()),
@@ -366,7 +467,7 @@ fn drain_tun(sad: &mut Sad, io: &Io, now: Instant, bufs: &mut Buffers) {
     for _ in 1..BURST {
         match io
             .tun
-            .try_recv_multiple(&mut bufs.tun_in, &mut bufs.segs, &mut bufs.sizes, 0)
+            .try_recv_multiple(&mut bufs.tun_in, &mut bufs.segs, &mut bufs.sizes, SEG_AT)
         {
             Ok(n) => outbound_segs(sad, io, now, bufs, n),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -378,27 +479,35 @@ fn drain_tun(sad: &mut Sad, io: &Io, now: Instant, bufs: &mut Buffers) {
     }
 }
 
-/// Seals the first `n` inner packets of `bufs.segs` and sends them,
-/// each run of packets that share a path with one `sendmmsg`.
+/// A packet sealed in place in `segs[seg]`, from byte `start` on.
+#[derive(Clone, Copy)]
+struct Sealed {
+    seg: usize,
+    start: usize,
+    tx: Transmit,
+}
+
+/// Seals the first `n` inner packets of `bufs.segs` in place and sends
+/// them, each run of packets that share a path with one `sendmmsg`.
 fn outbound_segs(sad: &mut Sad, io: &Io, now: Instant, bufs: &mut Buffers, n: usize) {
     bufs.txs.clear();
-    for (seg, &len) in bufs.segs.iter().zip(&bufs.sizes).take(n) {
-        let out = &mut bufs.out[bufs.txs.len()];
-        if let Ok(tx) = sad.encapsulate(now, &seg[..len], out) {
-            bufs.txs.push(tx);
+    for (seg, (buf, &len)) in bufs.segs.iter_mut().zip(&bufs.sizes).take(n).enumerate() {
+        if let Ok((at, tx)) = sad.encapsulate_in_place(now, buf, SEG_AT..SEG_AT + len) {
+            bufs.txs.push(Sealed {
+                seg,
+                start: at.start,
+                tx,
+            });
         }
     }
     let mut start = 0;
-    while let Some(&first) = bufs.txs.get(start) {
+    while let Some(first) = bufs.txs.get(start) {
         let run = bufs.txs[start..]
             .iter()
-            .take_while(|tx| same_path(tx, &first))
+            .take_while(|s| same_path(&s.tx, &first.tx))
             .count();
-        let packets = bufs.out[start..start + run]
-            .iter()
-            .zip(&bufs.txs[start..start + run])
-            .map(|(out, tx)| &out[..tx.len]);
-        let (sent, reason) = match transmit(io, first, packets) {
+        let range = start..start + run;
+        let (sent, reason) = match transmit(io, &mut bufs.segs, &bufs.txs[range]) {
             Ok(sent) => (sent, DropReason::SendFailed),
             Err(reason) => (0, reason),
         };
@@ -414,6 +523,34 @@ fn same_path(a: &Transmit, b: &Transmit) -> bool {
     a.src == b.src && a.dst == b.dst && a.encap == b.encap
 }
 
+/// Decapsulates the `n` datagrams a raw socket just received into the free
+/// buffers of `bufs.to_tun` at `at` (with their IPv4 header when `v4`),
+/// in place, and queues those that pass.
+fn inbound_raw(sad: &mut Sad, bufs: &mut Buffers, n: usize, at: usize, v4: bool) {
+    let to_tun = &mut bufs.to_tun;
+    let first = to_tun.pending;
+    for (k, &len) in bufs.raw_lens.iter().enumerate().take(n) {
+        let i = first + k;
+        let Some(datagram) = to_tun.bufs[i].data.get_mut(at..at + len) else {
+            continue;
+        };
+        let esp = if v4 {
+            match socket::ipv4_esp_payload(datagram) {
+                Some(esp) => esp,
+                None => continue,
+            }
+        } else {
+            0..len
+        };
+        let start = at + esp.start;
+        let Ok(inner) = sad.decapsulate(&mut datagram[esp]) else {
+            continue;
+        };
+        let payload = start + inner.payload.start..start + inner.payload.end;
+        to_tun.commit(i, inner.header(), payload);
+    }
+}
+
 fn inbound(sad: &mut Sad, io: &Io, esp: &mut [u8], to_tun: &mut TunBatch) {
     let Ok(inner) = sad.decapsulate(esp) else {
         return;
@@ -423,14 +560,32 @@ fn inbound(sad: &mut Sad, io: &Io, esp: &mut [u8], to_tun: &mut TunBatch) {
     to_tun.push(io, sad, inner.header(), &esp[inner.payload.clone()]);
 }
 
-/// Sends `packets`, which all share `tx`'s path (one `sendmsg` for a
-/// single packet, else one `sendmmsg`); returns how many went out.
-fn transmit<'a>(
-    io: &Io,
-    tx: Transmit,
-    mut packets: impl ExactSizeIterator<Item = &'a [u8]>,
-) -> Result<usize, DropReason> {
-    let single = packets.len() == 1;
+/// Sends the sealed packets `sealed` (in `segs`), which all share the
+/// first one's path (one `sendmsg` for a single packet, else `sendmmsg`);
+/// returns how many went out.
+fn transmit(io: &Io, segs: &mut [Vec<u8>], sealed: &[Sealed]) -> Result<usize, DropReason> {
+    let Some(&Sealed { tx, .. }) = sealed.first() else {
+        return Ok(0);
+    };
+    if let (None, IpAddr::V4(src), IpAddr::V4(dst)) = (tx.encap, tx.src, tx.dst) {
+        for s in sealed {
+            let header = segs
+                .get_mut(s.seg)
+                .zip(s.start.checked_sub(IPV4_HEADER))
+                .and_then(|(b, at)| b.get_mut(at..s.start))
+                .and_then(|h| h.first_chunk_mut::<IPV4_HEADER>());
+            if let Some(h) = header {
+                socket::ipv4_header(src, dst, s.tx.len, h);
+            }
+        }
+        return Ok(send_v4(io.raw4.get_ref(), tx, segs, sealed));
+    }
+    let segs = &*segs;
+    let esp = |s: &Sealed| -> &[u8] {
+        segs.get(s.seg)
+            .and_then(|b| b.get(s.start..s.start + s.tx.len))
+            .unwrap_or_default()
+    };
     let sent = match tx.encap {
         None => {
             let sock = match tx.dst {
@@ -438,10 +593,10 @@ fn transmit<'a>(
                 IpAddr::V6(_) => io.raw6.as_ref(),
             };
             let sock = sock.ok_or(DropReason::SendFailed)?.get_ref();
-            if single {
-                let p = packets.next().unwrap_or_default();
-                socket::send(sock, tx.src, tx.dst, p).map(|_| 1)
+            if let [s] = sealed {
+                socket::send(sock, tx.src, tx.dst, esp(s)).map(|_| 1)
             } else {
+                let packets = sealed.iter().map(esp);
                 socket::send_batch(sock, Some(tx.src), SocketAddr::new(tx.dst, 0), packets)
             }
         }
@@ -456,13 +611,53 @@ fn transmit<'a>(
                 .or_else(|| io.udp.get(&SocketAddr::new(any, encap.sport)))
                 .ok_or(DropReason::NoSocket)?;
             let dst = SocketAddr::new(tx.dst, encap.dport);
-            if single {
-                let p = packets.next().unwrap_or_default();
-                sock.try_send_to(p, dst).map(|_| 1)
+            if let [s] = sealed {
+                sock.try_send_to(esp(s), dst).map(|_| 1)
             } else {
-                socket::send_batch(&**sock, None, dst, packets)
+                socket::send_batch(&**sock, None, dst, sealed.iter().map(esp))
             }
         }
     };
     sent.map_err(|_| DropReason::SendFailed)
+}
+
+/// Sends whole IPv4 packets (each sealed packet with the header written
+/// in front of it) on the `IP_HDRINCL` socket, batched; one the kernel
+/// refuses as too big for its path goes again without `IP_HDRINCL`,
+/// fragmented as the kernel sees fit. Returns how many went out; a packet
+/// that fails otherwise is skipped (counted by the caller).
+fn send_v4(sock: &Socket, tx: Transmit, segs: &[Vec<u8>], sealed: &[Sealed]) -> usize {
+    let whole = |s: &Sealed| -> &[u8] {
+        segs.get(s.seg)
+            .and_then(|b| b.get(s.start.checked_sub(IPV4_HEADER)?..s.start + s.tx.len))
+            .unwrap_or_default()
+    };
+    let dst = SocketAddr::new(tx.dst, 0);
+    let mut sent = 0;
+    let mut at = 0;
+    while let Some(s) = sealed.get(at) {
+        let r = if sealed.len() - at == 1 {
+            sock.send_to(whole(s), &dst.into()).map(|_| 1)
+        } else {
+            socket::send_batch(sock, None, dst, sealed[at..].iter().map(whole))
+        };
+        match r {
+            Ok(n) if n > 0 => {
+                sent += n;
+                at += n;
+                continue;
+            }
+            Ok(_) => {}
+            Err(e) if socket::too_big(&e) => {
+                let p = whole(s).get(IPV4_HEADER..).unwrap_or_default();
+                if socket::send_fragmentable(sock, tx.src, tx.dst, p).is_ok() {
+                    sent += 1;
+                }
+            }
+            Err(_) => {}
+        }
+        // The packet at `at` failed (or went fragmented): go on after it.
+        at += 1;
+    }
+    sent
 }

@@ -283,6 +283,42 @@ fn seal_then_open_round_trips_every_transform_and_length() {
 }
 
 #[test]
+fn sealing_in_place_gives_the_same_packet_as_sealing_a_copy() {
+    for (i, t) in TRANSFORMS.into_iter().enumerate() {
+        let spec = spec_for(0x200 + i as u32, t);
+        let (mut copy, mut in_place) = (sa(&spec, false), sa(&spec, false));
+        for len in [0usize, 1, 13, 84, 1400] {
+            let inner: Vec<u8> = (0..len).map(|b| (b * 7) as u8).collect();
+            let mut out = vec![0u8; 1600];
+            let n = copy.seal(&inner, 4, &mut out).expect("seals");
+            let mut buf = vec![0xeeu8; 40 + 1600];
+            buf[40..40 + len].copy_from_slice(&inner);
+            let at = in_place
+                .seal_in_place(&mut buf, 40..40 + len, 4)
+                .expect("seals in place");
+            assert_eq!(&buf[at], &out[..n], "{t:?} len {len}");
+        }
+    }
+}
+
+#[test]
+fn sealing_in_place_needs_room_before_and_after() {
+    let spec = spec_for(0x300, (20, 128, None));
+    let mut esp = sa(&spec, false);
+    let mut buf = vec![0u8; 200];
+    let too_small =
+        |r: Result<Range<usize>, EspError>| matches!(r, Err(EspError::BufferTooSmall { .. }));
+    // 16 bytes of header and IV are needed in front, 2 + 2 + 16 behind.
+    assert!(too_small(esp.seal_in_place(&mut buf, 15..115, 4)));
+    assert!(too_small(esp.seal_in_place(&mut buf, 100..200, 4)));
+    assert_eq!(esp.last_seq(), 0, "a refused seal takes no sequence number");
+    assert_eq!(
+        esp.seal_in_place(&mut buf, 16..116, 4),
+        Ok(0..16 + 100 + 4 + 16)
+    );
+}
+
+#[test]
 fn sealed_lengths_follow_the_rfc_alignment() {
     // AEAD: payload+trailer padded to 4 (RFC 4303 §2.4); CBC: to 16.
     let gcm = sa(&spec_for(1, (20, 128, None)), false);

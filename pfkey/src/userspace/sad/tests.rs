@@ -712,3 +712,41 @@ fn the_policy_reqid_chooses_among_sas_covering_the_packet() {
     a.encapsulate(t0, ICMP, &mut out).expect("reqid 2 seals it");
     assert_eq!(EspHeader::new_unchecked(&out[..]).spi(), 0x0000_0222);
 }
+
+#[test]
+fn sealing_in_place_matches_sealing_a_copy_in_both_modes() {
+    let now = Instant::now();
+    for (spec, packet) in [
+        (gcm_spec(0x7b37_1abe, SaDirection::Outbound), ICMP.to_vec()),
+        (transport_spec(SaDirection::Outbound, false), host_icmp()),
+    ] {
+        let (mut copy, mut in_place) = (sad(), sad());
+        copy.insert(entry(&spec, now)).expect("insert");
+        in_place.insert(entry(&spec, now)).expect("insert");
+        let mut out = [0u8; 256];
+        let tx = copy.encapsulate(now, &packet, &mut out).expect("covered");
+        let mut buf = [0u8; 300];
+        buf[64..64 + packet.len()].copy_from_slice(&packet);
+        let (at, tx2) = in_place
+            .encapsulate_in_place(now, &mut buf, 64..64 + packet.len())
+            .expect("covered");
+        assert_eq!(tx2, tx, "{:?}", spec.mode);
+        assert_eq!(&buf[at], &out[..tx.len], "{:?}", spec.mode);
+        assert_eq!(in_place.stats().sas[0].bytes, 84, "inner bytes counted");
+    }
+}
+
+#[test]
+fn sealing_in_place_without_room_is_counted_oversize() {
+    let now = Instant::now();
+    let (mut a, _) = pair(now);
+    let mut buf = [0u8; 120];
+    buf[..ICMP.len()].copy_from_slice(ICMP);
+    // No room in front for the ESP header and IV.
+    assert_eq!(
+        a.encapsulate_in_place(now, &mut buf, 0..ICMP.len()),
+        Err(DropReason::Oversize)
+    );
+    let drops = a.stats().drops;
+    assert!(drops.contains(&(DropReason::Oversize, 1)), "{drops:?}");
+}
