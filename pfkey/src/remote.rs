@@ -295,6 +295,11 @@ async fn follow(
 ) {
     loop {
         match client.next_event().await {
+            Ok(record) if record.kind == "lagged" => {
+                // Kernel events were dropped for us: an expiry may be among
+                // them, so say so loudly (ACQUIREs are raised again).
+                tracing::error!("missed kernel events from spmd: {}", record.message);
+            }
             Ok(record) => {
                 if let Some(notice) = record.kernel
                     && notice.to == daemon

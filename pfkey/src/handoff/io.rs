@@ -106,8 +106,19 @@ impl HandoffReceiver {
     /// Binds `path`, replacing a stale socket a crashed spmd left.
     ///
     /// # Errors
-    /// The socket, bind or chmod error.
+    /// [`io::ErrorKind::AddrInUse`] when another spmd listens there; the
+    /// socket, bind or chmod error.
     pub fn bind(path: &Path) -> io::Result<Self> {
+        // A socket something still listens on belongs to a running spmd:
+        // leave it alone. Only a stale one is replaced.
+        if let Ok(probe) = Socket::new(Domain::UNIX, Type::SEQPACKET, None)
+            && probe.connect(&SockAddr::unix(path)?).is_ok()
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("another spmd serves the hand-off socket {}", path.display()),
+            ));
+        }
         match std::fs::remove_file(path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -244,4 +255,24 @@ fn receive(sock: &Socket, buf: &mut [u8]) -> io::Result<(usize, Option<std::os::
         }
     }
     Ok((msg.bytes, first))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_second_receiver_leaves_a_live_socket_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spmd-esp.sock");
+        let first = HandoffReceiver::bind(&path).unwrap();
+        let err = HandoffReceiver::bind(&path).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse, "{err}");
+        assert!(path.exists(), "the running one's socket is still there");
+        drop(first);
+        assert!(!path.exists());
+        // A stale file (nobody listening) is replaced.
+        std::fs::write(&path, b"").unwrap();
+        let _again = HandoffReceiver::bind(&path).unwrap();
+    }
 }
