@@ -15,3 +15,4 @@ pub mod ctl;
 pub mod daemon;
 pub mod ipsec;
 pub mod isakmp;
+pub mod registry;

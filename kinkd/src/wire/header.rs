@@ -13,6 +13,7 @@
 //! +---------------+-+-------------+-------------------------------+
 //! ```
 
+use libracoon::open_enum;
 use nom::number::complete::{be_u8, be_u16, be_u32};
 
 use super::{DecodeError, PayloadType, fields};

@@ -14,6 +14,7 @@
 //! | KINK_ENCRYPT (7) | ciphertext of `InnerNextPload (8), RESERVED2 (24), inner chain` |
 //! | KINK_ERROR (8) | ErrorCode (32) |
 
+use libracoon::open_enum;
 use std::borrow::Cow;
 
 use libracoon::isakmp;

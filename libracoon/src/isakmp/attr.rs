@@ -5,6 +5,7 @@
 //! exactly. [`IpsecAttributes`] is the typed reading of an IPsec transform's attributes and
 //! builds them back; phase 1 (RFC 2409 Appendix A) attributes share the raw form only.
 
+use crate::open_enum;
 use std::borrow::Cow;
 
 use nom::number::complete::be_u16;

@@ -4,6 +4,7 @@
 //! The only module that reads or writes the next-payload and length fields of the generic
 //! header. ISAKMP payloads are not padded: each starts where the previous one ends.
 
+use crate::open_enum;
 use std::borrow::Cow;
 
 use super::header::generic;

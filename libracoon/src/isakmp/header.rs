@@ -7,6 +7,7 @@
 //! [RFC 2408 §3.1]: https://www.rfc-editor.org/rfc/rfc2408#section-3.1
 //! [RFC 2408 §3.2]: https://www.rfc-editor.org/rfc/rfc2408#section-3.2
 
+use crate::open_enum;
 use nom::number::complete::{be_u8, be_u16, be_u32, be_u64};
 
 use super::{DecodeError, PayloadType, fields};

@@ -8,6 +8,7 @@
 //! In Quick Mode the ID payloads (IDci/IDcr) are the traffic selectors: an address, subnet or
 //! range plus an IP protocol and port (0 = any).
 
+use crate::open_enum;
 use std::borrow::Cow;
 use std::net::{Ipv4Addr, Ipv6Addr};
 

@@ -5,6 +5,7 @@
 //! DOI (32) | Protocol-ID (8) | SPI Size (8) | Notify Message Type (16) | SPI | Notification Data
 //! ```
 
+use crate::open_enum;
 use std::borrow::Cow;
 
 use nom::number::complete::{be_u8, be_u16, be_u32};

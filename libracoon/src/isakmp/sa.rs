@@ -13,6 +13,7 @@
 //! Proposals keep their wire order and numbers: RFC 2408 §4.2 makes proposals with the same
 //! number one conjunction (e.g. AH and ESP together), which is the caller's business.
 
+use crate::open_enum;
 use std::borrow::Cow;
 
 use nom::number::complete::{be_u8, be_u16, be_u32};

@@ -1,5 +1,6 @@
 //! Authentication payload ([RFC 7296 §3.8](https://www.rfc-editor.org/rfc/rfc7296#section-3.8)).
 
+use libracoon::open_enum;
 use nom::number::complete::{be_u8, be_u24};
 
 use super::{DecodeError, fields};

@@ -3,6 +3,7 @@
 //!
 //! The only module that reads or writes the next-payload, critical and length fields.
 
+use libracoon::open_enum;
 use nom::number::complete::{be_u8, be_u16};
 
 use super::{

@@ -1,5 +1,6 @@
 //! The fixed IKE header ([RFC 7296 §3.1](https://www.rfc-editor.org/rfc/rfc7296#section-3.1)).
 
+use libracoon::open_enum;
 use nom::number::complete::{be_u8, be_u32, be_u64};
 
 use super::{DecodeError, PayloadType, fields};

@@ -1,6 +1,7 @@
 //! Identification payloads IDi / IDr
 //! ([RFC 7296 §3.5](https://www.rfc-editor.org/rfc/rfc7296#section-3.5)).
 
+use libracoon::open_enum;
 use nom::number::complete::{be_u8, be_u24};
 
 use super::{DecodeError, fields};

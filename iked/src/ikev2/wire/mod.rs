@@ -10,7 +10,7 @@
 //! borrowed `Message<'a>`: IKE messages are small and not the hot path. The state machines keep
 //! the raw datagram next to the parsed form where they need exact octets (AUTH, RFC 7296 §2.15).
 //!
-//! Registries are open enums (the module-private `open_enum!` macro): every one has an `Unknown(n)` variant, so every
+//! Registries are open enums (`libracoon::open_enum!`): every one has an `Unknown(n)` variant, so every
 //! `match` decides what "unknown" means, and `Display` prints the RFC spelling.
 //!
 //! Files: [`Header`] (header.rs), payload bodies (sa, ke, id, auth, nonce, notify, delete, ts),
@@ -20,62 +20,6 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
 
 use nom::Parser;
-
-/// An IANA registry as a Rust enum with an `Unknown(n)` fallback (smoltcp's
-/// `enum_with_unknown!` shape).
-///
-/// Each variant is `Name = value => "RFC SPELLING"`. The macro derives `Debug, Clone, Copy,
-/// PartialEq, Eq, Hash`, `From<repr>` (canonicalising: a known value never becomes `Unknown`),
-/// `From<Enum> for repr`, and `Display` (the given spelling; the number for `Unknown`).
-///
-/// Build values from the wire with `From`, never by writing `Unknown(known_value)`: that would
-/// compare unequal to the named variant.
-macro_rules! open_enum {
-    (
-        $(#[$attr:meta])*
-        $vis:vis enum $name:ident($repr:ty) {
-            $(
-                $(#[$vattr:meta])*
-                $variant:ident = $value:literal => $text:literal
-            ),+ $(,)?
-        }
-    ) => {
-        $(#[$attr])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        $vis enum $name {
-            $( $(#[$vattr])* $variant, )+
-            /// A value this registry does not name, kept so the caller decides what it means.
-            Unknown($repr),
-        }
-
-        impl From<$repr> for $name {
-            fn from(value: $repr) -> Self {
-                match value {
-                    $( $value => Self::$variant, )+
-                    other => Self::Unknown(other),
-                }
-            }
-        }
-
-        impl From<$name> for $repr {
-            fn from(value: $name) -> Self {
-                match value {
-                    $( $name::$variant => $value, )+
-                    $name::Unknown(other) => other,
-                }
-            }
-        }
-
-        impl ::core::fmt::Display for $name {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                match *self {
-                    $( Self::$variant => f.write_str($text), )+
-                    Self::Unknown(other) => write!(f, "{other}"),
-                }
-            }
-        }
-    };
-}
 
 mod auth;
 mod chain;

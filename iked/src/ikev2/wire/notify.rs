@@ -1,5 +1,6 @@
 //! Notify payload ([RFC 7296 §3.10](https://www.rfc-editor.org/rfc/rfc7296#section-3.10)).
 
+use libracoon::open_enum;
 use nom::number::complete::{be_u8, be_u16};
 
 use super::{DecodeError, ProtocolId, fields, len_u8, split};

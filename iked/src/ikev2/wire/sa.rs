@@ -1,6 +1,7 @@
 //! Security Association payload: proposals, transforms, attributes
 //! ([RFC 7296 §3.3](https://www.rfc-editor.org/rfc/rfc7296#section-3.3)).
 
+use libracoon::open_enum;
 use nom::number::complete::{be_u8, be_u16};
 
 use super::{DecodeError, end, fields, len_u8, patch_len, split};

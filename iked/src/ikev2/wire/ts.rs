@@ -1,6 +1,7 @@
 //! Traffic Selector payloads TSi / TSr
 //! ([RFC 7296 §3.13](https://www.rfc-editor.org/rfc/rfc7296#section-3.13)).
 
+use libracoon::open_enum;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use nom::number::complete::{be_u8, be_u16, be_u24, be_u32, be_u128};
