@@ -7,4 +7,5 @@
 //! runs yet.
 
 pub mod krb5;
+pub mod proto;
 pub mod wire;
