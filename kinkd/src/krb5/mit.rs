@@ -134,6 +134,38 @@ impl Kerberos for MitKerberos {
         Ok(info)
     }
 
+    fn load_tgt(&mut self) -> Result<TicketInfo> {
+        let realm = self
+            .me_name
+            .rsplit_once('@')
+            .map(|(_, realm)| realm.to_owned())
+            .ok_or_else(|| Error::local("load_tgt", "our principal has no realm"))?;
+        let krbtgt = Principal::parse(&self.ctx, &format!("krbtgt/{realm}@{realm}"))?;
+        let creds = self.ccache.get_credentials(&self.me, &krbtgt, None, true)?;
+        let info = Self::info(&creds)?;
+        self.tgt = Some(creds);
+        Ok(info)
+    }
+
+    fn load_ticket(
+        &mut self,
+        peer: &str,
+        kind: TicketKind,
+        peer_tgt: Option<&[u8]>,
+    ) -> Result<TicketInfo> {
+        let server = self.peer_principal(peer)?;
+        let second = match kind {
+            TicketKind::Service => None,
+            TicketKind::UserToUser => Some(peer_tgt.ok_or_else(|| {
+                Error::local("load_ticket", "a user-to-user ticket needs the peer's TGT")
+            })?),
+        };
+        let creds = self.ccache.get_credentials(&self.me, &server, second, true)?;
+        let info = Self::info(&creds)?;
+        self.tickets.insert((peer.to_owned(), kind), creds);
+        Ok(info)
+    }
+
     fn forget_tickets(&mut self, peer: &str) {
         self.tickets.retain(|(p, _), _| p != peer);
     }
@@ -149,6 +181,7 @@ impl Kerberos for MitKerberos {
         }
         let mut ac = AuthContext::new(&self.ctx)?;
         let bytes = ac.mk_req(creds, options)?;
+        let session_key = creds.session_key();
         let id = self.next_id;
         self.next_id += 1;
         if self.pending.len() >= MAX_PENDING_AP_REQS {
@@ -158,6 +191,7 @@ impl Kerberos for MitKerberos {
         Ok(ApReq {
             id: ApReqId(id),
             bytes,
+            session_key,
         })
     }
 

@@ -164,6 +164,10 @@ pub struct ApReq {
     pub id: ApReqId,
     /// DER KRB_AP_REQ, the body of KINK_AP_REQ after its EPOCH.
     pub bytes: Vec<u8>,
+    /// The ticket's session key: a KINK initiator needs it before the
+    /// AP-REP arrives, to checksum and encrypt its own command and to key
+    /// the optimistic inbound SA.
+    pub session_key: SessionKey,
 }
 
 /// What the initiator learns from a verified AP-REP.
@@ -264,6 +268,29 @@ pub trait Kerberos: Send {
     /// # Errors
     /// No TGT of our own, KDC errors.
     fn get_user_to_user_ticket(&mut self, peer: &str, peer_tgt: &[u8]) -> Result<TicketInfo>;
+
+    /// Takes our TGT from the credential cache, where another backend on
+    /// the same cache put it ([`Self::get_tgt`] there, off the event loop).
+    /// Never contacts the KDC. Needed for [`Self::tgt_ticket`] and for
+    /// accepting user-to-user AP-REQs in this backend.
+    ///
+    /// # Errors
+    /// No TGT in the cache.
+    fn load_tgt(&mut self) -> Result<TicketInfo>;
+
+    /// Takes a ticket for `peer` from the credential cache (fetched by
+    /// another backend on the same cache) and keeps it for
+    /// [`Self::make_ap_req`]. Never contacts the KDC. `peer_tgt` is the
+    /// peer's TGT for [`TicketKind::UserToUser`].
+    ///
+    /// # Errors
+    /// No such ticket in the cache.
+    fn load_ticket(
+        &mut self,
+        peer: &str,
+        kind: TicketKind,
+        peer_tgt: Option<&[u8]>,
+    ) -> Result<TicketInfo>;
 
     /// Drops the tickets held for `peer` (after `KRB_AP_ERR_TKT_EXPIRED`,
     /// or when a user-to-user peer restarted).
