@@ -157,6 +157,20 @@ pub enum TicketKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ApReqId(u64);
 
+impl ApReqId {
+    /// A handle for a test double of [`Kerberos`].
+    #[cfg(test)]
+    pub(crate) fn for_tests(n: u64) -> Self {
+        Self(n)
+    }
+
+    /// The number inside, for a test double of [`Kerberos`].
+    #[cfg(test)]
+    pub(crate) fn number(self) -> u64 {
+        self.0
+    }
+}
+
 /// A built AP-REQ.
 #[derive(Debug, Clone)]
 pub struct ApReq {

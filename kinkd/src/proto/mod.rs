@@ -5,21 +5,58 @@
 //! Kerberos operations that only compute (AP-REQ/AP-REP, checksums,
 //! KINK_ENCRYPT, the PRF) are called directly through `&mut dyn Kerberos`;
 //! those that contact the KDC come out as [`Output::FetchTicket`] for the
-//! driver to run off the event loop.
+//! driver to run off the event loop, which then calls
+//! [`Engine::ticket_ready`].
+//!
+//! The exchanges (design notes: docs/design/kink.md):
+//! - CREATE, optimistic: the initiator installs its inbound SA for its
+//!   first proposal before sending; a responder that takes that proposal
+//!   installs both SAs and answers without ACKREQ (two messages).
+//!   Otherwise the REPLY sets ACKREQ, the initiator re-keys its inbound SA
+//!   and sends ACK, and the responder installs its outbound SA on the ACK.
+//! - Retransmission: same XID, fresh AP-REQ each time; the responder
+//!   answers a repeated XID from its reply cache after the new AP-REQ
+//!   verified. A verbatim replay fails the Kerberos replay cache and is
+//!   dropped without an answer.
+//! - DELETE names the sender's inbound SPIs; the receiver removes its
+//!   outbound SA at once and its inbound one after a grace period.
+//! - Every AP-REQ/AP-REP carries the sender's EPOCH: a peer whose EPOCH
+//!   changed lost its state, so our SAs with it go.
 
 pub mod config;
+pub mod keymat;
 pub mod output;
+pub mod qm;
 
+mod initiator;
+mod pairs;
+mod responder;
+mod seal;
+
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use libracoon::crypto::Random;
-use libracoon::ipsec::SaId;
+use libracoon::ipsec::{Lifetime, SaId};
 
 use crate::krb5::{Kerberos, TicketKind};
+use crate::wire::{Header, Message, MessageType};
 
 pub use config::{EspProposal, PeerConfig};
 pub use output::{Event, Output};
+
+use initiator::{Transaction, Want};
+use pairs::{Pair, PairState};
+use responder::CachedReply;
+
+/// How long a deleted pair's inbound SA stays for packets in flight.
+const DELETE_GRACE: Duration = Duration::from_secs(5);
+/// How long a responder keeps a REPLY for retransmitted commands, and an
+/// initiator keeps the ability to re-send its ACK.
+const REPLY_CACHE_TIME: Duration = Duration::from_secs(60);
+/// A ticket this close to its end is fetched again before use.
+const TICKET_MARGIN_SECS: i64 = 60;
 
 /// Why the core refused a request from the driver or the operator.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -79,25 +116,51 @@ pub struct Stats {
     pub failures: u64,
 }
 
+/// What we know about a peer's tickets and state.
+#[derive(Debug, Default)]
+struct PeerState {
+    /// End (Unix seconds) of the ticket we hold for it, if any.
+    ticket_end: Option<i64>,
+    /// A FetchTicket (or GETTGT) is outstanding.
+    fetching: bool,
+    /// Its TGT (user-to-user), from its KINK_TGT_REP.
+    tgt: Option<Vec<u8>>,
+    /// Its EPOCH as last seen.
+    epoch: Option<u32>,
+    /// What to start once a ticket is there.
+    wants: Vec<Want>,
+}
+
 /// The KINK endpoint: every peer's transactions and SA pairs.
 pub struct Engine {
     peers: Vec<PeerConfig>,
+    state: Vec<PeerState>,
     epoch: u32,
     rng: Box<dyn Random + Send>,
-    outputs: std::collections::VecDeque<Output>,
+    outputs: VecDeque<Output>,
     stats: Stats,
+    /// Our outstanding commands, by XID.
+    transactions: HashMap<u32, Transaction>,
+    /// Our REPLYs by (initiator principal, XID).
+    replies: HashMap<(String, u32), CachedReply>,
+    pairs: Vec<Pair>,
 }
 
 impl Engine {
     /// An endpoint for `peers`; `epoch` is the Unix time our state began
     /// (daemon start), sent in every AP-REQ/AP-REP for dead-peer detection.
     pub fn new(peers: Vec<PeerConfig>, epoch: u32, rng: Box<dyn Random + Send>) -> Self {
+        let state = peers.iter().map(|_| PeerState::default()).collect();
         Self {
             peers,
+            state,
             epoch,
             rng,
-            outputs: std::collections::VecDeque::new(),
+            outputs: VecDeque::new(),
             stats: Stats::default(),
+            transactions: HashMap::new(),
+            replies: HashMap::new(),
+            pairs: Vec::new(),
         }
     }
 
@@ -117,8 +180,16 @@ impl Engine {
         krb: &mut dyn Kerberos,
         reqid: u32,
     ) -> Result<(), Error> {
-        let _ = (now, krb, reqid, self.epoch, &mut self.rng);
-        Err(Error::UnknownReqid(reqid))
+        let peer = self
+            .peers
+            .iter()
+            .position(|p| p.reqid == reqid)
+            .ok_or(Error::UnknownReqid(reqid))?;
+        if self.has_live_pair(peer) || self.creating(peer) {
+            return Ok(());
+        }
+        self.want(now, krb, peer, Want::Create { rekey_of: None });
+        Ok(())
     }
 
     /// The operator's `initiate REMOTE`.
@@ -131,12 +202,19 @@ impl Engine {
         krb: &mut dyn Kerberos,
         peer: &str,
     ) -> Result<(), Error> {
-        let _ = (now, krb);
-        Err(Error::UnknownPeer(peer.to_owned()))
+        let idx = self
+            .peers
+            .iter()
+            .position(|p| p.name == peer)
+            .ok_or_else(|| Error::UnknownPeer(peer.to_owned()))?;
+        if !self.creating(idx) {
+            self.want(now, krb, idx, Want::Create { rekey_of: None });
+        }
+        Ok(())
     }
 
     /// The outcome of an [`Output::FetchTicket`]: `Ok` once the ticket is
-    /// in the backend's cache, `Err` with the KDC's complaint.
+    /// in the shared credential cache, `Err` with the KDC's complaint.
     pub fn ticket_ready(
         &mut self,
         now: Instant,
@@ -145,7 +223,30 @@ impl Engine {
         kind: TicketKind,
         result: Result<(), String>,
     ) {
-        let _ = (now, krb, peer, kind, result);
+        let Some(idx) = self.peers.iter().position(|p| p.principal == peer) else {
+            return;
+        };
+        self.state[idx].fetching = false;
+        let loaded = result.and_then(|()| {
+            let tgt = self.state[idx].tgt.clone();
+            krb.load_ticket(peer, kind, tgt.as_deref())
+                .map_err(|e| e.to_string())
+        });
+        match loaded {
+            Ok(info) => {
+                self.state[idx].ticket_end = Some(info.end_time);
+                let wants = std::mem::take(&mut self.state[idx].wants);
+                for want in wants {
+                    self.start(now, krb, idx, want);
+                }
+            }
+            Err(reason) => {
+                let wants = std::mem::take(&mut self.state[idx].wants);
+                for want in wants {
+                    self.abandon(idx, want, &format!("no ticket for {peer}: {reason}"));
+                }
+            }
+        }
     }
 
     /// A datagram arrived on our KINK socket.
@@ -156,18 +257,63 @@ impl Engine {
         from: SocketAddr,
         bytes: &[u8],
     ) {
-        let _ = (now, krb, from, bytes);
         self.stats.received += 1;
+        let msg = match Message::parse(bytes) {
+            Ok(msg) => msg,
+            Err(e) => {
+                self.stats.malformed += 1;
+                self.dropped(from, format!("malformed KINK message: {e}"));
+                // A command whose header we can read gets the RFC's error,
+                // unauthenticated (we have no key yet).
+                if let Ok(h) = Header::parse(bytes) {
+                    if is_command(h.msg_type) {
+                        self.send(from, seal::error_reply(h.xid, e.kink_error()));
+                    }
+                }
+                return;
+            }
+        };
+        match msg.msg_type {
+            MessageType::Create | MessageType::Delete | MessageType::Status => {
+                self.on_command(now, krb, from, bytes, &msg);
+            }
+            MessageType::Ack => self.on_ack(now, krb, from, bytes, &msg),
+            MessageType::GetTgt => self.on_gettgt(krb, from, &msg),
+            MessageType::Reply => self.on_reply(now, krb, from, bytes, &msg),
+            other => {
+                self.stats.malformed += 1;
+                self.dropped(from, format!("unexpected message type {other}"));
+            }
+        }
     }
 
     /// Timers: retransmissions, ACK waits, grace periods.
     pub fn handle_timeout(&mut self, now: Instant, krb: &mut dyn Kerberos) {
-        let _ = (now, krb);
+        self.retransmit_due(now, krb);
+        self.resend_replies_due(now);
+        let mut gone = Vec::new();
+        for pair in &self.pairs {
+            if let PairState::Deleting(at) = pair.state {
+                if at <= now {
+                    gone.push(pair.inbound);
+                }
+            }
+        }
+        for id in gone {
+            self.pairs.retain(|p| p.inbound != id);
+            self.outputs.push_back(Output::DeleteSa(id));
+        }
     }
 
     /// When [`Self::handle_timeout`] wants to run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        None
+        let tx = self.transactions.values().map(|t| t.next);
+        let replies = self.replies.values().map(CachedReply::next_event);
+        let pairs = self.pairs.iter().filter_map(|p| match p.state {
+            PairState::Deleting(at) => Some(at),
+            _ => None,
+        });
+        tx.chain(replies).chain(pairs).min()
     }
 
     /// The next request to the driver.
@@ -178,22 +324,227 @@ impl Engine {
     /// Deletes every SA pair with the peer named `peer` (or every peer for
     /// `all`), telling the peer with DELETE. Returns how many pairs.
     pub fn delete(&mut self, now: Instant, krb: &mut dyn Kerberos, peer: &str) -> usize {
-        let _ = (now, krb, peer);
-        0
+        let targets: Vec<(usize, u32)> = self
+            .pairs
+            .iter()
+            .filter(|p| !matches!(p.state, PairState::Deleting(_)))
+            .filter(|p| peer == "all" || self.peers[p.peer].name == peer)
+            .map(|p| (p.peer, p.spi_in))
+            .collect();
+        for &(idx, spi_in) in &targets {
+            self.delete_pair(now, krb, idx, spi_in, "deleted by the operator");
+        }
+        targets.len()
     }
 
     /// A soft (rekey) or hard (SA gone) expiry from the kernel.
     pub fn on_expire(&mut self, now: Instant, krb: &mut dyn Kerberos, id: SaId, hard: bool) {
-        let _ = (now, krb, id, hard);
+        let Some(pos) = self
+            .pairs
+            .iter()
+            .position(|p| p.inbound == id || p.outbound == id)
+        else {
+            return;
+        };
+        if hard {
+            let pair = self.pairs.remove(pos);
+            // The kernel removed the expired SA; remove its partner too.
+            let other = if pair.inbound == id {
+                pair.outbound
+            } else {
+                pair.inbound
+            };
+            self.outputs.push_back(Output::DeleteSa(other));
+            self.event(Event::Deleted {
+                peer: self.peers[pair.peer].name.clone(),
+                spi_in: pair.spi_in,
+                reason: "hard lifetime expired".into(),
+            });
+            return;
+        }
+        let pair = &mut self.pairs[pos];
+        // The initiator of a pair rekeys it, so both ends do not race.
+        if pair.rekeying
+            || pair.role != pairs::Role::Initiator
+            || pair.state != PairState::Established
+        {
+            return;
+        }
+        pair.rekeying = true;
+        let (peer, spi_in) = (pair.peer, pair.spi_in);
+        self.want(
+            now,
+            krb,
+            peer,
+            Want::Create {
+                rekey_of: Some(spi_in),
+            },
+        );
     }
 
     /// SA pairs and negotiations, for racoonctl.
     pub fn sas(&self) -> Vec<SaPairStatus> {
-        Vec::new()
+        let mut out: Vec<SaPairStatus> = self
+            .pairs
+            .iter()
+            .map(|p| SaPairStatus {
+                peer: self.peers[p.peer].name.clone(),
+                state: match p.state {
+                    PairState::Established => "established",
+                    PairState::WaitingAck => "waiting-ack",
+                    PairState::Deleting(_) => "deleting",
+                },
+                role: p.role.name(),
+                spi_in: p.spi_in,
+                spi_out: p.spi_out,
+                esp: p.esp.clone(),
+            })
+            .collect();
+        for tx in self.transactions.values() {
+            if let Some(spi_in) = tx.creating() {
+                out.push(SaPairStatus {
+                    peer: self.peers[tx.peer].name.clone(),
+                    state: "negotiating",
+                    role: "initiator",
+                    spi_in,
+                    spi_out: 0,
+                    esp: String::new(),
+                });
+            }
+        }
+        out
     }
 
     /// Counters.
     pub fn stats(&self) -> Stats {
         self.stats
     }
+
+    // ---- shared helpers of the exchange modules ----
+
+    fn has_live_pair(&self, peer: usize) -> bool {
+        self.pairs
+            .iter()
+            .any(|p| p.peer == peer && !matches!(p.state, PairState::Deleting(_)) && !p.rekeying)
+    }
+
+    fn creating(&self, peer: usize) -> bool {
+        self.transactions
+            .values()
+            .any(|t| t.peer == peer && t.creating().is_some())
+            || self.state[peer]
+                .wants
+                .iter()
+                .any(|w| matches!(w, Want::Create { .. }))
+    }
+
+    fn send(&mut self, to: SocketAddr, bytes: Vec<u8>) {
+        self.outputs.push_back(Output::Send { to, bytes });
+    }
+
+    fn event(&mut self, event: Event) {
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    fn dropped(&mut self, from: SocketAddr, reason: String) {
+        self.event(Event::Dropped { from, reason });
+    }
+
+    fn failed(&mut self, peer: usize, reason: String) {
+        self.stats.failures += 1;
+        self.event(Event::Failed {
+            peer: self.peers[peer].name.clone(),
+            reason,
+        });
+    }
+
+    fn random_u32(&mut self) -> u32 {
+        let mut b = [0u8; 4];
+        if self.rng.fill(&mut b).is_err() {
+            // The OS source failing is not recoverable in any useful way;
+            // a fixed value would be worse than refusing the exchange, and
+            // the XID/SPI collision checks below still hold.
+            return 0;
+        }
+        u32::from_be_bytes(b)
+    }
+
+    /// A fresh SPI: not reserved (RFC 4303: 1..=255), not in use by us.
+    fn new_spi(&mut self) -> u32 {
+        loop {
+            let spi = self.random_u32();
+            if spi > 255 && !self.pairs.iter().any(|p| p.spi_in == spi) {
+                return spi;
+            }
+        }
+    }
+
+    fn nonce(&mut self) -> Vec<u8> {
+        let mut n = vec![0u8; 16];
+        if self.rng.fill(&mut n).is_err() {
+            n.clear();
+        }
+        n
+    }
+
+    /// The peer's EPOCH in an AP_REQ/AP_REP: if it changed, the peer lost
+    /// its SAs, so ours with it go (RFC 4430 dead-peer detection).
+    fn check_epoch(&mut self, peer: usize, epoch: u32, keep_spi: Option<u32>) {
+        let previous = self.state[peer].epoch.replace(epoch);
+        if previous.is_none_or(|p| p == epoch) {
+            return;
+        }
+        self.event(Event::PeerRestarted {
+            peer: self.peers[peer].name.clone(),
+        });
+        let stale: Vec<Pair> = self
+            .pairs
+            .iter()
+            .filter(|p| p.peer == peer && Some(p.spi_in) != keep_spi)
+            .cloned()
+            .collect();
+        self.pairs
+            .retain(|p| p.peer != peer || Some(p.spi_in) == keep_spi);
+        for pair in stale {
+            self.outputs.push_back(Output::DeleteSa(pair.outbound));
+            self.outputs.push_back(Output::DeleteSa(pair.inbound));
+            self.event(Event::Deleted {
+                peer: self.peers[peer].name.clone(),
+                spi_in: pair.spi_in,
+                reason: "the peer restarted (its EPOCH changed)".into(),
+            });
+        }
+    }
+
+    /// The lifetime to install: ours, shortened to what was negotiated,
+    /// with the soft limit kept in proportion.
+    fn lifetime(&self, peer: usize, negotiated: &Lifetime) -> Lifetime {
+        let mut life = self.peers[peer].lifetime;
+        if let (Some(neg), Some(ours)) = (negotiated.hard_time, life.hard_time) {
+            if neg < ours {
+                life.soft_time = life.soft_time.map(|s| s.mul_f64(neg.as_secs_f64() / ours.as_secs_f64()));
+                life.hard_time = Some(neg);
+            }
+        } else if life.hard_time.is_none() {
+            life.hard_time = negotiated.hard_time;
+            life.soft_time = negotiated.hard_time.map(|h| h.mul_f64(0.8));
+        }
+        if let (Some(neg), Some(ours)) = (negotiated.hard_bytes, life.hard_bytes) {
+            if neg < ours {
+                life.soft_bytes = life.soft_bytes.map(|s| s / ours * neg);
+                life.hard_bytes = Some(neg);
+            }
+        }
+        life
+    }
 }
+
+fn is_command(t: MessageType) -> bool {
+    matches!(
+        t,
+        MessageType::Create | MessageType::Delete | MessageType::Status | MessageType::GetTgt
+    )
+}
+
+#[cfg(test)]
+mod tests;

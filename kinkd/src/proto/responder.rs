@@ -1,0 +1,465 @@
+//! Our side of the exchanges a peer starts: accepting the AP-REQ, the
+//! reply cache, answering CREATE / DELETE / STATUS / GETTGT, and the ACK
+//! that completes a three-message CREATE.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use libracoon::ipsec::{SaSpec, Selector};
+use libracoon::isakmp::NotifyType;
+
+use super::output::{Event, Output};
+use super::pairs::{Pair, PairKeys, PairState, Role};
+use super::{Engine, REPLY_CACHE_TIME, qm, seal};
+use crate::krb5::{AcceptMode, Accepted, KrbErrorCode, Kerberos, Rejected};
+use crate::wire::{ErrorCode, MessageType, Message, Payload};
+
+/// How often a REPLY that asked for an ACK is sent in all.
+const ACK_WAIT_TRIES: u32 = 5;
+/// First wait for the ACK, doubled each time.
+const ACK_WAIT_BASE: Duration = Duration::from_secs(1);
+
+/// A REPLY we sent, kept to answer a retransmitted command with it.
+pub(super) struct CachedReply {
+    to: SocketAddr,
+    bytes: Vec<u8>,
+    expires: Instant,
+    ack: Option<AckWait>,
+}
+
+/// A three-message CREATE waiting for its ACK.
+struct AckWait {
+    peer: usize,
+    spi_in: u32,
+    outbound: Box<SaSpec>,
+    esp: String,
+    sent: u32,
+    next: Instant,
+    interval: Duration,
+}
+
+impl CachedReply {
+    /// When the cache next needs attention.
+    pub(super) fn next_event(&self) -> Instant {
+        self.ack.as_ref().map_or(self.expires, |a| a.next.min(self.expires))
+    }
+}
+
+/// Whether `configured` (from `peers_principal`, realm optional) names the
+/// authenticated `client` (always with realm).
+fn principal_matches(configured: &str, client: &str) -> bool {
+    configured == client
+        || (!configured.contains('@')
+            && client
+                .rsplit_once('@')
+                .is_some_and(|(name, _)| name == configured))
+}
+
+impl Engine {
+    /// Verifies a command's AP-REQ; answers a refused one with KRB_ERROR
+    /// (a replay is dropped silently: no oracle, no amplification).
+    fn accept(
+        &mut self,
+        krb: &mut dyn Kerberos,
+        from: SocketAddr,
+        msg: &Message<'_>,
+    ) -> Option<(u32, Accepted)> {
+        let Some((epoch, ap_req)) = msg.payloads.iter().find_map(|p| match p {
+            Payload::ApReq { epoch, ap_req } => Some((*epoch, ap_req.clone())),
+            _ => None,
+        }) else {
+            self.stats.malformed += 1;
+            self.dropped(from, format!("{} without KINK_AP_REQ", msg.msg_type));
+            return None;
+        };
+        let rejected = match krb.read_ap_req(&ap_req, AcceptMode::Keytab) {
+            Ok(a) => return Some((epoch, a)),
+            Err(r) => r,
+        };
+        let code = rejected.error.krb_error_or_generic();
+        let retry_u2u = !matches!(
+            code,
+            KrbErrorCode::KRB_AP_ERR_REPEAT | KrbErrorCode::KRB_AP_ERR_SKEW
+        ) && krb.tgt_ticket().is_ok();
+        if retry_u2u {
+            if let Ok(a) = krb.read_ap_req(&ap_req, AcceptMode::UserToUser) {
+                return Some((epoch, a));
+            }
+        }
+        self.refuse(krb, from, msg.xid, &rejected);
+        None
+    }
+
+    fn refuse(&mut self, krb: &mut dyn Kerberos, from: SocketAddr, xid: u32, rejected: &Rejected) {
+        let code = rejected.error.krb_error_or_generic();
+        if code == KrbErrorCode::KRB_AP_ERR_REPEAT {
+            self.stats.replayed += 1;
+            self.dropped(from, "replayed AP-REQ (KRB_AP_ERR_REPEAT), not answered".into());
+            return;
+        }
+        let reason = format!("refused an AP-REQ from {from}: {code} ({})", rejected.error);
+        match self.peers.iter().position(|p| p.address.ip() == from.ip()) {
+            Some(peer) => self.failed(peer, reason),
+            None => self.dropped(from, reason),
+        }
+        match krb.make_error(code, rejected.client_time, None) {
+            Ok(der) => {
+                self.stats.krb_errors_sent += 1;
+                let reply = seal::plain(MessageType::Reply, xid, vec![Payload::KrbError(Cow::Owned(der))]);
+                self.send(from, reply);
+            }
+            Err(e) => self.dropped(from, format!("cannot build a KRB_ERROR: {e}")),
+        }
+    }
+
+    /// CREATE, DELETE or STATUS from a peer.
+    pub(super) fn on_command(
+        &mut self,
+        now: Instant,
+        krb: &mut dyn Kerberos,
+        from: SocketAddr,
+        bytes: &[u8],
+        msg: &Message<'_>,
+    ) {
+        let Some((epoch, accepted)) = self.accept(krb, from, msg) else {
+            return;
+        };
+        let inner = match seal::open(krb, &accepted.session_key, bytes, msg) {
+            Ok(inner) => inner,
+            Err(e) => {
+                self.stats.bad_checksum += 1;
+                self.dropped(from, format!("{} refused: {e}", msg.msg_type));
+                return;
+            }
+        };
+        // A retransmission (fresh AP-REQ, same XID): the same answer.
+        if let Some(cached) = self.replies.get(&(accepted.client.clone(), msg.xid)) {
+            let (to, bytes) = (cached.to, cached.bytes.clone());
+            self.stats.replies_resent += 1;
+            self.send(to, bytes);
+            return;
+        }
+        let Some(peer) = self
+            .peers
+            .iter()
+            .position(|p| principal_matches(&p.principal, &accepted.client))
+        else {
+            self.dropped(
+                from,
+                format!("{} from {}, whom no remote's peers_principal names", msg.msg_type, accepted.client),
+            );
+            let notify = qm::build_notify(NotifyType::INVALID_ID_INFORMATION);
+            self.reply(krb, from, msg.xid, &accepted, false, vec![Payload::Isakmp(notify)], None, now);
+            return;
+        };
+        self.check_epoch(peer, epoch, None);
+        let isakmp = inner.iter().find_map(|p| match p {
+            Payload::Isakmp(i) => Some(i.clone()),
+            _ => None,
+        });
+        match msg.msg_type {
+            MessageType::Create => match isakmp {
+                Some(i) => self.respond_create(now, krb, from, peer, msg.xid, &accepted, &i),
+                None => {
+                    self.failed(peer, "CREATE without Quick Mode payloads".into());
+                    let err = vec![Payload::Error(ErrorCode::ProtoErr)];
+                    self.reply(krb, from, msg.xid, &accepted, false, err, None, now);
+                }
+            },
+            MessageType::Delete => {
+                let spis = isakmp.map(|i| qm::parse_delete(&i));
+                let answer = match spis {
+                    Some(Ok(spis)) => {
+                        self.peer_deleted(now, peer, &spis);
+                        Vec::new()
+                    }
+                    Some(Err(e)) => {
+                        self.dropped(from, format!("unusable DELETE: {e}"));
+                        vec![Payload::Error(ErrorCode::ProtoErr)]
+                    }
+                    None => vec![Payload::Error(ErrorCode::ProtoErr)],
+                };
+                self.reply(krb, from, msg.xid, &accepted, false, answer, None, now);
+            }
+            _ => self.reply(krb, from, msg.xid, &accepted, false, Vec::new(), None, now),
+        }
+    }
+
+    /// Seals, caches and sends a REPLY.
+    #[allow(clippy::too_many_arguments)]
+    fn reply(
+        &mut self,
+        krb: &mut dyn Kerberos,
+        to: SocketAddr,
+        xid: u32,
+        accepted: &Accepted,
+        ack_request: bool,
+        inner: Vec<Payload<'_>>,
+        ack: Option<AckWait>,
+        now: Instant,
+    ) -> bool {
+        let sealed = seal::seal(
+            krb,
+            &accepted.session_key,
+            MessageType::Reply,
+            xid,
+            ack_request,
+            Payload::ApRep {
+                epoch: self.epoch,
+                ap_rep: Cow::Borrowed(&accepted.ap_rep),
+            },
+            &inner,
+        );
+        let bytes = match sealed {
+            Ok(b) => b,
+            Err(e) => {
+                self.dropped(to, format!("cannot protect our REPLY: {e}"));
+                return false;
+            }
+        };
+        self.replies.insert(
+            (accepted.client.clone(), xid),
+            CachedReply {
+                to,
+                bytes: bytes.clone(),
+                expires: now + REPLY_CACHE_TIME,
+                ack,
+            },
+        );
+        self.send(to, bytes);
+        true
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn respond_create(
+        &mut self,
+        now: Instant,
+        krb: &mut dyn Kerberos,
+        from: SocketAddr,
+        peer: usize,
+        xid: u32,
+        accepted: &Accepted,
+        isakmp: &crate::wire::IsakmpPayload<'_>,
+    ) {
+        let refuse = |this: &mut Self, krb: &mut dyn Kerberos, why: String, notify: NotifyType| {
+            this.failed(peer, why);
+            let inner = vec![Payload::Isakmp(qm::build_notify(notify))];
+            this.reply(krb, from, xid, accepted, false, inner, None, now);
+        };
+        let req = match qm::parse_create(isakmp) {
+            Ok(r) => r,
+            Err(e) => return refuse(self, krb, format!("unusable CREATE: {e}"), e.notify()),
+        };
+        let choice = match qm::choose(&req, &self.peers[peer]) {
+            Ok(c) => c,
+            Err(e) => return refuse(self, krb, format!("CREATE refused: {e}"), e.notify()),
+        };
+        let spi_in = self.new_spi();
+        let nr = (!choice.optimistic).then(|| self.nonce());
+        let lifetime = self.lifetime(peer, &choice.lifetime);
+        let cfg = &self.peers[peer];
+        // The initiator's IDs are from its side: theirs is the source.
+        let selector = req.ids.as_ref().map_or_else(
+            || cfg.selector.clone(),
+            |ids| Selector {
+                src: ids.dst,
+                dst: ids.src,
+                proto: ids.proto,
+                src_port: ids.dst_port,
+                dst_port: ids.src_port,
+            },
+        );
+        let chosen = choice.proposal;
+        let keys = PairKeys {
+            peer: cfg,
+            key: &accepted.session_key,
+            esp: chosen.esp,
+            mode: chosen.mode,
+            lifetime,
+            selector,
+            spi_in,
+            spi_out: chosen.spi,
+            ni: &req.nonce,
+            nr: nr.as_deref(),
+        };
+        let (inbound, outbound) = match (keys.inbound(krb), keys.outbound(krb)) {
+            (Ok(i), Ok(o)) => (i, o),
+            (Err(e), _) | (_, Err(e)) => {
+                return refuse(self, krb, format!("cannot derive keys: {e}"), NotifyType::NO_PROPOSAL_CHOSEN);
+            }
+        };
+        let esp = qm::esp_name(&chosen.esp);
+        let answer = qm::build_reply(chosen, spi_in, nr.as_deref(), &choice.lifetime, req.ids.as_ref());
+        let spi_out = chosen.spi;
+        let (inbound_id, outbound_id) = (inbound.id, outbound.id);
+        self.outputs.push_back(Output::InstallSa(Box::new(inbound)));
+        let three_way = !choice.optimistic;
+        let ack = if three_way {
+            Some(AckWait {
+                peer,
+                spi_in,
+                outbound: Box::new(outbound),
+                esp: esp.clone(),
+                sent: 1,
+                next: now + ACK_WAIT_BASE,
+                interval: ACK_WAIT_BASE,
+            })
+        } else {
+            self.outputs.push_back(Output::InstallSa(Box::new(outbound)));
+            None
+        };
+        self.pairs.push(Pair {
+            peer,
+            role: Role::Responder,
+            spi_in,
+            spi_out,
+            esp: esp.clone(),
+            state: if three_way {
+                PairState::WaitingAck
+            } else {
+                PairState::Established
+            },
+            rekeying: false,
+            inbound: inbound_id,
+            outbound: outbound_id,
+        });
+        let sent = self.reply(krb, from, xid, accepted, three_way, vec![Payload::Isakmp(answer)], ack, now);
+        if !sent {
+            self.pairs.retain(|p| p.spi_in != spi_in);
+            self.outputs.push_back(Output::DeleteSa(inbound_id));
+            if !three_way {
+                self.outputs.push_back(Output::DeleteSa(outbound_id));
+            }
+            return;
+        }
+        if !three_way {
+            self.stats.creates += 1;
+            self.event(Event::Established {
+                peer: self.peers[peer].name.clone(),
+                spi_in,
+                spi_out,
+                esp,
+                rekey: false,
+                three_way: false,
+            });
+        }
+    }
+
+    /// The peer deleted its inbound SAs `spis` (our outbound ones).
+    fn peer_deleted(&mut self, now: Instant, peer: usize, spis: &[u32]) {
+        let mut hit = Vec::new();
+        for pair in &mut self.pairs {
+            if pair.peer == peer && spis.contains(&pair.spi_out) && !matches!(pair.state, PairState::Deleting(_)) {
+                pair.state = PairState::Deleting(now + super::DELETE_GRACE);
+                hit.push((pair.outbound, pair.spi_in));
+            }
+        }
+        for (outbound, spi_in) in hit {
+            self.outputs.push_back(Output::DeleteSa(outbound));
+            self.event(Event::Deleted {
+                peer: self.peers[peer].name.clone(),
+                spi_in,
+                reason: "DELETE from the peer".into(),
+            });
+        }
+    }
+
+    /// ACK: completes a three-message CREATE.
+    pub(super) fn on_ack(
+        &mut self,
+        _now: Instant,
+        krb: &mut dyn Kerberos,
+        from: SocketAddr,
+        bytes: &[u8],
+        msg: &Message<'_>,
+    ) {
+        let Some((_epoch, accepted)) = self.accept(krb, from, msg) else {
+            return;
+        };
+        if let Err(e) = seal::open(krb, &accepted.session_key, bytes, msg) {
+            self.stats.bad_checksum += 1;
+            self.dropped(from, format!("ACK refused: {e}"));
+            return;
+        }
+        let Some(wait) = self
+            .replies
+            .get_mut(&(accepted.client.clone(), msg.xid))
+            .and_then(|c| c.ack.take())
+        else {
+            // A late duplicate ACK, or one for nothing we know: harmless.
+            self.stats.unknown_xid += 1;
+            return;
+        };
+        let AckWait {
+            peer,
+            spi_in,
+            outbound,
+            esp,
+            ..
+        } = wait;
+        let spi_out = outbound.id.spi;
+        self.outputs.push_back(Output::InstallSa(outbound));
+        if let Some(pair) = self.pairs.iter_mut().find(|p| p.spi_in == spi_in) {
+            pair.state = PairState::Established;
+        }
+        self.stats.creates += 1;
+        self.event(Event::Established {
+            peer: self.peers[peer].name.clone(),
+            spi_in,
+            spi_out,
+            esp,
+            rekey: false,
+            three_way: true,
+        });
+    }
+
+    /// GETTGT: our TGT, unauthenticated (there is no key yet), so that the
+    /// peer can get a user-to-user ticket for us.
+    pub(super) fn on_gettgt(&mut self, krb: &mut dyn Kerberos, from: SocketAddr, msg: &Message<'_>) {
+        let reply = match krb.tgt_ticket() {
+            Ok(tgt) => seal::plain(MessageType::Reply, msg.xid, vec![Payload::TgtRep(Cow::Owned(tgt))]),
+            Err(e) => {
+                self.dropped(from, format!("GETTGT, but we hold no TGT: {e}"));
+                seal::error_reply(msg.xid, ErrorCode::IntErr)
+            }
+        };
+        self.send(from, reply);
+    }
+
+    /// Re-sends REPLYs still waiting for their ACK; forgets old ones.
+    pub(super) fn resend_replies_due(&mut self, now: Instant) {
+        let mut resend = Vec::new();
+        let mut gave_up = Vec::new();
+        for cached in self.replies.values_mut() {
+            let Some(wait) = cached.ack.as_mut() else {
+                continue;
+            };
+            if wait.next > now {
+                continue;
+            }
+            if wait.sent >= ACK_WAIT_TRIES {
+                gave_up.push((wait.peer, wait.spi_in));
+                cached.ack = None;
+                continue;
+            }
+            wait.sent += 1;
+            wait.interval *= 2;
+            wait.next = now + wait.interval;
+            resend.push((cached.to, cached.bytes.clone()));
+        }
+        for (to, bytes) in resend {
+            self.stats.replies_resent += 1;
+            self.send(to, bytes);
+        }
+        for (peer, spi_in) in gave_up {
+            if let Some(pos) = self.pairs.iter().position(|p| p.spi_in == spi_in) {
+                let pair = self.pairs.remove(pos);
+                self.outputs.push_back(Output::DeleteSa(pair.inbound));
+            }
+            self.failed(peer, "no ACK for our REPLY".into());
+        }
+        self.replies
+            .retain(|_, c| c.expires > now || c.ack.is_some());
+    }
+}

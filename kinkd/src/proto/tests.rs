@@ -1,0 +1,606 @@
+//! Two engines talking to each other through a fake Kerberos: the
+//! exchanges, retransmission, the reply cache, replays, tampering,
+//! DELETE, EPOCH changes and rekeying, without a KDC. The real Kerberos
+//! path is covered by tests/tests/kinkd.rs against an MIT KDC.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use libracoon::crypto::SeededRandom;
+use libracoon::ipsec::{
+    EspAuth, EspEncr, IpsecMode, Lifetime, SaDirection, SaId, SaSpec, Selector,
+};
+use zeroize::Zeroizing;
+
+use super::*;
+use crate::krb5::{
+    self, AcceptMode, Accepted, ApRepInfo, ApReq, ApReqId, KrbError, KrbErrorCode, Rejected,
+    SessionKey, TicketInfo,
+};
+
+/// A stand-in for Kerberos with the same contract where the engine relies
+/// on it: AP-REQs name the client and are refused when repeated,
+/// checksums and ciphertexts detect any change, the PRF is deterministic.
+struct FakeKrb {
+    me: String,
+    key: SessionKey,
+    next: u64,
+    seen: HashSet<Vec<u8>>,
+    pending: HashMap<u64, Vec<u8>>,
+    /// Refuse every AP-REQ with this error (stale keytab, skew).
+    refuse_with: Option<KrbErrorCode>,
+}
+
+fn digest(parts: &[&[u8]]) -> [u8; 8] {
+    let mut h = std::hash::DefaultHasher::new();
+    for p in parts {
+        p.hash(&mut h);
+    }
+    h.finish().to_be_bytes()
+}
+
+impl FakeKrb {
+    fn new(me: &str) -> Self {
+        Self {
+            me: me.into(),
+            key: SessionKey::new(18, vec![7; 32]),
+            next: 0,
+            seen: HashSet::new(),
+            pending: HashMap::new(),
+            refuse_with: None,
+        }
+    }
+}
+
+impl Kerberos for FakeKrb {
+    fn principal(&self) -> &str {
+        &self.me
+    }
+    fn get_tgt(&mut self) -> krb5::Result<TicketInfo> {
+        self.load_tgt()
+    }
+    fn load_tgt(&mut self) -> krb5::Result<TicketInfo> {
+        Ok(TicketInfo {
+            client: self.me.clone(),
+            server: "krbtgt/T@T".into(),
+            end_time: 2_000_000_000,
+            session_enctype: 18,
+        })
+    }
+    fn tgt_ticket(&self) -> krb5::Result<Vec<u8>> {
+        Err(krb5::Error::local("tgt_ticket", "none"))
+    }
+    fn get_service_ticket(&mut self, peer: &str) -> krb5::Result<TicketInfo> {
+        self.load_ticket(peer, TicketKind::Service, None)
+    }
+    fn get_user_to_user_ticket(&mut self, peer: &str, _tgt: &[u8]) -> krb5::Result<TicketInfo> {
+        self.load_ticket(peer, TicketKind::UserToUser, None)
+    }
+    fn load_ticket(
+        &mut self,
+        peer: &str,
+        _kind: TicketKind,
+        _tgt: Option<&[u8]>,
+    ) -> krb5::Result<TicketInfo> {
+        Ok(TicketInfo {
+            client: self.me.clone(),
+            server: peer.into(),
+            end_time: 2_000_000_000,
+            session_enctype: 18,
+        })
+    }
+    fn forget_tickets(&mut self, _peer: &str) {}
+    fn make_ap_req(&mut self, _peer: &str, _kind: TicketKind) -> krb5::Result<ApReq> {
+        self.next += 1;
+        let bytes = format!("{}#{}", self.me, self.next).into_bytes();
+        self.pending.insert(self.next, bytes.clone());
+        Ok(ApReq {
+            id: test_ap_req_id(self.next),
+            bytes,
+            session_key: self.key.clone(),
+        })
+    }
+    fn read_ap_rep(&mut self, id: ApReqId, ap_rep: &[u8]) -> krb5::Result<ApRepInfo> {
+        let n = ap_req_number(id);
+        match self.pending.get(&n) {
+            Some(req) if [b"rep:".as_slice(), req].concat() == ap_rep => Ok(ApRepInfo {
+                session_key: self.key.clone(),
+                subkey: None,
+            }),
+            _ => Err(krb5::Error::local("read_ap_rep", "does not match")),
+        }
+    }
+    fn release_ap_req(&mut self, id: ApReqId) {
+        self.pending.remove(&ap_req_number(id));
+    }
+    fn read_ap_req(&mut self, ap_req: &[u8], _mode: AcceptMode) -> Result<Accepted, Rejected> {
+        let reject = |code: KrbErrorCode| Rejected {
+            error: krb5::Error {
+                op: "krb5_rd_req",
+                code: Some(-1_765_328_384 + i32::try_from(code.0).unwrap_or(0)),
+                message: code.to_string(),
+            },
+            client_time: Some((1_000, 0)),
+        };
+        if let Some(code) = self.refuse_with {
+            return Err(reject(code));
+        }
+        if !self.seen.insert(ap_req.to_vec()) {
+            return Err(reject(KrbErrorCode::KRB_AP_ERR_REPEAT));
+        }
+        let text = String::from_utf8_lossy(ap_req);
+        let client = text.split('#').next().unwrap_or_default().to_owned();
+        Ok(Accepted {
+            client,
+            session_key: self.key.clone(),
+            subkey: None,
+            ticket_end: 2_000_000_000,
+            client_time: (1_000, 0),
+            ap_rep: [b"rep:".as_slice(), ap_req].concat(),
+        })
+    }
+    fn make_error(
+        &mut self,
+        code: KrbErrorCode,
+        _t: Option<(i64, i32)>,
+        _c: Option<&str>,
+    ) -> krb5::Result<Vec<u8>> {
+        Ok(code.0.to_be_bytes().to_vec())
+    }
+    fn read_error(&mut self, bytes: &[u8]) -> krb5::Result<KrbError> {
+        let code = <[u8; 4]>::try_from(bytes)
+            .map_err(|_| krb5::Error::local("read_error", "bad"))?;
+        Ok(KrbError {
+            code: KrbErrorCode(u32::from_be_bytes(code)),
+            server_time: (1_000, 0),
+            client_time: None,
+            server: None,
+            text: String::new(),
+        })
+    }
+    fn now(&self) -> krb5::Result<(i64, i32)> {
+        Ok((1_000, 0))
+    }
+    fn set_clock_offset(&mut self, _offset: i64) -> krb5::Result<()> {
+        Ok(())
+    }
+    fn checksum(&self, key: &SessionKey, usage: i32, data: &[u8]) -> krb5::Result<Vec<u8>> {
+        Ok(digest(&[key.bytes(), &usage.to_be_bytes(), data]).to_vec())
+    }
+    fn verify_checksum(
+        &self,
+        key: &SessionKey,
+        usage: i32,
+        data: &[u8],
+        cksum: &[u8],
+    ) -> krb5::Result<bool> {
+        Ok(self.checksum(key, usage, data)? == cksum)
+    }
+    fn encrypt(&self, key: &SessionKey, usage: i32, plain: &[u8]) -> krb5::Result<Vec<u8>> {
+        let mut out: Vec<u8> = plain.iter().map(|b| b ^ 0x5a).collect();
+        out.extend_from_slice(&digest(&[key.bytes(), &usage.to_be_bytes(), plain]));
+        Ok(out)
+    }
+    fn decrypt(&self, key: &SessionKey, usage: i32, cipher: &[u8]) -> krb5::Result<Zeroizing<Vec<u8>>> {
+        let split = cipher
+            .len()
+            .checked_sub(8)
+            .ok_or_else(|| krb5::Error::local("decrypt", "short"))?;
+        let plain: Vec<u8> = cipher[..split].iter().map(|b| b ^ 0x5a).collect();
+        if digest(&[key.bytes(), &usage.to_be_bytes(), &plain]) != cipher[split..] {
+            return Err(krb5::Error::local("decrypt", "integrity"));
+        }
+        Ok(Zeroizing::new(plain))
+    }
+    fn prf(&self, key: &SessionKey, input: &[u8]) -> krb5::Result<Zeroizing<Vec<u8>>> {
+        let a = digest(&[key.bytes(), input, b"1"]);
+        let b = digest(&[key.bytes(), input, b"2"]);
+        Ok(Zeroizing::new([a, b].concat()))
+    }
+}
+
+fn test_ap_req_id(n: u64) -> ApReqId {
+    crate::krb5::ApReqId::for_tests(n)
+}
+
+fn ap_req_number(id: ApReqId) -> u64 {
+    id.number()
+}
+
+const A: &str = "192.0.2.1";
+const B: &str = "192.0.2.2";
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("address")
+}
+
+fn gcm() -> EspProposal {
+    EspProposal {
+        encr: EspEncr { id: 20, key_bits: 128 },
+        auth: None,
+    }
+}
+
+fn cbc_sha256() -> EspProposal {
+    EspProposal {
+        encr: EspEncr { id: 12, key_bits: 256 },
+        auth: Some(EspAuth { id: 12 }),
+    }
+}
+
+fn config(me: &str, peer: &str, principal: &str, proposals: Vec<EspProposal>) -> PeerConfig {
+    PeerConfig {
+        name: format!("peer-{peer}"),
+        address: SocketAddr::new(ip(peer), 910),
+        local: ip(me),
+        principal: principal.into(),
+        reqid: 7,
+        mode: IpsecMode::Transport,
+        selector: Selector::ranges((ip(me), ip(me)), (ip(peer), ip(peer))),
+        proposals,
+        lifetime: Lifetime {
+            soft_time: Some(Duration::from_secs(480)),
+            hard_time: Some(Duration::from_secs(600)),
+            ..Lifetime::default()
+        },
+        user_to_user: false,
+        retransmit_base: Duration::from_secs(1),
+        retransmit_tries: 5,
+    }
+}
+
+/// One end: engine, fake Kerberos, and what it installed.
+struct Side {
+    engine: Engine,
+    krb: FakeKrb,
+    addr: SocketAddr,
+    sas: HashMap<SaId, SaSpec>,
+    events: Vec<Event>,
+    sent: Vec<(SocketAddr, Vec<u8>)>,
+}
+
+impl Side {
+    fn new(me: &str, peer: &str, principal: &str, peer_principal: &str, seed: u64, proposals: Vec<EspProposal>) -> Self {
+        Self {
+            engine: Engine::new(
+                vec![config(me, peer, peer_principal, proposals)],
+                1_000,
+                Box::new(SeededRandom::new(seed)),
+            ),
+            krb: FakeKrb::new(principal),
+            addr: SocketAddr::new(ip(me), 910),
+            sas: HashMap::new(),
+            events: Vec::new(),
+            sent: Vec::new(),
+        }
+    }
+
+    /// Applies outputs; tickets are granted at once.
+    fn drain(&mut self, now: Instant) {
+        while let Some(out) = self.engine.poll_output() {
+            match out {
+                Output::Send { to, bytes } => self.sent.push((to, bytes)),
+                Output::FetchTicket { peer, kind, .. } => {
+                    self.engine.ticket_ready(now, &mut self.krb, &peer, kind, Ok(()));
+                }
+                Output::InstallSa(spec) => {
+                    self.sas.insert(spec.id, *spec);
+                }
+                Output::DeleteSa(id) => {
+                    self.sas.remove(&id);
+                }
+                Output::Event(e) => self.events.push(e),
+            }
+        }
+    }
+
+    fn take_sent(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.sent).into_iter().map(|(_, b)| b).collect()
+    }
+
+    fn deliver(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        self.engine.handle_datagram(now, &mut self.krb, from, bytes);
+        self.drain(now);
+    }
+
+    fn established(&self) -> usize {
+        self.events
+            .iter()
+            .filter(|e| matches!(e, Event::Established { .. }))
+            .count()
+    }
+}
+
+fn pair() -> (Side, Side) {
+    let a = Side::new(A, B, "kink/a@T", "kink/b@T", 1, vec![gcm(), cbc_sha256()]);
+    let b = Side::new(B, A, "kink/b@T", "kink/a@T", 2, vec![gcm(), cbc_sha256()]);
+    (a, b)
+}
+
+/// Runs messages back and forth until both are quiet.
+fn exchange(now: Instant, a: &mut Side, b: &mut Side) {
+    for _ in 0..10 {
+        let from_a = a.take_sent();
+        let from_b = b.take_sent();
+        if from_a.is_empty() && from_b.is_empty() {
+            return;
+        }
+        for m in from_a {
+            b.deliver(now, a.addr, &m);
+        }
+        for m in from_b {
+            a.deliver(now, b.addr, &m);
+        }
+    }
+}
+
+/// Both ends hold matching SAs: each outbound SA equals the other's
+/// inbound SA with the same SPI, keys included.
+fn assert_keys_match(a: &Side, b: &Side) {
+    let outbound = |s: &Side| -> Vec<SaSpec> {
+        s.sas
+            .values()
+            .filter(|x| x.direction == SaDirection::Outbound)
+            .cloned()
+            .collect()
+    };
+    for (from, to) in [(a, b), (b, a)] {
+        let outs = outbound(from);
+        assert!(!outs.is_empty(), "no outbound SA");
+        for out in outs {
+            let inb = to.sas.get(&out.id).expect("peer has the matching inbound SA");
+            assert_eq!(inb.direction, SaDirection::Inbound);
+            assert_eq!(*inb.encr_key, *out.encr_key, "encryption keys differ");
+            assert_eq!(*inb.auth_key, *out.auth_key, "integrity keys differ");
+            assert_eq!(inb.encr, out.encr);
+            assert_eq!(inb.src, out.src);
+        }
+    }
+}
+
+fn acquire(now: Instant, a: &mut Side) {
+    a.engine.acquire(now, &mut a.krb, 7).expect("reqid known");
+    a.drain(now);
+}
+
+#[test]
+fn optimistic_create_takes_two_messages() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair();
+    acquire(now, &mut a);
+    assert_eq!(a.sas.len(), 1, "optimistic inbound SA before the CREATE leaves");
+    let create = a.take_sent();
+    assert_eq!(create.len(), 1);
+    b.deliver(now, a.addr, &create[0]);
+    assert_eq!(b.sas.len(), 2, "responder installs both SAs");
+    let reply = b.take_sent();
+    let parsed = Message::parse(&reply[0]).expect("reply parses");
+    assert!(!parsed.ack_request(), "optimistic choice needs no ACK");
+    a.deliver(now, b.addr, &reply[0]);
+    assert!(a.take_sent().is_empty(), "no ACK");
+    assert_eq!(a.sas.len(), 2);
+    assert_keys_match(&a, &b);
+    assert_eq!((a.established(), b.established()), (1, 1));
+    assert_eq!(a.engine.stats().creates, 1);
+    assert_eq!(b.engine.stats().creates, 1);
+    let sa = a.engine.sas();
+    assert_eq!(sa.len(), 1);
+    assert_eq!(sa[0].state, "established");
+    assert_eq!(sa[0].esp, qm::esp_name(&gcm()));
+    assert!(a.engine.poll_timeout().is_none_or(|t| t > now));
+}
+
+#[test]
+fn another_choice_takes_three_messages() {
+    let now = Instant::now();
+    let mut a = Side::new(A, B, "kink/a@T", "kink/b@T", 1, vec![gcm(), cbc_sha256()]);
+    // B does not accept A's first (optimistic) proposal.
+    let mut b = Side::new(B, A, "kink/b@T", "kink/a@T", 2, vec![cbc_sha256()]);
+    acquire(now, &mut a);
+    let create = a.take_sent();
+    b.deliver(now, a.addr, &create[0]);
+    assert_eq!(b.sas.len(), 1, "responder waits for the ACK before its outbound SA");
+    let reply = b.take_sent();
+    assert!(Message::parse(&reply[0]).expect("parses").ack_request());
+    a.deliver(now, b.addr, &reply[0]);
+    let ack = a.take_sent();
+    assert_eq!(ack.len(), 1);
+    assert_eq!(Message::parse(&ack[0]).expect("ack").msg_type, MessageType::Ack);
+    b.deliver(now, a.addr, &ack[0]);
+    assert_keys_match(&a, &b);
+    assert!(a.sas.values().all(|s| s.encr.id == 12), "chosen proposal, not the optimistic one");
+    assert!(b.events.iter().any(|e| matches!(e, Event::Established { three_way: true, .. })));
+}
+
+#[test]
+fn lost_reply_is_answered_from_the_cache_after_a_fresh_ap_req() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair();
+    acquire(now, &mut a);
+    let create = a.take_sent();
+    b.deliver(now, a.addr, &create[0]);
+    let _lost = b.take_sent();
+    let later = now + Duration::from_millis(1_100);
+    a.engine.handle_timeout(later, &mut a.krb);
+    a.drain(later);
+    let again = a.take_sent();
+    assert_eq!(again.len(), 1);
+    assert_ne!(again[0], create[0], "retransmission carries a fresh AP-REQ");
+    assert_eq!(
+        Message::parse(&again[0]).expect("parses").xid,
+        Message::parse(&create[0]).expect("parses").xid
+    );
+    b.deliver(later, a.addr, &again[0]);
+    assert_eq!(b.engine.stats().replies_resent, 1);
+    assert_eq!(b.sas.len(), 2, "no second pair");
+    exchange(later, &mut a, &mut b);
+    assert_keys_match(&a, &b);
+    assert_eq!(a.engine.stats().retransmits, 1);
+}
+
+#[test]
+fn verbatim_replay_is_dropped_without_answer() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair();
+    acquire(now, &mut a);
+    let create = a.take_sent();
+    b.deliver(now, a.addr, &create[0]);
+    b.take_sent();
+    b.deliver(now, a.addr, &create[0]);
+    assert!(b.take_sent().is_empty(), "a replay gets no answer");
+    assert_eq!(b.engine.stats().replayed, 1);
+    assert_eq!(b.sas.len(), 2);
+}
+
+#[test]
+fn tampered_create_is_dropped_and_nothing_installed() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair();
+    acquire(now, &mut a);
+    let create = a.take_sent().remove(0);
+    let mut tampered = create.clone();
+    let at = tampered.len() - 20;
+    tampered[at] ^= 1;
+    b.deliver(now, a.addr, &tampered);
+    assert!(b.sas.is_empty());
+    assert!(b.take_sent().is_empty());
+    assert_eq!(b.engine.stats().bad_checksum, 1);
+}
+
+#[test]
+fn every_truncation_and_flip_is_survived() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair();
+    acquire(now, &mut a);
+    let create = a.take_sent().remove(0);
+    for len in 0..create.len() {
+        b.deliver(now, a.addr, &create[..len]);
+    }
+    for i in 0..create.len() {
+        let mut m = create.clone();
+        m[i] ^= 0x80;
+        b.deliver(now, a.addr, &m);
+    }
+    assert!(b.sas.is_empty(), "nothing installed from corrupted CREATEs");
+}
+
+#[test]
+fn stale_keytab_answers_krb_error_and_initiator_fails() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair();
+    b.krb.refuse_with = Some(KrbErrorCode::KRB_AP_ERR_BADKEYVER);
+    acquire(now, &mut a);
+    exchange(now, &mut a, &mut b);
+    assert_eq!(b.engine.stats().krb_errors_sent, 1);
+    assert_eq!(a.engine.stats().krb_errors_received, 1);
+    let failed = a.events.iter().find_map(|e| match e {
+        Event::Failed { reason, .. } => Some(reason.clone()),
+        _ => None,
+    });
+    assert!(failed.expect("a failure event").contains("KRB_AP_ERR_BADKEYVER"));
+    assert!(a.sas.is_empty(), "optimistic inbound SA removed");
+    assert!(a.engine.sas().is_empty());
+}
+
+#[test]
+fn unanswered_create_gives_up_after_the_configured_tries() {
+    let mut now = Instant::now();
+    let (mut a, _b) = pair();
+    acquire(now, &mut a);
+    for _ in 0..10 {
+        now += Duration::from_secs(40);
+        a.engine.handle_timeout(now, &mut a.krb);
+        a.drain(now);
+    }
+    assert_eq!(a.take_sent().len(), 5);
+    assert!(a.sas.is_empty());
+    assert!(a.events.iter().any(|e| matches!(e, Event::Failed { .. })));
+    assert!(a.engine.poll_timeout().is_none());
+}
+
+#[test]
+fn delete_removes_both_ends_after_grace() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair();
+    acquire(now, &mut a);
+    exchange(now, &mut a, &mut b);
+    assert_eq!(a.engine.delete(now, &mut a.krb, "peer-192.0.2.2"), 1);
+    a.drain(now);
+    assert_eq!(a.sas.len(), 1, "outbound gone at once, inbound kept for the grace");
+    exchange(now, &mut a, &mut b);
+    assert_eq!(b.sas.len(), 1);
+    assert!(b.events.iter().any(|e| matches!(e, Event::Deleted { .. })));
+    let later = now + DELETE_GRACE + Duration::from_secs(1);
+    for s in [&mut a, &mut b] {
+        s.engine.handle_timeout(later, &mut s.krb);
+        s.drain(later);
+        assert!(s.sas.is_empty());
+        assert!(s.engine.sas().is_empty());
+    }
+}
+
+#[test]
+fn peer_restart_removes_its_old_pairs() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair();
+    acquire(now, &mut a);
+    exchange(now, &mut a, &mut b);
+    // B restarts: new engine, new EPOCH, no SAs.
+    let mut b2 = Side::new(B, A, "kink/b@T", "kink/a@T", 3, vec![gcm()]);
+    b2.engine.epoch = 2_000;
+    b2.krb.seen = b.krb.seen.clone();
+    b2.engine.initiate(now, &mut b2.krb, "peer-192.0.2.1").expect("known");
+    b2.drain(now);
+    exchange(now, &mut b2, &mut a);
+    assert!(a.events.iter().any(|e| matches!(e, Event::PeerRestarted { .. })));
+    assert_eq!(a.engine.sas().len(), 1, "only the new pair");
+    assert_keys_match(&a, &b2);
+}
+
+#[test]
+fn soft_expiry_rekeys_then_deletes_the_old_pair() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair();
+    acquire(now, &mut a);
+    exchange(now, &mut a, &mut b);
+    let old = a.engine.sas()[0].clone();
+    let id = SaId { dst: ip(A), spi: old.spi_in };
+    // The responder's soft expiry does nothing; the initiator rekeys.
+    let b_out = b.sas.values().find(|s| s.direction == SaDirection::Outbound).expect("out").id;
+    b.engine.on_expire(now, &mut b.krb, b_out, false);
+    b.drain(now);
+    assert!(b.take_sent().is_empty());
+    a.engine.on_expire(now, &mut a.krb, id, false);
+    a.drain(now);
+    exchange(now, &mut a, &mut b);
+    let sas = a.engine.sas();
+    assert!(sas.iter().any(|s| s.spi_in != old.spi_in && s.state == "established"));
+    assert!(sas.iter().any(|s| s.spi_in == old.spi_in && s.state == "deleting"));
+    assert!(a.events.iter().any(|e| matches!(e, Event::Established { rekey: true, .. })));
+}
+
+#[test]
+fn unknown_reqid_and_peer_are_errors() {
+    let now = Instant::now();
+    let (mut a, _) = pair();
+    assert_eq!(a.engine.acquire(now, &mut a.krb, 99), Err(Error::UnknownReqid(99)));
+    assert!(a.engine.initiate(now, &mut a.krb, "nobody").is_err());
+}
+
+#[test]
+fn malformed_command_gets_a_kink_error() {
+    let now = Instant::now();
+    let (_, mut b) = pair();
+    // A CREATE header with major version 2.
+    let mut m = Message::new(MessageType::Create, 42).emit();
+    m[1] = 0x20;
+    b.deliver(now, SocketAddr::new(ip(A), 910), &m);
+    let sent = b.take_sent();
+    assert_eq!(sent.len(), 1);
+    let reply = Message::parse(&sent[0]).expect("reply");
+    assert_eq!(reply.xid, 42);
+    assert!(matches!(reply.payloads[0], crate::wire::Payload::Error(e) if e == crate::wire::ErrorCode::InvMaj));
+    assert_eq!(b.engine.stats().malformed, 1);
+}
