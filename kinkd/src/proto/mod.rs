@@ -8,7 +8,9 @@
 //! driver to run off the event loop.
 
 pub mod config;
+pub mod keymat;
 pub mod output;
+pub mod qm;
 
 use std::net::SocketAddr;
 use std::time::Instant;
