@@ -194,9 +194,10 @@ pub struct CreateRequest {
 /// ESN, UDP encapsulation, ...) are skipped, not errors.
 ///
 /// # Errors
-/// No SA or nonce (PAYLOAD-MALFORMED), a proposal without transforms
-/// (BAD-PROPOSAL-SYNTAX), an ESP SPI not 4 octets (INVALID-SPI), bad IDs
-/// (INVALID-ID-INFORMATION), nothing usable left (NO-PROPOSAL-CHOSEN).
+/// No SA or nonce (PAYLOAD-MALFORMED), an SA without proposals or a
+/// proposal without transforms (BAD-PROPOSAL-SYNTAX), an ESP SPI not 4
+/// octets (INVALID-SPI), bad IDs (INVALID-ID-INFORMATION), a KE payload
+/// (PFS) or nothing usable left (NO-PROPOSAL-CHOSEN).
 pub fn parse_create(p: &IsakmpPayload<'_>) -> Result<CreateRequest, QmError> {
     let sa = find_sa(p)?;
     if sa.proposals.is_empty() {
@@ -206,6 +207,13 @@ pub fn parse_create(p: &IsakmpPayload<'_>) -> Result<CreateRequest, QmError> {
         .ok_or(QmError::Missing("Nonce payload"))?
         .to_vec();
     let ids = find_ids(p)?;
+    if has_ke(p) {
+        // KEYMAT would have to include g(qm)^xy (RFC 2409 §5.5), which kinkd
+        // does not compute: refuse rather than derive keys the peer won't.
+        return Err(QmError::NothingUsable {
+            skipped: vec!["KE payload: PFS is not supported".to_owned()],
+        });
+    }
     let mut offer = Vec::new();
     let mut skipped = Vec::new();
     let mut first_usable = false;
@@ -342,7 +350,7 @@ pub struct ReplyAnswer {
 /// The REPLY carries an error notify and no SA ([`QmError::Refused`]); no
 /// SA (PAYLOAD-MALFORMED); not exactly one proposal with one transform
 /// (BAD-PROPOSAL-SYNTAX); a bad SPI (INVALID-SPI); a transform we did not
-/// offer (NO-PROPOSAL-CHOSEN).
+/// offer, or a KE payload (PFS, never offered) (NO-PROPOSAL-CHOSEN).
 pub fn parse_reply(p: &IsakmpPayload<'_>, offered: &[EspProposal]) -> Result<ReplyAnswer, QmError> {
     let sa = match (find_sa(p), find_notify(p)) {
         (Err(QmError::Missing(_)), Some(t)) => return Err(QmError::Refused(t)),
@@ -359,6 +367,9 @@ pub fn parse_reply(p: &IsakmpPayload<'_>, offered: &[EspProposal]) -> Result<Rep
             "protocol {}",
             proposal.protocol
         )));
+    }
+    if has_ke(p) {
+        return Err(QmError::NotOffered("PFS (a KE payload)".to_owned()));
     }
     let spi = esp_spi(proposal)?;
     let reading = transform::from_transform(t).map_err(QmError::NotOffered)?;
@@ -515,6 +526,11 @@ fn find_nonce<'p>(p: &'p IsakmpPayload<'_>) -> Option<&'p [u8]> {
         Payload::Nonce(n) => Some(&n[..]),
         _ => None,
     })
+}
+
+/// Whether a KE payload (PFS) is present.
+fn has_ke(p: &IsakmpPayload<'_>) -> bool {
+    p.payloads.iter().any(|x| matches!(x, Payload::Ke(_)))
 }
 
 /// IDci/IDcr: none, or exactly two ID payloads.
