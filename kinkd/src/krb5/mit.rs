@@ -160,7 +160,9 @@ impl Kerberos for MitKerberos {
                 Error::local("load_ticket", "a user-to-user ticket needs the peer's TGT")
             })?),
         };
-        let creds = self.ccache.get_credentials(&self.me, &server, second, true)?;
+        let creds = self
+            .ccache
+            .get_credentials(&self.me, &server, second, true)?;
         let info = Self::info(&creds)?;
         self.tickets.insert((peer.to_owned(), kind), creds);
         Ok(info)

@@ -11,7 +11,7 @@ use libracoon::ipsec::{IpsecMode, SaId};
 use super::output::{Event, Output};
 use super::pairs::{Pair, PairKeys, PairState, Role};
 use super::{Engine, REPLY_CACHE_TIME, TICKET_MARGIN_SECS, qm, seal};
-use crate::krb5::{ApReqId, KrbErrorCode, Kerberos, SessionKey, TicketKind};
+use crate::krb5::{ApReqId, Kerberos, KrbErrorCode, SessionKey, TicketKind};
 use crate::wire::{IsakmpPayload, Message, MessageType, Payload};
 
 /// Something to do with a peer once we hold a ticket for it.
@@ -39,7 +39,9 @@ pub(super) struct Transaction {
 
 enum Kind {
     Create(Box<Create>),
-    Delete { spi_in: u32 },
+    Delete {
+        spi_in: u32,
+    },
     GetTgt,
     /// A finished three-message CREATE: re-send the ACK if the REPLY comes
     /// again (our ACK was lost), until `next`.
@@ -67,11 +69,15 @@ impl Engine {
     /// Starts `want` now if we hold a usable ticket, else asks the driver
     /// for one (or the peer for its TGT first, user-to-user).
     pub(super) fn want(&mut self, now: Instant, krb: &mut dyn Kerberos, peer: usize, want: Want) {
-        let valid = krb.now().map(|(secs, _)| secs).ok().is_some_and(|now_secs| {
-            self.state[peer]
-                .ticket_end
-                .is_some_and(|end| end > now_secs + TICKET_MARGIN_SECS)
-        });
+        let valid = krb
+            .now()
+            .map(|(secs, _)| secs)
+            .ok()
+            .is_some_and(|now_secs| {
+                self.state[peer]
+                    .ticket_end
+                    .is_some_and(|end| end > now_secs + TICKET_MARGIN_SECS)
+            });
         if valid {
             self.start(now, krb, peer, want);
             return;
@@ -105,16 +111,20 @@ impl Engine {
     pub(super) fn abandon(&mut self, peer: usize, want: Want, reason: &str) {
         match want {
             Want::Create { rekey_of } => {
-                if let Some(old) = rekey_of {
-                    if let Some(p) = self.pairs.iter_mut().find(|p| p.spi_in == old) {
-                        p.rekeying = false;
-                    }
+                if let Some(old) = rekey_of
+                    && let Some(p) = self.pairs.iter_mut().find(|p| p.spi_in == old)
+                {
+                    p.rekeying = false;
                 }
                 self.failed(peer, reason.to_owned());
             }
             Want::Delete { spi_in } => {
-                // Without a ticket the peer cannot be told; our SAs go anyway.
-                self.finish_delete(peer, spi_in, "the peer could not be told: no ticket");
+                // Without a ticket the peer cannot be told; our SAs go
+                // anyway (the pair's grace timer removes the inbound SA).
+                self.dropped(
+                    self.peers[peer].address,
+                    format!("DELETE of SPI {spi_in:08x} not sent: {reason}"),
+                );
             }
         }
     }
@@ -137,7 +147,7 @@ impl Engine {
                 if let Err(reason) =
                     self.send_command(now, krb, peer, MessageType::Delete, kind, Some(isakmp))
                 {
-                    self.finish_delete(peer, spi_in, &reason);
+                    self.abandon(peer, Want::Delete { spi_in }, &reason);
                 }
             }
         }
@@ -262,7 +272,9 @@ impl Engine {
         let bytes = seal::plain(
             MessageType::GetTgt,
             xid,
-            vec![Payload::TgtReq(Cow::Owned(cfg.principal.as_bytes().to_vec()))],
+            vec![Payload::TgtReq(Cow::Owned(
+                cfg.principal.as_bytes().to_vec(),
+            ))],
         );
         let (to, base) = (cfg.address, cfg.retransmit_base);
         self.transactions.insert(
@@ -300,10 +312,7 @@ impl Engine {
             }
             let cfg = &self.peers[tx.peer];
             if tx.sent >= cfg.retransmit_tries {
-                let reason = format!(
-                    "no REPLY from {} after {} tries",
-                    cfg.address, tx.sent
-                );
+                let reason = format!("no REPLY from {} after {} tries", cfg.address, tx.sent);
                 self.give_up(krb, tx, &reason);
                 continue;
             }
@@ -327,7 +336,7 @@ impl Engine {
 
     /// The command again with a fresh AP-REQ (a replayed authenticator
     /// would be refused by the responder's replay cache).
-    fn refresh(&mut self, krb: &mut dyn Kerberos, tx: &mut Transaction) -> Result<Vec<u8>, String> {
+    fn refresh(&self, krb: &mut dyn Kerberos, tx: &mut Transaction) -> Result<Vec<u8>, String> {
         let Ok(msg) = Message::parse(&tx.last) else {
             return Err("internal: cannot re-read our own message".into());
         };
@@ -341,11 +350,12 @@ impl Engine {
         // The ticket, and so the key, may have been renewed meanwhile; the
         // optimistic inbound SA keeps the key it was made with, so a CREATE
         // must stay on its original key.
-        if let Some(key) = &tx.key {
-            if *key != ap_req.session_key && tx.creating().is_some() {
-                krb.release_ap_req(ap_req.id);
-                return Err("the ticket changed during the exchange".into());
-            }
+        if let Some(key) = &tx.key
+            && *key != ap_req.session_key
+            && tx.creating().is_some()
+        {
+            krb.release_ap_req(ap_req.id);
+            return Err("the ticket changed during the exchange".into());
         }
         let inner = match &tx.kind {
             Kind::Create(c) => vec![Payload::Isakmp(c.isakmp.clone())],
@@ -385,9 +395,17 @@ impl Engine {
                     dst: self.peers[tx.peer].local,
                     spi: c.spi_in,
                 }));
-                self.abandon(tx.peer, Want::Create { rekey_of: c.rekey_of }, reason);
+                self.abandon(
+                    tx.peer,
+                    Want::Create {
+                        rekey_of: c.rekey_of,
+                    },
+                    reason,
+                );
             }
-            Kind::Delete { spi_in } => self.finish_delete(tx.peer, spi_in, reason),
+            Kind::Delete { spi_in } => {
+                self.abandon(tx.peer, Want::Delete { spi_in }, reason);
+            }
             Kind::GetTgt => {
                 self.state[tx.peer].fetching = false;
                 let wants = std::mem::take(&mut self.state[tx.peer].wants);
@@ -423,12 +441,6 @@ impl Engine {
         self.want(now, krb, peer, Want::Delete { spi_in });
     }
 
-    /// Our DELETE is over (answered or not): the inbound SA's grace runs.
-    fn finish_delete(&mut self, _peer: usize, spi_in: u32, _reason: &str) {
-        // The pair is already in Deleting; its timer removes the inbound SA.
-        let _ = spi_in;
-    }
-
     /// A REPLY to one of our commands.
     pub(super) fn on_reply(
         &mut self,
@@ -445,7 +457,10 @@ impl Engine {
         };
         if from != self.peers[tx.peer].address {
             self.stats.unknown_xid += 1;
-            self.dropped(from, format!("REPLY for XID {:#010x} from the wrong address", msg.xid));
+            self.dropped(
+                from,
+                format!("REPLY for XID {:#010x} from the wrong address", msg.xid),
+            );
             return;
         }
         if matches!(tx.kind, Kind::GetTgt) {
@@ -472,7 +487,10 @@ impl Engine {
             .find_map(|id| krb.read_ap_rep(*id, &ap_rep).ok());
         let Some(info) = verified else {
             self.stats.bad_checksum += 1;
-            self.dropped(from, "REPLY whose AP-REP answers none of our AP-REQs".into());
+            self.dropped(
+                from,
+                "REPLY whose AP-REP answers none of our AP-REQs".into(),
+            );
             return;
         };
         let inner = match seal::open(krb, &info.session_key, bytes, msg) {
@@ -500,10 +518,7 @@ impl Engine {
                 let c = c.clone_parts();
                 self.finish_create(now, krb, tx, &info.session_key, msg, &inner, c);
             }
-            Kind::Delete { spi_in } => {
-                self.release(krb, &tx);
-                self.finish_delete(peer, spi_in, "answered");
-            }
+            Kind::Delete { .. } => self.release(krb, &tx),
             Kind::AckAging => {
                 // The responder did not get our ACK: send it again.
                 self.send_ack(krb, &info.session_key, msg.xid, peer);
@@ -518,7 +533,7 @@ impl Engine {
     fn authenticated_error(&mut self, inner: &[Payload<'_>]) -> Option<String> {
         for p in inner {
             match p {
-                Payload::Error(code) if code.0 != 0 => {
+                Payload::Error(code) if *code != crate::wire::ErrorCode::Ok => {
                     self.stats.kink_errors_received += 1;
                     return Some(format!("the peer answered {code}"));
                 }
@@ -541,7 +556,12 @@ impl Engine {
     /// our AP-REQ) or a KINK_ERROR. Not authenticated, so it ends the
     /// transaction only for Kerberos errors, which a responder cannot
     /// authenticate by design; the operator learns the exact reason.
-    fn on_unauthenticated_error(&mut self, krb: &mut dyn Kerberos, from: SocketAddr, msg: &Message<'_>) {
+    fn on_unauthenticated_error(
+        &mut self,
+        krb: &mut dyn Kerberos,
+        from: SocketAddr,
+        msg: &Message<'_>,
+    ) {
         let xid = msg.xid;
         for p in &msg.payloads {
             match p {
@@ -553,7 +573,9 @@ impl Engine {
                     };
                     if let Some(tx) = self.transactions.remove(&xid) {
                         let peer = tx.peer;
-                        if text.contains("KRB_AP_ERR_TKT_EXPIRED") || text.contains("KRB_AP_ERR_BADKEYVER") {
+                        if text.contains("KRB_AP_ERR_TKT_EXPIRED")
+                            || text.contains("KRB_AP_ERR_BADKEYVER")
+                        {
                             // A new ticket may help next time.
                             let principal = self.peers[peer].principal.clone();
                             krb.forget_tickets(&principal);
@@ -567,7 +589,9 @@ impl Engine {
                     self.stats.kink_errors_received += 1;
                     self.dropped(
                         from,
-                        format!("unauthenticated REPLY with {code} for XID {xid:#010x}; still waiting"),
+                        format!(
+                            "unauthenticated REPLY with {code} for XID {xid:#010x}; still waiting"
+                        ),
                     );
                     return;
                 }
@@ -579,7 +603,13 @@ impl Engine {
     }
 
     /// The REPLY to GETTGT: the peer's TGT, for a user-to-user ticket.
-    fn on_tgt_reply(&mut self, now: Instant, krb: &mut dyn Kerberos, from: SocketAddr, msg: &Message<'_>) {
+    fn on_tgt_reply(
+        &mut self,
+        now: Instant,
+        krb: &mut dyn Kerberos,
+        from: SocketAddr,
+        msg: &Message<'_>,
+    ) {
         let tgt = msg.payloads.iter().find_map(|p| match p {
             Payload::TgtRep(t) => Some(t.to_vec()),
             _ => None,
@@ -630,8 +660,13 @@ impl Engine {
                 return;
             }
         };
+        if answer.mode != self.peers[peer].mode {
+            let reason = format!("the peer answered with {:?} mode", answer.mode);
+            self.give_up(krb, tx, &reason);
+            return;
+        }
         let optimistic = answer.index == 0 && answer.nonce.is_none();
-        let lifetime = self.lifetime(peer, &answer.lifetime);
+        let lifetime = qm::negotiated_lifetime(&answer.lifetime, &self.peers[peer].lifetime);
         let cfg = &self.peers[peer];
         let keys = PairKeys {
             peer: cfg,
@@ -659,7 +694,8 @@ impl Engine {
         if !optimistic {
             self.outputs.push_back(Output::InstallSa(Box::new(inbound)));
         }
-        self.outputs.push_back(Output::InstallSa(Box::new(outbound)));
+        self.outputs
+            .push_back(Output::InstallSa(Box::new(outbound)));
         let three_way = !optimistic || msg.ack_request();
         if three_way {
             self.send_ack(krb, key, msg.xid, peer);
@@ -755,13 +791,13 @@ impl Create {
 /// A KRB_ERROR for the log: its name, and for clock skew how far off.
 fn describe_krb_error(krb: &dyn Kerberos, e: &crate::krb5::KrbError) -> String {
     let mut text = e.code.to_string();
-    if e.code == KrbErrorCode::KRB_AP_ERR_SKEW {
-        if let Ok((now, _)) = krb.now() {
-            text.push_str(&format!(
-                " (the peer's clock is {} s from ours; fix time synchronisation)",
-                e.server_time.0 - now
-            ));
-        }
+    if e.code == KrbErrorCode::KRB_AP_ERR_SKEW
+        && let Ok((now, _)) = krb.now()
+    {
+        text.push_str(&format!(
+            " (the peer's clock is {} s from ours; fix time synchronisation)",
+            e.server_time.0 - now
+        ));
     }
     if !e.text.is_empty() {
         text.push_str(&format!(": {}", e.text));

@@ -38,10 +38,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use libracoon::crypto::Random;
-use libracoon::ipsec::{Lifetime, SaId};
+use libracoon::ipsec::SaId;
 
 use crate::krb5::{Kerberos, TicketKind};
-use crate::wire::{Header, Message, MessageType};
+use crate::wire::{Message, MessageType};
 
 pub use config::{EspProposal, PeerConfig};
 pub use output::{Event, Output};
@@ -265,10 +265,8 @@ impl Engine {
                 self.dropped(from, format!("malformed KINK message: {e}"));
                 // A command whose header we can read gets the RFC's error,
                 // unauthenticated (we have no key yet).
-                if let Ok(h) = Header::parse(bytes) {
-                    if is_command(h.msg_type) {
-                        self.send(from, seal::error_reply(h.xid, e.kink_error()));
-                    }
+                if let Some(xid) = command_xid(bytes) {
+                    self.send(from, seal::error_reply(xid, e.kink_error()));
                 }
                 return;
             }
@@ -293,10 +291,10 @@ impl Engine {
         self.resend_replies_due(now);
         let mut gone = Vec::new();
         for pair in &self.pairs {
-            if let PairState::Deleting(at) = pair.state {
-                if at <= now {
-                    gone.push(pair.inbound);
-                }
+            if let PairState::Deleting(at) = pair.state
+                && at <= now
+            {
+                gone.push(pair.inbound);
             }
         }
         for id in gone {
@@ -515,35 +513,20 @@ impl Engine {
             });
         }
     }
-
-    /// The lifetime to install: ours, shortened to what was negotiated,
-    /// with the soft limit kept in proportion.
-    fn lifetime(&self, peer: usize, negotiated: &Lifetime) -> Lifetime {
-        let mut life = self.peers[peer].lifetime;
-        if let (Some(neg), Some(ours)) = (negotiated.hard_time, life.hard_time) {
-            if neg < ours {
-                life.soft_time = life.soft_time.map(|s| s.mul_f64(neg.as_secs_f64() / ours.as_secs_f64()));
-                life.hard_time = Some(neg);
-            }
-        } else if life.hard_time.is_none() {
-            life.hard_time = negotiated.hard_time;
-            life.soft_time = negotiated.hard_time.map(|h| h.mul_f64(0.8));
-        }
-        if let (Some(neg), Some(ours)) = (negotiated.hard_bytes, life.hard_bytes) {
-            if neg < ours {
-                life.soft_bytes = life.soft_bytes.map(|s| s / ours * neg);
-                life.hard_bytes = Some(neg);
-            }
-        }
-        life
-    }
 }
 
-fn is_command(t: MessageType) -> bool {
-    matches!(
-        t,
+/// The XID of a datagram that is at least a whole header and claims to be
+/// a command, read without validating anything else (so that a bad
+/// version or DOI can still be answered with its KINK_ERROR).
+fn command_xid(bytes: &[u8]) -> Option<u32> {
+    let header = bytes.get(..crate::wire::HEADER_LEN)?;
+    let msg_type = MessageType::from(header[0]);
+    let is_command = matches!(
+        msg_type,
         MessageType::Create | MessageType::Delete | MessageType::Status | MessageType::GetTgt
-    )
+    );
+    let xid = u32::from_be_bytes([header[8], header[9], header[10], header[11]]);
+    is_command.then_some(xid)
 }
 
 #[cfg(test)]

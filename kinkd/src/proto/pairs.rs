@@ -5,14 +5,13 @@
 //! ticket session key with the Quick Mode formula (`keymat`), so both
 //! ends derive the same keys for a given SPI without a Diffie-Hellman.
 
-use std::net::IpAddr;
 use std::time::Instant;
 
 use libracoon::ipsec::{IpsecMode, Lifetime, SaDirection, SaId, SaSpec, Selector};
 
 use super::config::{EspProposal, PeerConfig};
 use super::keymat;
-use crate::krb5::{self, Kerberos, SessionKey};
+use crate::krb5::{Kerberos, SessionKey};
 
 /// Which side of the CREATE we were.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,73 +73,32 @@ pub(crate) struct PairKeys<'a> {
 
 impl PairKeys<'_> {
     /// Our inbound SA: packets from the peer to our SPI.
-    pub(crate) fn inbound(&self, krb: &dyn Kerberos) -> krb5::Result<SaSpec> {
-        let mirrored = Selector {
-            src: self.selector.dst,
-            dst: self.selector.src,
-            proto: self.selector.proto,
-            src_port: self.selector.dst_port,
-            dst_port: self.selector.src_port,
-        };
-        self.spec(
-            krb,
-            SaDirection::Inbound,
-            SaId {
-                dst: self.peer.local,
-                spi: self.spi_in,
-            },
-            self.peer.address.ip(),
-            mirrored,
-        )
+    pub(crate) fn inbound(&self, krb: &dyn Kerberos) -> Result<SaSpec, String> {
+        self.spec(krb, SaDirection::Inbound, self.spi_in)
     }
 
     /// Our outbound SA: packets to the peer's SPI.
-    pub(crate) fn outbound(&self, krb: &dyn Kerberos) -> krb5::Result<SaSpec> {
-        self.spec(
-            krb,
-            SaDirection::Outbound,
-            SaId {
-                dst: self.peer.address.ip(),
-                spi: self.spi_out,
-            },
-            self.peer.local,
-            self.selector.clone(),
-        )
+    pub(crate) fn outbound(&self, krb: &dyn Kerberos) -> Result<SaSpec, String> {
+        self.spec(krb, SaDirection::Outbound, self.spi_out)
     }
 
-    fn spec(
-        &self,
-        krb: &dyn Kerberos,
-        direction: SaDirection,
-        id: SaId,
-        src: IpAddr,
-        selector: Selector,
-    ) -> krb5::Result<SaSpec> {
+    /// Each SA is keyed with the SPI its receiver chose, so both ends
+    /// derive the same keys for it.
+    fn spec(&self, krb: &dyn Kerberos, direction: SaDirection, spi: u32) -> Result<SaSpec, String> {
         let (encr_len, auth_len) = keymat::key_lengths(&self.esp);
-        let mut material = keymat::keymat(
-            krb,
-            self.key,
-            id.spi,
-            self.ni,
-            self.nr,
-            encr_len + auth_len,
-        )?;
-        let auth_key = zeroize::Zeroizing::new(material.split_off(encr_len));
-        Ok(SaSpec {
-            id,
-            src,
-            direction,
+        let material = keymat::keymat(krb, self.key, spi, self.ni, self.nr, encr_len + auth_len)
+            .map_err(|e| e.to_string())?;
+        let params = keymat::PairParams {
+            local: self.peer.local,
+            remote: self.peer.address.ip(),
+            spi_in: self.spi_in,
+            spi_out: self.spi_out,
+            esp: &self.esp,
             mode: self.mode,
-            encr: self.esp.encr,
-            encr_key: zeroize::Zeroizing::new(std::mem::take(&mut *material)),
-            auth: self.esp.auth,
-            auth_key,
-            encap: None,
-            selectors: vec![selector],
+            selector: &self.selector,
             reqid: self.peer.reqid,
-            esn: false,
-            replay_window: 0,
-            lifetime: self.lifetime,
-        })
+            lifetime: &self.lifetime,
+        };
+        keymat::sa_spec(&params, direction, &material).map_err(|e| e.to_string())
     }
 }

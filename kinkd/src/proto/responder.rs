@@ -6,14 +6,14 @@ use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use libracoon::ipsec::{SaSpec, Selector};
+use libracoon::ipsec::SaSpec;
 use libracoon::isakmp::NotifyType;
 
 use super::output::{Event, Output};
 use super::pairs::{Pair, PairKeys, PairState, Role};
 use super::{Engine, REPLY_CACHE_TIME, qm, seal};
-use crate::krb5::{AcceptMode, Accepted, KrbErrorCode, Kerberos, Rejected};
-use crate::wire::{ErrorCode, MessageType, Message, Payload};
+use crate::krb5::{AcceptMode, Accepted, Kerberos, KrbErrorCode, Rejected};
+use crate::wire::{ErrorCode, Message, MessageType, Payload};
 
 /// How often a REPLY that asked for an ACK is sent in all.
 const ACK_WAIT_TRIES: u32 = 5;
@@ -42,7 +42,9 @@ struct AckWait {
 impl CachedReply {
     /// When the cache next needs attention.
     pub(super) fn next_event(&self) -> Instant {
-        self.ack.as_ref().map_or(self.expires, |a| a.next.min(self.expires))
+        self.ack
+            .as_ref()
+            .map_or(self.expires, |a| a.next.min(self.expires))
     }
 }
 
@@ -82,10 +84,8 @@ impl Engine {
             code,
             KrbErrorCode::KRB_AP_ERR_REPEAT | KrbErrorCode::KRB_AP_ERR_SKEW
         ) && krb.tgt_ticket().is_ok();
-        if retry_u2u {
-            if let Ok(a) = krb.read_ap_req(&ap_req, AcceptMode::UserToUser) {
-                return Some((epoch, a));
-            }
+        if retry_u2u && let Ok(a) = krb.read_ap_req(&ap_req, AcceptMode::UserToUser) {
+            return Some((epoch, a));
         }
         self.refuse(krb, from, msg.xid, &rejected);
         None
@@ -95,7 +95,10 @@ impl Engine {
         let code = rejected.error.krb_error_or_generic();
         if code == KrbErrorCode::KRB_AP_ERR_REPEAT {
             self.stats.replayed += 1;
-            self.dropped(from, "replayed AP-REQ (KRB_AP_ERR_REPEAT), not answered".into());
+            self.dropped(
+                from,
+                "replayed AP-REQ (KRB_AP_ERR_REPEAT), not answered".into(),
+            );
             return;
         }
         let reason = format!("refused an AP-REQ from {from}: {code} ({})", rejected.error);
@@ -106,7 +109,11 @@ impl Engine {
         match krb.make_error(code, rejected.client_time, None) {
             Ok(der) => {
                 self.stats.krb_errors_sent += 1;
-                let reply = seal::plain(MessageType::Reply, xid, vec![Payload::KrbError(Cow::Owned(der))]);
+                let reply = seal::plain(
+                    MessageType::Reply,
+                    xid,
+                    vec![Payload::KrbError(Cow::Owned(der))],
+                );
                 self.send(from, reply);
             }
             Err(e) => self.dropped(from, format!("cannot build a KRB_ERROR: {e}")),
@@ -147,10 +154,22 @@ impl Engine {
         else {
             self.dropped(
                 from,
-                format!("{} from {}, whom no remote's peers_principal names", msg.msg_type, accepted.client),
+                format!(
+                    "{} from {}, whom no remote's peers_principal names",
+                    msg.msg_type, accepted.client
+                ),
             );
-            let notify = qm::build_notify(NotifyType::INVALID_ID_INFORMATION);
-            self.reply(krb, from, msg.xid, &accepted, false, vec![Payload::Isakmp(notify)], None, now);
+            let notify = qm::build_notify(NotifyType::InvalidIdInformation);
+            self.reply(
+                krb,
+                from,
+                msg.xid,
+                &accepted,
+                false,
+                vec![Payload::Isakmp(notify)],
+                None,
+                now,
+            );
             return;
         };
         self.check_epoch(peer, epoch, None);
@@ -182,7 +201,9 @@ impl Engine {
                 };
                 self.reply(krb, from, msg.xid, &accepted, false, answer, None, now);
             }
-            _ => self.reply(krb, from, msg.xid, &accepted, false, Vec::new(), None, now),
+            _ => {
+                self.reply(krb, from, msg.xid, &accepted, false, Vec::new(), None, now);
+            }
         }
     }
 
@@ -190,7 +211,7 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     fn reply(
         &mut self,
-        krb: &mut dyn Kerberos,
+        krb: &dyn Kerberos,
         to: SocketAddr,
         xid: u32,
         accepted: &Accepted,
@@ -257,19 +278,9 @@ impl Engine {
         };
         let spi_in = self.new_spi();
         let nr = (!choice.optimistic).then(|| self.nonce());
-        let lifetime = self.lifetime(peer, &choice.lifetime);
+        let lifetime = choice.lifetime;
         let cfg = &self.peers[peer];
-        // The initiator's IDs are from its side: theirs is the source.
-        let selector = req.ids.as_ref().map_or_else(
-            || cfg.selector.clone(),
-            |ids| Selector {
-                src: ids.dst,
-                dst: ids.src,
-                proto: ids.proto,
-                src_port: ids.dst_port,
-                dst_port: ids.src_port,
-            },
-        );
+        let selector = choice.selector.clone();
         let chosen = choice.proposal;
         let keys = PairKeys {
             peer: cfg,
@@ -286,11 +297,22 @@ impl Engine {
         let (inbound, outbound) = match (keys.inbound(krb), keys.outbound(krb)) {
             (Ok(i), Ok(o)) => (i, o),
             (Err(e), _) | (_, Err(e)) => {
-                return refuse(self, krb, format!("cannot derive keys: {e}"), NotifyType::NO_PROPOSAL_CHOSEN);
+                return refuse(
+                    self,
+                    krb,
+                    format!("cannot derive keys: {e}"),
+                    NotifyType::NoProposalChosen,
+                );
             }
         };
         let esp = qm::esp_name(&chosen.esp);
-        let answer = qm::build_reply(chosen, spi_in, nr.as_deref(), &choice.lifetime, req.ids.as_ref());
+        let answer = qm::build_reply(
+            chosen,
+            spi_in,
+            nr.as_deref(),
+            &choice.lifetime,
+            req.ids.as_ref(),
+        );
         let spi_out = chosen.spi;
         let (inbound_id, outbound_id) = (inbound.id, outbound.id);
         self.outputs.push_back(Output::InstallSa(Box::new(inbound)));
@@ -306,7 +328,8 @@ impl Engine {
                 interval: ACK_WAIT_BASE,
             })
         } else {
-            self.outputs.push_back(Output::InstallSa(Box::new(outbound)));
+            self.outputs
+                .push_back(Output::InstallSa(Box::new(outbound)));
             None
         };
         self.pairs.push(Pair {
@@ -324,7 +347,16 @@ impl Engine {
             inbound: inbound_id,
             outbound: outbound_id,
         });
-        let sent = self.reply(krb, from, xid, accepted, three_way, vec![Payload::Isakmp(answer)], ack, now);
+        let sent = self.reply(
+            krb,
+            from,
+            xid,
+            accepted,
+            three_way,
+            vec![Payload::Isakmp(answer)],
+            ack,
+            now,
+        );
         if !sent {
             self.pairs.retain(|p| p.spi_in != spi_in);
             self.outputs.push_back(Output::DeleteSa(inbound_id));
@@ -350,7 +382,10 @@ impl Engine {
     fn peer_deleted(&mut self, now: Instant, peer: usize, spis: &[u32]) {
         let mut hit = Vec::new();
         for pair in &mut self.pairs {
-            if pair.peer == peer && spis.contains(&pair.spi_out) && !matches!(pair.state, PairState::Deleting(_)) {
+            if pair.peer == peer
+                && spis.contains(&pair.spi_out)
+                && !matches!(pair.state, PairState::Deleting(_))
+            {
                 pair.state = PairState::Deleting(now + super::DELETE_GRACE);
                 hit.push((pair.outbound, pair.spi_in));
             }
@@ -384,7 +419,7 @@ impl Engine {
         }
         let Some(wait) = self
             .replies
-            .get_mut(&(accepted.client.clone(), msg.xid))
+            .get_mut(&(accepted.client, msg.xid))
             .and_then(|c| c.ack.take())
         else {
             // A late duplicate ACK, or one for nothing we know: harmless.
@@ -416,9 +451,13 @@ impl Engine {
 
     /// GETTGT: our TGT, unauthenticated (there is no key yet), so that the
     /// peer can get a user-to-user ticket for us.
-    pub(super) fn on_gettgt(&mut self, krb: &mut dyn Kerberos, from: SocketAddr, msg: &Message<'_>) {
+    pub(super) fn on_gettgt(&mut self, krb: &dyn Kerberos, from: SocketAddr, msg: &Message<'_>) {
         let reply = match krb.tgt_ticket() {
-            Ok(tgt) => seal::plain(MessageType::Reply, msg.xid, vec![Payload::TgtRep(Cow::Owned(tgt))]),
+            Ok(tgt) => seal::plain(
+                MessageType::Reply,
+                msg.xid,
+                vec![Payload::TgtRep(Cow::Owned(tgt))],
+            ),
             Err(e) => {
                 self.dropped(from, format!("GETTGT, but we hold no TGT: {e}"));
                 seal::error_reply(msg.xid, ErrorCode::IntErr)

@@ -16,7 +16,7 @@ use crate::wire::{
 
 /// Why an authenticated message could not be opened.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum OpenError {
+pub(crate) enum OpenError {
     /// No Cksum, or it does not verify with the session key.
     #[error("KINK_CKSUM missing or wrong")]
     BadChecksum,

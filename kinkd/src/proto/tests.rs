@@ -150,8 +150,8 @@ impl Kerberos for FakeKrb {
         Ok(code.0.to_be_bytes().to_vec())
     }
     fn read_error(&mut self, bytes: &[u8]) -> krb5::Result<KrbError> {
-        let code = <[u8; 4]>::try_from(bytes)
-            .map_err(|_| krb5::Error::local("read_error", "bad"))?;
+        let code =
+            <[u8; 4]>::try_from(bytes).map_err(|_| krb5::Error::local("read_error", "bad"))?;
         Ok(KrbError {
             code: KrbErrorCode(u32::from_be_bytes(code)),
             server_time: (1_000, 0),
@@ -183,7 +183,12 @@ impl Kerberos for FakeKrb {
         out.extend_from_slice(&digest(&[key.bytes(), &usage.to_be_bytes(), plain]));
         Ok(out)
     }
-    fn decrypt(&self, key: &SessionKey, usage: i32, cipher: &[u8]) -> krb5::Result<Zeroizing<Vec<u8>>> {
+    fn decrypt(
+        &self,
+        key: &SessionKey,
+        usage: i32,
+        cipher: &[u8],
+    ) -> krb5::Result<Zeroizing<Vec<u8>>> {
         let split = cipher
             .len()
             .checked_sub(8)
@@ -202,7 +207,7 @@ impl Kerberos for FakeKrb {
 }
 
 fn test_ap_req_id(n: u64) -> ApReqId {
-    crate::krb5::ApReqId::for_tests(n)
+    ApReqId::for_tests(n)
 }
 
 fn ap_req_number(id: ApReqId) -> u64 {
@@ -218,14 +223,20 @@ fn ip(s: &str) -> IpAddr {
 
 fn gcm() -> EspProposal {
     EspProposal {
-        encr: EspEncr { id: 20, key_bits: 128 },
+        encr: EspEncr {
+            id: 20,
+            key_bits: 128,
+        },
         auth: None,
     }
 }
 
 fn cbc_sha256() -> EspProposal {
     EspProposal {
-        encr: EspEncr { id: 12, key_bits: 256 },
+        encr: EspEncr {
+            id: 12,
+            key_bits: 256,
+        },
         auth: Some(EspAuth { id: 12 }),
     }
 }
@@ -262,7 +273,14 @@ struct Side {
 }
 
 impl Side {
-    fn new(me: &str, peer: &str, principal: &str, peer_principal: &str, seed: u64, proposals: Vec<EspProposal>) -> Self {
+    fn new(
+        me: &str,
+        peer: &str,
+        principal: &str,
+        peer_principal: &str,
+        seed: u64,
+        proposals: Vec<EspProposal>,
+    ) -> Self {
         Self {
             engine: Engine::new(
                 vec![config(me, peer, peer_principal, proposals)],
@@ -283,7 +301,8 @@ impl Side {
             match out {
                 Output::Send { to, bytes } => self.sent.push((to, bytes)),
                 Output::FetchTicket { peer, kind, .. } => {
-                    self.engine.ticket_ready(now, &mut self.krb, &peer, kind, Ok(()));
+                    self.engine
+                        .ticket_ready(now, &mut self.krb, &peer, kind, Ok(()));
                 }
                 Output::InstallSa(spec) => {
                     self.sas.insert(spec.id, *spec);
@@ -297,7 +316,10 @@ impl Side {
     }
 
     fn take_sent(&mut self) -> Vec<Vec<u8>> {
-        std::mem::take(&mut self.sent).into_iter().map(|(_, b)| b).collect()
+        std::mem::take(&mut self.sent)
+            .into_iter()
+            .map(|(_, b)| b)
+            .collect()
     }
 
     fn deliver(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
@@ -350,7 +372,10 @@ fn assert_keys_match(a: &Side, b: &Side) {
         let outs = outbound(from);
         assert!(!outs.is_empty(), "no outbound SA");
         for out in outs {
-            let inb = to.sas.get(&out.id).expect("peer has the matching inbound SA");
+            let inb = to
+                .sas
+                .get(&out.id)
+                .expect("peer has the matching inbound SA");
             assert_eq!(inb.direction, SaDirection::Inbound);
             assert_eq!(*inb.encr_key, *out.encr_key, "encryption keys differ");
             assert_eq!(*inb.auth_key, *out.auth_key, "integrity keys differ");
@@ -370,7 +395,11 @@ fn optimistic_create_takes_two_messages() {
     let now = Instant::now();
     let (mut a, mut b) = pair();
     acquire(now, &mut a);
-    assert_eq!(a.sas.len(), 1, "optimistic inbound SA before the CREATE leaves");
+    assert_eq!(
+        a.sas.len(),
+        1,
+        "optimistic inbound SA before the CREATE leaves"
+    );
     let create = a.take_sent();
     assert_eq!(create.len(), 1);
     b.deliver(now, a.addr, &create[0]);
@@ -401,17 +430,33 @@ fn another_choice_takes_three_messages() {
     acquire(now, &mut a);
     let create = a.take_sent();
     b.deliver(now, a.addr, &create[0]);
-    assert_eq!(b.sas.len(), 1, "responder waits for the ACK before its outbound SA");
+    assert_eq!(
+        b.sas.len(),
+        1,
+        "responder waits for the ACK before its outbound SA"
+    );
     let reply = b.take_sent();
     assert!(Message::parse(&reply[0]).expect("parses").ack_request());
     a.deliver(now, b.addr, &reply[0]);
     let ack = a.take_sent();
     assert_eq!(ack.len(), 1);
-    assert_eq!(Message::parse(&ack[0]).expect("ack").msg_type, MessageType::Ack);
+    assert_eq!(
+        Message::parse(&ack[0]).expect("ack").msg_type,
+        MessageType::Ack
+    );
     b.deliver(now, a.addr, &ack[0]);
     assert_keys_match(&a, &b);
-    assert!(a.sas.values().all(|s| s.encr.id == 12), "chosen proposal, not the optimistic one");
-    assert!(b.events.iter().any(|e| matches!(e, Event::Established { three_way: true, .. })));
+    assert!(
+        a.sas.values().all(|s| s.encr.id == 12),
+        "chosen proposal, not the optimistic one"
+    );
+    assert!(b.events.iter().any(|e| matches!(
+        e,
+        Event::Established {
+            three_way: true,
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -460,7 +505,7 @@ fn tampered_create_is_dropped_and_nothing_installed() {
     let (mut a, mut b) = pair();
     acquire(now, &mut a);
     let create = a.take_sent().remove(0);
-    let mut tampered = create.clone();
+    let mut tampered = create;
     let at = tampered.len() - 20;
     tampered[at] ^= 1;
     b.deliver(now, a.addr, &tampered);
@@ -499,7 +544,11 @@ fn stale_keytab_answers_krb_error_and_initiator_fails() {
         Event::Failed { reason, .. } => Some(reason.clone()),
         _ => None,
     });
-    assert!(failed.expect("a failure event").contains("KRB_AP_ERR_BADKEYVER"));
+    assert!(
+        failed
+            .expect("a failure event")
+            .contains("KRB_AP_ERR_BADKEYVER")
+    );
     assert!(a.sas.is_empty(), "optimistic inbound SA removed");
     assert!(a.engine.sas().is_empty());
 }
@@ -528,7 +577,11 @@ fn delete_removes_both_ends_after_grace() {
     exchange(now, &mut a, &mut b);
     assert_eq!(a.engine.delete(now, &mut a.krb, "peer-192.0.2.2"), 1);
     a.drain(now);
-    assert_eq!(a.sas.len(), 1, "outbound gone at once, inbound kept for the grace");
+    assert_eq!(
+        a.sas.len(),
+        1,
+        "outbound gone at once, inbound kept for the grace"
+    );
     exchange(now, &mut a, &mut b);
     assert_eq!(b.sas.len(), 1);
     assert!(b.events.iter().any(|e| matches!(e, Event::Deleted { .. })));
@@ -551,10 +604,16 @@ fn peer_restart_removes_its_old_pairs() {
     let mut b2 = Side::new(B, A, "kink/b@T", "kink/a@T", 3, vec![gcm()]);
     b2.engine.epoch = 2_000;
     b2.krb.seen = b.krb.seen.clone();
-    b2.engine.initiate(now, &mut b2.krb, "peer-192.0.2.1").expect("known");
+    b2.engine
+        .initiate(now, &mut b2.krb, "peer-192.0.2.1")
+        .expect("known");
     b2.drain(now);
     exchange(now, &mut b2, &mut a);
-    assert!(a.events.iter().any(|e| matches!(e, Event::PeerRestarted { .. })));
+    assert!(
+        a.events
+            .iter()
+            .any(|e| matches!(e, Event::PeerRestarted { .. }))
+    );
     assert_eq!(a.engine.sas().len(), 1, "only the new pair");
     assert_keys_match(&a, &b2);
 }
@@ -566,9 +625,17 @@ fn soft_expiry_rekeys_then_deletes_the_old_pair() {
     acquire(now, &mut a);
     exchange(now, &mut a, &mut b);
     let old = a.engine.sas()[0].clone();
-    let id = SaId { dst: ip(A), spi: old.spi_in };
+    let id = SaId {
+        dst: ip(A),
+        spi: old.spi_in,
+    };
     // The responder's soft expiry does nothing; the initiator rekeys.
-    let b_out = b.sas.values().find(|s| s.direction == SaDirection::Outbound).expect("out").id;
+    let b_out = b
+        .sas
+        .values()
+        .find(|s| s.direction == SaDirection::Outbound)
+        .expect("out")
+        .id;
     b.engine.on_expire(now, &mut b.krb, b_out, false);
     b.drain(now);
     assert!(b.take_sent().is_empty());
@@ -576,16 +643,29 @@ fn soft_expiry_rekeys_then_deletes_the_old_pair() {
     a.drain(now);
     exchange(now, &mut a, &mut b);
     let sas = a.engine.sas();
-    assert!(sas.iter().any(|s| s.spi_in != old.spi_in && s.state == "established"));
-    assert!(sas.iter().any(|s| s.spi_in == old.spi_in && s.state == "deleting"));
-    assert!(a.events.iter().any(|e| matches!(e, Event::Established { rekey: true, .. })));
+    assert!(
+        sas.iter()
+            .any(|s| s.spi_in != old.spi_in && s.state == "established")
+    );
+    assert!(
+        sas.iter()
+            .any(|s| s.spi_in == old.spi_in && s.state == "deleting")
+    );
+    assert!(
+        a.events
+            .iter()
+            .any(|e| matches!(e, Event::Established { rekey: true, .. }))
+    );
 }
 
 #[test]
 fn unknown_reqid_and_peer_are_errors() {
     let now = Instant::now();
     let (mut a, _) = pair();
-    assert_eq!(a.engine.acquire(now, &mut a.krb, 99), Err(Error::UnknownReqid(99)));
+    assert_eq!(
+        a.engine.acquire(now, &mut a.krb, 99),
+        Err(Error::UnknownReqid(99))
+    );
     assert!(a.engine.initiate(now, &mut a.krb, "nobody").is_err());
 }
 
@@ -601,6 +681,8 @@ fn malformed_command_gets_a_kink_error() {
     assert_eq!(sent.len(), 1);
     let reply = Message::parse(&sent[0]).expect("reply");
     assert_eq!(reply.xid, 42);
-    assert!(matches!(reply.payloads[0], crate::wire::Payload::Error(e) if e == crate::wire::ErrorCode::InvMaj));
+    assert!(
+        matches!(reply.payloads[0], crate::wire::Payload::Error(e) if e == crate::wire::ErrorCode::InvMaj)
+    );
     assert_eq!(b.engine.stats().malformed, 1);
 }
