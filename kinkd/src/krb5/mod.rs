@@ -159,13 +159,13 @@ pub struct ApReqId(u64);
 
 impl ApReqId {
     /// A handle for a test double of [`Kerberos`].
-    #[cfg(test)]
+    #[cfg(any(test, fuzzing))]
     pub(crate) fn for_tests(n: u64) -> Self {
         Self(n)
     }
 
     /// The number inside, for a test double of [`Kerberos`].
-    #[cfg(test)]
+    #[cfg(any(test, fuzzing))]
     pub(crate) fn number(self) -> u64 {
         self.0
     }

@@ -24,6 +24,8 @@
 //!   changed lost its state, so our SAs with it go.
 
 pub mod config;
+#[cfg(any(test, fuzzing))]
+pub mod fuzzing;
 pub mod keymat;
 pub mod output;
 pub mod qm;
