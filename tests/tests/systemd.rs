@@ -1,5 +1,5 @@
 //! The systemd units in contrib/systemd: their command lines use flags the
-//! binaries accept, iked is ordered after spmd, and both daemons send
+//! binaries accept, iked and kinkd are ordered after spmd, and both daemons send
 //! `READY=1` to `NOTIFY_SOCKET` once they serve (Type=notify).
 
 use std::os::unix::net::UnixDatagram;
@@ -26,7 +26,7 @@ fn exec_start(unit: &str) -> Vec<String> {
 #[test]
 #[ignore = "needs the daemons from `cargo build --workspace --bins` (run with --run-ignored all)"]
 fn units_use_flags_the_daemons_accept() {
-    for daemon in ["spmd", "iked"] {
+    for daemon in ["spmd", "iked", "kinkd"] {
         let text = unit(&format!("{daemon}.service"));
         assert!(text.contains("Type=notify"), "{daemon}: Type=notify");
         assert!(text.contains("Restart=on-failure"), "{daemon}: restarts");
@@ -48,9 +48,17 @@ fn units_use_flags_the_daemons_accept() {
             "{daemon} stays in the foreground"
         );
     }
-    let iked = unit("iked.service");
-    assert!(iked.contains("After=network-online.target spmd.service"));
-    assert!(iked.contains("Requires=spmd.service"));
+    for daemon in ["iked", "kinkd"] {
+        let text = unit(&format!("{daemon}.service"));
+        assert!(
+            text.contains("After=network-online.target spmd.service"),
+            "{daemon} starts after spmd"
+        );
+        assert!(
+            text.contains("Requires=spmd.service"),
+            "{daemon} needs spmd"
+        );
+    }
 }
 
 /// Starts `daemon` in `ns` with NOTIFY_SOCKET pointing at a socket of ours,
