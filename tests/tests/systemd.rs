@@ -137,3 +137,43 @@ sa esp {{ sa_protocol esp; esp_enc_alg {{ aes128_gcm16; }}; }};
     iked.stop();
     spmd.stop();
 }
+
+#[test]
+#[ignore = "needs root and network namespaces (run with --run-ignored all)"]
+fn kinkd_notifies_systemd_when_ready() {
+    require_root_and_tools();
+    let lab = LabDir::new("r3knotify").expect("lab dir");
+    let ns = Netns::create("r3knotify").expect("netns");
+    ns.ip(&["link", "set", "lo", "up"]).expect("lo up");
+    let conf = lab.path().join("racoon2.conf");
+    std::fs::write(
+        &conf,
+        r#"interface { kink { 127.0.0.1; }; };
+remote peer {
+  acceptable_kmp { kink; };
+  kink { my_principal "kink/a.kink.test@KINK.TEST"; peers_principal "kink/b.kink.test@KINK.TEST"; };
+};
+selector out { direction outbound; src 198.51.100.0/24; dst 203.0.113.0/24; policy_index pol; };
+policy pol { action auto_ipsec; remote_index peer; ipsec_mode tunnel; ipsec_index { e; };
+             peers_sa_ipaddr 127.0.0.2; my_sa_ipaddr 127.0.0.1; };
+ipsec e { sa_index esp; };
+sa esp { sa_protocol esp; esp_enc_alg { aes128_gcm16; }; };
+"#,
+    )
+    .expect("conf");
+    let run = lab.path().join("run");
+    let (conf, run) = (conf.display().to_string(), run.display().to_string());
+    // Ready once it serves, whether or not the KDC answers yet.
+    let args = [
+        "-F",
+        "-f",
+        conf.as_str(),
+        "--run-dir",
+        run.as_str(),
+        "--kernel",
+        "memory",
+    ];
+    let (mut kinkd, ready) = start_and_wait_ready(&ns, &lab, "kinkd", &args);
+    assert_eq!(ready, "READY=1");
+    kinkd.stop();
+}

@@ -12,6 +12,7 @@
 //! engine's backend repeats the TGS-REQ once the fetcher has shown the KDC
 //! answers (a short, but blocking, call on the event loop).
 
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
@@ -57,6 +58,23 @@ impl Kdc {
     /// Gets our TGT now, then again at 80 % of each TGT's life; every 30 s
     /// after a failure. Runs until the daemon stops.
     pub(crate) async fn keep_tgt(self) {
+        let env = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
+        let keytab = env("KRB5_KTNAME");
+        let where_ = format!(
+            "keytab {}, krb5.conf {}",
+            keytab
+                .as_deref()
+                .unwrap_or("(default: krb5.conf's default_keytab_name, else /etc/krb5.keytab)"),
+            env("KRB5_CONFIG").as_deref().unwrap_or("/etc/krb5.conf")
+        );
+        if let Some(path) = keytab.as_deref().and_then(keytab_file)
+            && !path.exists()
+        {
+            tracing::error!(
+                "keytab {} does not exist: kinkd cannot get its TGT until it does (KRB5_KTNAME names the keytab with our principal's key)",
+                path.display()
+            );
+        }
         loop {
             let result = self.fetcher.run(MitKerberos::get_tgt).await;
             let wait = match result {
@@ -75,8 +93,7 @@ impl Kdc {
                 }
                 Ok(Err(e)) => {
                     tracing::error!(
-                        "cannot get a TGT from the KDC: {e}; retrying in {}s (check the keytab \
-                         (KRB5_KTNAME), the KDC and krb5.conf (KRB5_CONFIG))",
+                        "cannot get a TGT from the KDC: {e}; retrying in {}s ({where_})",
                         RETRY.as_secs()
                     );
                     RETRY
@@ -117,6 +134,16 @@ impl Kdc {
     }
 }
 
+/// The file of a keytab name (`FILE:/path`, `WRFILE:/path` or a bare
+/// path); `None` for other keytab types.
+fn keytab_file(name: &str) -> Option<PathBuf> {
+    let path = name
+        .strip_prefix("FILE:")
+        .or_else(|| name.strip_prefix("WRFILE:"))
+        .unwrap_or(name);
+    path.starts_with('/').then(|| PathBuf::from(path))
+}
+
 fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -134,6 +161,14 @@ pub(crate) fn renew_after(end: i64, now: i64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keytab_files_are_recognised() {
+        assert_eq!(keytab_file("FILE:/etc/k"), Some(PathBuf::from("/etc/k")));
+        assert_eq!(keytab_file("WRFILE:/etc/k"), Some(PathBuf::from("/etc/k")));
+        assert_eq!(keytab_file("/etc/k"), Some(PathBuf::from("/etc/k")));
+        assert_eq!(keytab_file("MEMORY:kt"), None);
+    }
 
     #[test]
     fn renews_at_80_percent_and_not_too_often() {
