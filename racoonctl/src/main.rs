@@ -98,8 +98,12 @@ enum Command {
     Reload,
     /// Delete every SA: iked's IKE SAs (telling the peers), then spmd's SAD.
     Flush,
-    /// Print iked's events as they happen, until interrupted.
-    Watch,
+    /// Print a daemon's events (iked's unless --daemon kinkd) as they happen, until interrupted.
+    Watch {
+        /// The daemon whose events to print.
+        #[arg(long, value_enum, default_value = "iked")]
+        daemon: SaDaemonArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -188,7 +192,7 @@ fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
             Command::Terminate { daemon, target } => {
                 cmd::terminate::run(ctx, daemon.daemon(), target).await
             }
-            Command::Watch => cmd::watch::run(ctx).await,
+            Command::Watch { daemon } => cmd::watch::run(ctx, daemon.daemon()).await,
         }
     })
 }
