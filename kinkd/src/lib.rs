@@ -2,10 +2,11 @@
 //! Kerberos in one round trip, with IKEv1 Quick Mode payloads
 //! (`libracoon::isakmp`) inside KINK messages.
 //!
-//! Work in progress: the wire codec ([`wire`]) and the Kerberos access
-//! ([`krb5`]) exist; the protocol core and the daemon follow. Nothing here
-//! runs yet.
+//! The wire codec ([`wire`]), the Kerberos access ([`krb5`]), the sans-IO
+//! protocol core ([`proto`]) and the tokio daemon around it ([`daemon`],
+//! started by `src/bin/kinkd.rs`).
 
+pub mod daemon;
 pub mod krb5;
 pub mod proto;
 pub mod wire;

@@ -1,7 +1,8 @@
 //! racoonctl: racoon3's operator CLI.
 //!
 //! Each subcommand talks to one daemon over its control socket in the run
-//! directory (`iked.sock` for SAs, `spmd.sock` for policies), with the protocol of
+//! directory (`iked.sock` for SAs, `spmd.sock` for policies, `kinkd.sock`
+//! for KINK SAs), with the protocol of
 //! `libracoon::ctl` (`docs/control-protocol.md`). `main.rs` parses the
 //! command line and maps failures to exit codes; `cmd/` has one module per
 //! verb, each naming the daemon it talks to; `render.rs` turns answers into
@@ -66,15 +67,22 @@ enum Command {
         #[command(subcommand)]
         what: Show,
     },
-    /// Start an IKE SA (and its CHILD SAs) with a remote of the configuration.
+    /// Start an IKE SA (and its CHILD SAs) with a remote of the
+    /// configuration, or with `--daemon kinkd` a KINK CREATE.
     Initiate {
+        /// The daemon that negotiates for the remote.
+        #[arg(long, value_enum, default_value = "iked")]
+        daemon: SaDaemonArg,
         /// The name of a `remote` block in racoon2.conf.
         remote: String,
     },
-    /// Delete IKE SAs and their CHILD SAs.
+    /// Delete IKE SAs and their CHILD SAs, or with `--daemon kinkd` KINK SA pairs.
     Terminate {
-        /// A remote's name (all its IKE SAs), an IKE SA's initiator SPI
-        /// (16 hex digits, as `show sa` prints it), or `all`.
+        /// The daemon that holds the SAs.
+        #[arg(long, value_enum, default_value = "iked")]
+        daemon: SaDaemonArg,
+        /// A remote's name (all its SAs), an IKE SA's initiator SPI
+        /// (16 hex digits, as `show sa` prints it; iked only), or `all`.
         #[arg(value_name = "REMOTE|SPI|all")]
         target: String,
     },
@@ -90,14 +98,22 @@ enum Command {
     Reload,
     /// Delete every SA: iked's IKE SAs (telling the peers), then spmd's SAD.
     Flush,
-    /// Print iked's events as they happen, until interrupted.
-    Watch,
+    /// Print a daemon's events (iked's unless --daemon kinkd) as they happen, until interrupted.
+    Watch {
+        /// The daemon whose events to print.
+        #[arg(long, value_enum, default_value = "iked")]
+        daemon: SaDaemonArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 enum Show {
-    /// IKE SAs with their CHILD SAs (iked).
-    Sa,
+    /// IKE SAs with their CHILD SAs (iked), or KINK SA pairs (kinkd).
+    Sa {
+        /// Which daemon.
+        #[arg(value_enum, default_value = "iked")]
+        daemon: SaDaemonArg,
+    },
     /// Installed security policies (spmd).
     Policy,
     /// A daemon's status: version, uptime, kernel backend, SA counts.
@@ -113,6 +129,23 @@ enum Show {
 enum DaemonArg {
     Iked,
     Spmd,
+    Kinkd,
+}
+
+/// A daemon that holds SAs, as named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SaDaemonArg {
+    Iked,
+    Kinkd,
+}
+
+impl SaDaemonArg {
+    fn daemon(self) -> cmd::Daemon {
+        match self {
+            Self::Iked => cmd::Daemon::Iked,
+            Self::Kinkd => cmd::Daemon::Kinkd,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -136,7 +169,9 @@ fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
         .map_err(CliError::Runtime)?;
     runtime.block_on(async {
         match command {
-            Command::Show { what: Show::Sa } => cmd::show::sa(ctx).await,
+            Command::Show {
+                what: Show::Sa { daemon },
+            } => cmd::show::sa(ctx, daemon.daemon()).await,
             Command::Show { what: Show::Policy } => cmd::show::policy(ctx).await,
             Command::Show {
                 what: Show::Status { daemon },
@@ -144,15 +179,20 @@ fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
                 let daemon = match daemon {
                     DaemonArg::Iked => cmd::Daemon::Iked,
                     DaemonArg::Spmd => cmd::Daemon::Spmd,
+                    DaemonArg::Kinkd => cmd::Daemon::Kinkd,
                 };
                 cmd::show::status(ctx, daemon).await
             }
             Command::Rekey { target } => cmd::rekey::run(ctx, target).await,
             Command::Reload => cmd::reload::run(ctx).await,
             Command::Flush => cmd::flush::run(ctx).await,
-            Command::Initiate { remote } => cmd::initiate::run(ctx, remote).await,
-            Command::Terminate { target } => cmd::terminate::run(ctx, target).await,
-            Command::Watch => cmd::watch::run(ctx).await,
+            Command::Initiate { daemon, remote } => {
+                cmd::initiate::run(ctx, daemon.daemon(), remote).await
+            }
+            Command::Terminate { daemon, target } => {
+                cmd::terminate::run(ctx, daemon.daemon(), target).await
+            }
+            Command::Watch { daemon } => cmd::watch::run(ctx, daemon.daemon()).await,
         }
     })
 }
@@ -217,6 +257,51 @@ mod tests {
         ]);
         let cli = cli.unwrap();
         assert!(cli.json);
-        assert!(matches!(cli.command, Command::Terminate { target } if target == "all"));
+        assert!(matches!(
+            cli.command,
+            Command::Terminate { daemon: SaDaemonArg::Iked, target } if target == "all"
+        ));
+    }
+
+    #[test]
+    fn kinkd_is_reachable_from_show_initiate_and_terminate() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).unwrap().command;
+        assert!(matches!(
+            parse(&["racoonctl", "show", "sa", "kinkd"]),
+            Command::Show {
+                what: Show::Sa {
+                    daemon: SaDaemonArg::Kinkd
+                }
+            }
+        ));
+        assert!(matches!(
+            parse(&["racoonctl", "show", "status", "kinkd"]),
+            Command::Show {
+                what: Show::Status {
+                    daemon: DaemonArg::Kinkd
+                }
+            }
+        ));
+        assert!(matches!(
+            parse(&["racoonctl", "initiate", "--daemon", "kinkd", "peer-b"]),
+            Command::Initiate { daemon: SaDaemonArg::Kinkd, remote } if remote == "peer-b"
+        ));
+        assert!(matches!(
+            parse(&["racoonctl", "terminate", "peer-b", "--daemon", "kinkd"]),
+            Command::Terminate { daemon: SaDaemonArg::Kinkd, target } if target == "peer-b"
+        ));
+        assert!(matches!(
+            parse(&["racoonctl", "initiate", "peer-b"]),
+            Command::Initiate {
+                daemon: SaDaemonArg::Iked,
+                ..
+            }
+        ));
+        assert!(Cli::try_parse_from(["racoonctl", "show", "sa", "spmd"]).is_err());
+        assert!(Cli::try_parse_from(["racoonctl", "initiate", "--daemon", "spmd", "p"]).is_err());
+        assert_eq!(
+            cmd::Daemon::Kinkd.socket(std::path::Path::new("/run/racoon3")),
+            PathBuf::from("/run/racoon3/kinkd.sock")
+        );
     }
 }

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use libracoon::ctl::proto::{
-    ChildSaStatus, DaemonStatus, EventRecord, IkeSaStatus, PolicyStatus, ResponseBody,
+    ChildSaStatus, DaemonStatus, EventRecord, IkeSaStatus, KinkSaStatus, PolicyStatus, ResponseBody,
 };
 use serde::Serialize;
 
@@ -16,6 +16,7 @@ pub(crate) fn body(body: &ResponseBody, as_json: bool) -> String {
     }
     match body {
         ResponseBody::Sas(sas) => ike_sas(sas),
+        ResponseBody::KinkSas(sas) => kink_sas(sas),
         ResponseBody::Status(status) => daemon_status(status),
         ResponseBody::Done { message } => message.clone(),
         ResponseBody::Policies(p) => policies(p),
@@ -55,6 +56,37 @@ fn policies(list: &[PolicyStatus]) -> String {
                 action,
                 p.reqid.map_or_else(|| "-".to_owned(), |r| r.to_string()),
                 p.tunnel.clone().unwrap_or_else(|| "-".to_owned()),
+            ]
+        })
+        .collect();
+    let widths = column_widths(std::iter::once(&header).chain(&rows));
+    let mut out = table_line(&header, &widths);
+    for row in &rows {
+        out.push_str(&table_line(row, &widths));
+    }
+    out
+}
+
+/// kinkd's `show sa` table: one row per SA pair or negotiation.
+fn kink_sas(sas: &[KinkSaStatus]) -> String {
+    if sas.is_empty() {
+        return "no KINK SAs".to_owned();
+    }
+    let header = ["PEER", "STATE", "ROLE", "SPI IN", "SPI OUT", "ALGORITHMS"].map(String::from);
+    let rows: Vec<[String; 6]> = sas
+        .iter()
+        .map(|s| {
+            [
+                s.peer.clone(),
+                s.state.clone(),
+                s.role.clone(),
+                s.spi_in.clone(),
+                s.spi_out.clone(),
+                if s.esp_algs.is_empty() {
+                    "-".to_owned()
+                } else {
+                    s.esp_algs.clone()
+                },
             ]
         })
         .collect();
@@ -158,18 +190,30 @@ fn daemon_status(s: &DaemonStatus) -> String {
     } else {
         s.listen.join(", ")
     };
-    format!(
+    // kinkd has no IKE SAs: the same counts are its SA pairs.
+    let sas = if s.daemon == "kinkd" {
+        format!(
+            "SA pairs        {} ({} negotiating)",
+            s.ike_sas, s.half_open
+        )
+    } else {
+        format!("IKE SAs         {} ({} half-open)", s.ike_sas, s.half_open)
+    };
+    let mut out = format!(
         "{} {}, pid {}, up {}\n\
          kernel backend  {backend}\n\
-         IKE SAs         {} ({} half-open)\n\
+         {sas}\n\
          listening on    {listen}\n",
         s.daemon,
         s.version,
         s.pid,
         duration(s.uptime_secs),
-        s.ike_sas,
-        s.half_open
-    )
+    );
+    if !s.counters.is_empty() {
+        let list: Vec<String> = s.counters.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(out, "counters        {}", list.join(", "));
+    }
+    out
 }
 
 /// The widest cell of each column.

@@ -397,3 +397,76 @@ async fn members_of_the_control_group_are_served() {
     let out = run(racoonctl_as_nobody(&dir, &["show", "sa"])).await;
     assert_exit(&out, 4);
 }
+
+/// A fake kinkd on `kinkd.sock`: it answers `show sa` with a KINK pair and
+/// the rest with `done` sentences naming kinkd.
+async fn fake_kinkd(dir: &Path) -> (ControlServer, Arc<Mutex<Vec<Request>>>) {
+    let (server, mut incoming) = ControlServer::bind(&dir.join("kinkd.sock"), "kinkd")
+        .await
+        .unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Some(req) = incoming.recv().await {
+            log.lock().unwrap().push(req.request.clone());
+            let body = match req.request {
+                Request::ShowSa => {
+                    ResponseBody::KinkSas(vec![libracoon::ctl::proto::KinkSaStatus {
+                        peer: "peer-b".into(),
+                        state: "established".into(),
+                        role: "responder".into(),
+                        spi_in: "c1a2b3c4".into(),
+                        spi_out: "c5d6e7f8".into(),
+                        esp_algs: "AES_GCM_16-128".into(),
+                    }])
+                }
+                other => ResponseBody::Done {
+                    message: format!("kinkd did {other:?}"),
+                },
+            };
+            let _ = req.reply.send(ResponseResult::Ok(body));
+        }
+    });
+    (server, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kinkd_commands_go_to_kinkd_sock() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, seen) = fake_kinkd(dir.path()).await;
+    let out = run(racoonctl(dir.path(), &["show", "sa", "kinkd"])).await;
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stdout)
+            .contains("peer-b  established  responder  c1a2b3c4  c5d6e7f8  AES_GCM_16-128"),
+        "{}",
+        text(&out.stdout)
+    );
+    for args in [
+        &["initiate", "--daemon", "kinkd", "peer-b"][..],
+        &["terminate", "--daemon", "kinkd", "all"][..],
+    ] {
+        let out = run(racoonctl(dir.path(), args)).await;
+        assert_exit(&out, 0);
+    }
+    assert_eq!(
+        seen.lock().unwrap().clone(),
+        [
+            Request::ShowSa,
+            Request::Initiate {
+                remote: "peer-b".into()
+            },
+            Request::Terminate {
+                target: "all".into()
+            }
+        ]
+    );
+    // Without --daemon, initiate goes to iked, which is not running here.
+    let out = run(racoonctl(dir.path(), &["initiate", "peer-b"])).await;
+    assert_exit(&out, 3);
+    assert!(
+        text(&out.stderr).contains("iked.sock"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -452,6 +452,7 @@ impl State {
                 .iter()
                 .map(|d| format!("{d} attached"))
                 .collect(),
+            counters: std::collections::BTreeMap::new(),
         }
     }
 }

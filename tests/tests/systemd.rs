@@ -1,5 +1,5 @@
 //! The systemd units in contrib/systemd: their command lines use flags the
-//! binaries accept, iked is ordered after spmd, and both daemons send
+//! binaries accept, iked and kinkd are ordered after spmd, and both daemons send
 //! `READY=1` to `NOTIFY_SOCKET` once they serve (Type=notify).
 
 use std::os::unix::net::UnixDatagram;
@@ -26,7 +26,7 @@ fn exec_start(unit: &str) -> Vec<String> {
 #[test]
 #[ignore = "needs the daemons from `cargo build --workspace --bins` (run with --run-ignored all)"]
 fn units_use_flags_the_daemons_accept() {
-    for daemon in ["spmd", "iked"] {
+    for daemon in ["spmd", "iked", "kinkd"] {
         let text = unit(&format!("{daemon}.service"));
         assert!(text.contains("Type=notify"), "{daemon}: Type=notify");
         assert!(text.contains("Restart=on-failure"), "{daemon}: restarts");
@@ -48,9 +48,17 @@ fn units_use_flags_the_daemons_accept() {
             "{daemon} stays in the foreground"
         );
     }
-    let iked = unit("iked.service");
-    assert!(iked.contains("After=network-online.target spmd.service"));
-    assert!(iked.contains("Requires=spmd.service"));
+    for daemon in ["iked", "kinkd"] {
+        let text = unit(&format!("{daemon}.service"));
+        assert!(
+            text.contains("After=network-online.target spmd.service"),
+            "{daemon} starts after spmd"
+        );
+        assert!(
+            text.contains("Requires=spmd.service"),
+            "{daemon} needs spmd"
+        );
+    }
 }
 
 /// Starts `daemon` in `ns` with NOTIFY_SOCKET pointing at a socket of ours,
@@ -128,4 +136,44 @@ sa esp {{ sa_protocol esp; esp_enc_alg {{ aes128_gcm16; }}; }};
     assert_eq!(ready, "READY=1");
     iked.stop();
     spmd.stop();
+}
+
+#[test]
+#[ignore = "needs root and network namespaces (run with --run-ignored all)"]
+fn kinkd_notifies_systemd_when_ready() {
+    require_root_and_tools();
+    let lab = LabDir::new("r3knotify").expect("lab dir");
+    let ns = Netns::create("r3knotify").expect("netns");
+    ns.ip(&["link", "set", "lo", "up"]).expect("lo up");
+    let conf = lab.path().join("racoon2.conf");
+    std::fs::write(
+        &conf,
+        r#"interface { kink { 127.0.0.1; }; };
+remote peer {
+  acceptable_kmp { kink; };
+  kink { my_principal "kink/a.kink.test@KINK.TEST"; peers_principal "kink/b.kink.test@KINK.TEST"; };
+};
+selector out { direction outbound; src 198.51.100.0/24; dst 203.0.113.0/24; policy_index pol; };
+policy pol { action auto_ipsec; remote_index peer; ipsec_mode tunnel; ipsec_index { e; };
+             peers_sa_ipaddr 127.0.0.2; my_sa_ipaddr 127.0.0.1; };
+ipsec e { sa_index esp; };
+sa esp { sa_protocol esp; esp_enc_alg { aes128_gcm16; }; };
+"#,
+    )
+    .expect("conf");
+    let run = lab.path().join("run");
+    let (conf, run) = (conf.display().to_string(), run.display().to_string());
+    // Ready once it serves, whether or not the KDC answers yet.
+    let args = [
+        "-F",
+        "-f",
+        conf.as_str(),
+        "--run-dir",
+        run.as_str(),
+        "--kernel",
+        "memory",
+    ];
+    let (mut kinkd, ready) = start_and_wait_ready(&ns, &lab, "kinkd", &args);
+    assert_eq!(ready, "READY=1");
+    kinkd.stop();
 }

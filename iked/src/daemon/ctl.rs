@@ -132,6 +132,7 @@ fn status(endpoint: &Endpoint, kernel: &impl Kernel, cx: &Context<'_>) -> Daemon
         ike_sas: endpoint.sas().filter(|s| s.is_established()).count() as u64,
         half_open: endpoint.sas().filter(|s| s.is_half_open()).count() as u64,
         listen: cx.listen.iter().map(ToString::to_string).collect(),
+        counters: std::collections::BTreeMap::new(),
     }
 }
 

@@ -11,11 +11,11 @@
 //! | --- | --- |
 //! | `interface` | `application_bypass` (quiet: on), `spmd ADDR port N` (TCP) |
 //! | `resolver` | the whole block: `resolver` (quiet: off), `nameserver`, `dns_query` |
-//! | `remote` | the whole `ikev1 { }` and `kink { }` blocks (one warning each) |
+//! | `remote` | the whole `ikev1 { }` block (one warning) |
 //! | `ikev1`/`ikev2`/`kink` | `logmode` (quiet: normal), `logfile`, `passive` (quiet: off), `use_coa` (quiet: off), `peers_kmp_port`, `verify_id`, `verify_pubkey`, `send_cert`, `send_cert_req`, `initial_contact`, `support_proxy` (quiet: off), `selector_check` (quiet: obey), `proposal_check` (quiet: obey), `random_pad_content`, `random_padlen`, `max_padlen`, `kmp_sa_lifetime_byte` (quiet: infinite), `kmp_sa_nego_time_limit`, `kmp_sa_grace_period`, `ipsec_sa_nego_time_limit`, `mobility_role` |
 //! | `ikev2` | `send_peers_id` (quiet: off), `my_public_key`, `peers_public_key`, `provide`, `request` |
 //! | `ikev1` | `exchange_mode`, `my_gssapi_id`, `dpd`, `dpd_retry`, `dpd_maxfail` (with the block) |
-//! | `kink` | `my_principal`, `peers_principal` (with the block) |
+//! | `kink` | every common KMP directive but `peers_ipaddr`, `max_retry_to_send`, `interval_to_send` (KINK negotiates no KMP algorithms, identities or nonce sizes; kinkd ignores them with a warning each) |
 //! | `selector` | `order`, `next_header_including`, `tagged`, ICMP type/code after `upper_layer_protocol` |
 //! | `policy` | `install` (quiet: on), `action static_ipsec` |
 //! | `ipsec` | `ipsec_sa_lifetime_byte` (quiet: infinite) |
@@ -26,6 +26,11 @@
 //! `MY_IPV6_LINKLOCAL` / `%ifname` on listening addresses (treated as all
 //! IPv6 / all addresses), lists where racoon3 uses only the first value
 //! (`my_id`, `peers_id`, `peers_ipaddr`).
+//!
+//! The `kink` block's own directives are implemented by kinkd:
+//! `my_principal`, `peers_principal`, and the racoon3 extension
+//! `user_to_user on|off;` (get user-to-user tickets through KINK GETTGT,
+//! for a peer whose principal has no keytab entry at the KDC; default off).
 //!
 //! `script { ... }` is implemented in `ikev2` blocks (parsed by
 //! `scripts.rs`, run by iked; see `docs/hook-scripts.md`); inside the
@@ -264,8 +269,9 @@ pub(crate) const KMP_DIRECTIVES: &[KmpDirective] = &[
     kmp_ignored("peers_public_key", Scope::V1V2, Shape::PubKey, NONE),
     kmp_ignored("provide", Scope::V2, Shape::Keyed(PROVIDE), NONE),
     kmp_ignored("request", Scope::V2, Shape::Keyed(REQUEST), NONE),
-    kmp_ignored("my_principal", Scope::Kink, Shape::Str, NONE),
-    kmp_ignored("peers_principal", Scope::Kink, Shape::Str, NONE),
+    kmp("my_principal", Scope::Kink),
+    kmp("peers_principal", Scope::Kink),
+    kmp("user_to_user", Scope::Kink),
 ];
 
 pub(crate) fn kmp_directive(name: &str) -> Option<&'static KmpDirective> {

@@ -46,7 +46,7 @@ use std::path::Path;
 pub use self::lexer::Span;
 pub use self::model::{
     AddressPool, AddressRange, Config, IdKind, Identity, Ikev2Params, Interface, IpPrefix, Ipsec,
-    Lifetime, ListenAddr, PeerAddr, Policy, Remote, Sa, Selector,
+    KinkParams, Lifetime, ListenAddr, PeerAddr, Policy, Remote, Sa, Selector,
 };
 pub use self::names::{
     AuthAlgName, AuthMethod, DhGroupName, Direction, EncAlgName, IpsecLevel, IpsecMode, Kmp,

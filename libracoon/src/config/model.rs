@@ -129,9 +129,11 @@ pub struct Remote {
     pub span: Span,
     /// `acceptable_kmp`, in preference order (first = initiator's choice).
     pub acceptable_kmp: Vec<Kmp>,
-    /// The `ikev2 { ... }` settings. The `ikev1` and `kink` blocks are
-    /// checked and reported as not implemented.
+    /// The `ikev2 { ... }` settings. The `ikev1` block is checked and
+    /// reported as not implemented.
     pub ikev2: Ikev2Params,
+    /// The `kink { ... }` settings (kinkd).
+    pub kink: KinkParams,
     /// `selector_index`: the selector a responder uses for this peer.
     pub selector_index: Option<String>,
 }
@@ -185,6 +187,30 @@ pub struct Ikev2Params {
     pub need_pfs: Option<bool>,
     /// `script { ... }`: hook scripts run on SA events.
     pub scripts: super::Scripts,
+}
+
+/// The `kink { ... }` settings kinkd implements. The common KMP
+/// directives KINK has no use for (`kmp_enc_alg`, `my_id`, `nonce_size`,
+/// ...) are checked and warned about instead.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct KinkParams {
+    /// `my_principal "kink/host@REALM";`: our Kerberos principal, whose
+    /// key is in the keytab.
+    pub my_principal: Option<String>,
+    /// `peers_principal "kink/peer@REALM";`: the peer's principal, which
+    /// we get service tickets for.
+    pub peers_principal: Option<String>,
+    /// `peers_ipaddr ADDR [port N];`: where the peer's kinkd listens (port
+    /// 910 when absent).
+    pub peers_ipaddr: Option<PeerAddr>,
+    /// `max_retry_to_send`: how many times a KINK command is sent in all.
+    pub max_retry_to_send: Option<u32>,
+    /// `interval_to_send`: the first retransmission interval (doubled
+    /// each time).
+    pub interval_to_send: Option<Duration>,
+    /// `user_to_user on;` (a racoon3 extension): get user-to-user tickets
+    /// through KINK GETTGT, for a peer with no keytab entry.
+    pub user_to_user: Option<bool>,
 }
 
 /// A lifetime: racoon2 writes `infinite` or `0` for none.

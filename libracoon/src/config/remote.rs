@@ -7,8 +7,8 @@ use super::addr::{self, Host, Macro, Port};
 use super::directives::{self, INTERFACE_IGNORED, RESOLVER_IGNORED, Scope};
 use super::lexer::Span;
 use super::model::{
-    IdKind, Identity, Ikev2Params, Interface, ListenAddr, PeerAddr, Remote, UNSPECIFIED,
-    all_addresses,
+    IdKind, Identity, Ikev2Params, Interface, KinkParams, ListenAddr, PeerAddr, Remote,
+    UNSPECIFIED, all_addresses,
 };
 use super::names::{AuthAlgName, AuthMethod, DhGroupName, EncAlgName, Kmp};
 use super::parser::{Block, Directive};
@@ -20,6 +20,7 @@ use super::{ConfigError, ErrorKind};
 pub(crate) struct RemoteDraft {
     pub(crate) acceptable_kmp: Vec<Kmp>,
     pub(crate) ikev2: Ikev2Params,
+    pub(crate) kink: KinkParams,
     pub(crate) selector_index: Option<Ref>,
 }
 
@@ -105,7 +106,8 @@ pub(crate) fn remote_body(
             "selector_index" => {
                 draft.selector_index = Some(value::reference(cx, d, "selector_index")?)
             }
-            "ikev2" => draft.ikev2 = kmp_block(cx, d, Scope::V2, true, context)?,
+            "ikev2" => draft.ikev2 = kmp_block(cx, d, Scope::V2, true, context)?.0,
+            "kink" => draft.kink = kmp_block(cx, d, Scope::Kink, true, context)?.1,
             _ => unimplemented_kmp(cx, d, name, context)?,
         }
     }
@@ -120,6 +122,7 @@ pub(crate) fn merge(draft: RemoteDraft, default: Option<&RemoteDraft>) -> Remote
     RemoteDraft {
         acceptable_kmp: or_list(draft.acceptable_kmp, &def.acceptable_kmp),
         ikev2: merge_params(draft.ikev2, &def.ikev2),
+        kink: merge_kink(draft.kink, &def.kink),
         selector_index: draft.selector_index,
     }
 }
@@ -143,6 +146,7 @@ pub(crate) fn finish(
         span,
         acceptable_kmp: draft.acceptable_kmp,
         ikev2: draft.ikev2,
+        kink: draft.kink,
         selector_index: draft.selector_index.as_ref().map(|r| r.name.clone()),
     };
     Ok((remote, draft.selector_index))
@@ -155,6 +159,7 @@ pub(crate) fn default_remote(span: Span, draft: RemoteDraft) -> Remote {
         span,
         acceptable_kmp: draft.acceptable_kmp,
         ikev2: draft.ikev2,
+        kink: draft.kink,
         selector_index: draft.selector_index.map(|r| r.name),
     }
 }
@@ -237,6 +242,17 @@ fn merge_params(p: Ikev2Params, d: &Ikev2Params) -> Ikev2Params {
     }
 }
 
+fn merge_kink(p: KinkParams, d: &KinkParams) -> KinkParams {
+    KinkParams {
+        my_principal: p.my_principal.or_else(|| d.my_principal.clone()),
+        peers_principal: p.peers_principal.or_else(|| d.peers_principal.clone()),
+        peers_ipaddr: p.peers_ipaddr.or(d.peers_ipaddr),
+        max_retry_to_send: p.max_retry_to_send.or(d.max_retry_to_send),
+        interval_to_send: p.interval_to_send.or(d.interval_to_send),
+        user_to_user: p.user_to_user.or(d.user_to_user),
+    }
+}
+
 fn acceptable_kmp(cx: &mut Cx<'_>, d: &Directive) -> Result<Vec<Kmp>, ConfigError> {
     let kmps = value::list(cx, d, |_, c| {
         value::keyword(c, Kmp::from_config_name, "ikev2, ikev1 or kink")
@@ -255,35 +271,36 @@ fn acceptable_kmp(cx: &mut Cx<'_>, d: &Directive) -> Result<Vec<Kmp>, ConfigErro
     Ok(kmps)
 }
 
-/// `ikev1 { }` / `kink { }`: checked, then one warning for the block.
+/// `ikev1 { }`: checked, then one warning for the block.
 fn unimplemented_kmp(
     cx: &mut Cx<'_>,
     d: &Directive,
     name: &str,
     parent: &str,
 ) -> Result<(), ConfigError> {
-    let (scope, what) = if name == "ikev1" {
-        (Scope::V1, "IKEv1")
-    } else {
-        (Scope::Kink, "KINK")
-    };
-    kmp_block(cx, d, scope, false, parent)?;
+    kmp_block(cx, d, Scope::V1, false, parent)?;
     cx.warn(
         &d.span,
-        format!("{what} is not implemented by racoon3; the {name} block is checked and ignored"),
+        format!("IKEv1 is not implemented by racoon3; the {name} block is checked and ignored"),
     );
     Ok(())
 }
 
+/// The common KMP directives kinkd uses; the others are checked and warned
+/// about in a `kink` block (KINK negotiates no KMP algorithms, identities
+/// or nonce sizes of its own).
+const KINK_USES: &[&str] = &["peers_ipaddr", "max_retry_to_send", "interval_to_send"];
+
 /// An `ikev1`/`ikev2`/`kink` block inside `parent`. Ignored directives
-/// warn only if `warn` (the ikev1 and kink blocks warn once, as a whole).
+/// warn only if `warn` (the ikev1 block warns once, as a whole). The
+/// `kink` block's settings come back in the [`KinkParams`].
 fn kmp_block(
     cx: &mut Cx<'_>,
     d: &Directive,
     scope: Scope,
     warn: bool,
     parent: &str,
-) -> Result<Ikev2Params, ConfigError> {
+) -> Result<(Ikev2Params, KinkParams), ConfigError> {
     let (Some(block), [_]) = (&d.block, d.args.as_slice()) else {
         let name = value::name_of(d);
         return Err(value::invalid(
@@ -294,6 +311,7 @@ fn kmp_block(
     };
     let context = format!("the {} block of {parent}", value::name_of(d));
     let mut p = Ikev2Params::default();
+    let mut kink = KinkParams::default();
     let mut seen = Seen::default();
     for item in &block.items {
         let Some(entry) = item.name().and_then(directives::kmp_directive) else {
@@ -312,10 +330,50 @@ fn kmp_block(
         seen.once(item)?;
         match &entry.ignored {
             Some(ignored) => directives::ignore(cx, item, ignored, warn)?,
+            None if scope == Scope::Kink => kink_typed(cx, item, entry.name, &mut p, &mut kink)?,
             None => kmp_typed(cx, item, entry.name, &mut p)?,
         }
     }
-    Ok(p)
+    Ok((p, kink))
+}
+
+/// A `kink` block directive: kinkd's own, the common ones it uses, or a
+/// common one checked as in `ikev2` and warned about.
+fn kink_typed(
+    cx: &mut Cx<'_>,
+    d: &Directive,
+    name: &str,
+    p: &mut Ikev2Params,
+    kink: &mut KinkParams,
+) -> Result<(), ConfigError> {
+    let principal = |cx: &mut Cx<'_>| -> Result<String, ConfigError> {
+        let v = value::single(cx, d, |_, c| c.value("a Kerberos principal"))?;
+        if v.text.is_empty() {
+            return Err(value::invalid(
+                d,
+                &v.span,
+                "the principal is empty".to_owned(),
+            ));
+        }
+        Ok(v.text)
+    };
+    match name {
+        "my_principal" => kink.my_principal = Some(principal(cx)?),
+        "peers_principal" => kink.peers_principal = Some(principal(cx)?),
+        "user_to_user" => kink.user_to_user = Some(value::flag(cx, d)?),
+        "peers_ipaddr" => kink.peers_ipaddr = Some(peer_addr(cx, d)?),
+        "max_retry_to_send" => kink.max_retry_to_send = Some(value::count(cx, d)?),
+        "interval_to_send" => kink.interval_to_send = Some(value::duration(cx, d, false)?),
+        _ => {
+            debug_assert!(!KINK_USES.contains(&name));
+            kmp_typed(cx, d, name, p)?;
+            cx.warn(
+                &d.span,
+                format!("'{name}' has no meaning for KINK; kinkd ignores it"),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The KMP directives racoon3 implements.

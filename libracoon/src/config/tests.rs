@@ -124,6 +124,7 @@ fn host_to_host_tunnel_from_testdata() {
             need_pfs: Some(true),
             scripts: Scripts::default(),
         },
+        kink: KinkParams::default(),
         selector_index: Some("host_b_in".to_owned()),
     };
     assert_eq!(c.remote("host_b"), Some(&host_b));
@@ -365,10 +366,7 @@ fn legacy_constructs_parse_with_warnings() {
             51,
             "'kmp_sa_nego_time_limit' is understood but not implemented by racoon3; ignored",
         ),
-        (
-            53,
-            "KINK is not implemented by racoon3; the kink block is checked and ignored",
-        ),
+        (55, "'nonce_size' has no meaning for KINK; kinkd ignores it"),
         (69, "racoon3 uses only the first of the 2 identities"),
         (
             72,
@@ -1463,4 +1461,76 @@ proptest::proptest! {
         bytes.splice(at..end, insert.bytes());
         fuzzing::parse(&bytes);
     }
+}
+
+#[test]
+fn kink_block_settings_and_default_inheritance() {
+    let text = "default { remote { kink {
+    my_principal \"kink/a.example@EXAMPLE\";
+    interval_to_send 2 sec;
+    user_to_user on;
+}; }; };
+remote r {
+    acceptable_kmp kink;
+    kink {
+        peers_principal \"kink/b.example@EXAMPLE\";
+        peers_ipaddr 198.51.100.2 port 9100;
+        max_retry_to_send 3;
+    };
+};
+remote s { acceptable_kmp kink; kink { my_principal \"kink/own@EXAMPLE\"; user_to_user off; }; };";
+    let loaded = parse(text).unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let r = loaded.config.remote("r").unwrap();
+    assert_eq!(
+        r.kink,
+        KinkParams {
+            my_principal: Some("kink/a.example@EXAMPLE".into()),
+            peers_principal: Some("kink/b.example@EXAMPLE".into()),
+            peers_ipaddr: Some(PeerAddr::Addr {
+                addr: ip("198.51.100.2"),
+                port: Some(9100)
+            }),
+            max_retry_to_send: Some(3),
+            interval_to_send: Some(Duration::from_secs(2)),
+            user_to_user: Some(true),
+        }
+    );
+    let s = loaded.config.remote("s").unwrap();
+    assert_eq!(s.kink.my_principal.as_deref(), Some("kink/own@EXAMPLE"));
+    assert_eq!(s.kink.user_to_user, Some(false), "own value beats default");
+    assert_eq!(s.kink.peers_principal, None);
+}
+
+#[test]
+fn kink_block_warns_about_what_kink_does_not_use() {
+    let w = warnings(
+        "remote r { acceptable_kmp kink; kink {
+    nonce_size 16 B;
+    kmp_enc_alg aes128_cbc;
+    logmode debug;
+    peers_principal \"kink/b@X\";
+}; };",
+    );
+    assert_eq!(
+        w,
+        [
+            "t.conf:2: 'nonce_size' has no meaning for KINK; kinkd ignores it",
+            "t.conf:3: 'kmp_enc_alg' has no meaning for KINK; kinkd ignores it",
+            "t.conf:4: 'logmode' is understood but not implemented by racoon3; ignored",
+        ]
+    );
+    // Still checked like everywhere else.
+    assert_eq!(
+        error("remote r { acceptable_kmp kink; kink { nonce_size 4 B; }; };"),
+        "t.conf:1:40: invalid value for 'nonce_size': must be between 16 and 256 bytes"
+    );
+    assert!(
+        error("remote r { acceptable_kmp kink; kink { my_principal \"\"; }; };")
+            .contains("the principal is empty")
+    );
+    assert_eq!(
+        error("remote r { acceptable_kmp ikev2; ikev2 { user_to_user on; }; };"),
+        "t.conf:1:42: 'user_to_user' is not valid in the ikev2 block of remote 'r' (it belongs in a kink block)"
+    );
 }

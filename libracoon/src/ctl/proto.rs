@@ -156,6 +156,9 @@ impl From<Result<ResponseBody, CtlError>> for ResponseResult {
 pub enum ResponseBody {
     /// For [`Request::ShowSa`]: every IKE SA, in the daemon's order.
     Sas(Vec<IkeSaStatus>),
+    /// For [`Request::ShowSa`] to kinkd: KINK has no IKE SA to hang the
+    /// IPsec SAs under, so each SA pair (and negotiation) is one entry.
+    KinkSas(Vec<KinkSaStatus>),
     /// For [`Request::ShowStatus`].
     Status(DaemonStatus),
     /// For commands: what the daemon did, in a sentence.
@@ -340,6 +343,27 @@ pub struct DaemonStatus {
     pub half_open: u64,
     /// Where it listens, for example `192.0.2.1[500]`.
     pub listen: Vec<String>,
+    /// Named protocol counters (kinkd: messages received, dropped by
+    /// reason, retransmissions, ...); absent when the daemon keeps none.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub counters: std::collections::BTreeMap<String, u64>,
+}
+
+/// One KINK SA pair, or a negotiation for one (`show sa` to kinkd).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KinkSaStatus {
+    /// The remote block.
+    pub peer: String,
+    /// `established`, `negotiating`, `waiting-ack`, `deleting`.
+    pub state: String,
+    /// `initiator` or `responder` of the CREATE that made it.
+    pub role: String,
+    /// Our inbound SPI, 8 hex digits (`00000000` while unknown).
+    pub spi_in: String,
+    /// Our outbound SPI, 8 hex digits (`00000000` while unknown).
+    pub spi_out: String,
+    /// ESP algorithms, e.g. `AES_GCM_16-128` (empty while negotiating).
+    pub esp_algs: String,
 }
 
 /// Something that happened, for `watch`.

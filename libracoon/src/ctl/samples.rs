@@ -6,7 +6,8 @@ use super::frame;
 use super::kernel::{KernelNotice, KernelOp, KernelReply};
 use super::proto::{
     ChildSaStatus, ClientMessage, CtlError, DaemonStatus, ErrorCode, EventRecord, IkeSaStatus,
-    PROTOCOL_VERSION, PolicyStatus, Request, ResponseBody, ResponseResult, ServerMessage,
+    KinkSaStatus, PROTOCOL_VERSION, PolicyStatus, Request, ResponseBody, ResponseResult,
+    ServerMessage,
 };
 use crate::ipsec::{
     Counters, EspEncr, IpsecMode, KernelEvent, Lifetime, PolicyAction, PolicySpec, SaDirection,
@@ -236,6 +237,52 @@ pub(crate) fn daemon_status() -> DaemonStatus {
         ike_sas: 1,
         half_open: 0,
         listen: vec!["192.0.2.1[500]".into(), "192.0.2.1[4500]".into()],
+        counters: std::collections::BTreeMap::new(),
+    }
+}
+
+/// kinkd following spmd's XFRM backend, one SA pair: its counters are named.
+pub(crate) fn kinkd_status() -> DaemonStatus {
+    let counters = [
+        ("received", 12),
+        ("malformed", 1),
+        ("bad_checksum", 0),
+        ("replayed", 0),
+        ("krb_errors_sent", 0),
+        ("krb_errors_received", 0),
+        ("kink_errors_received", 0),
+        ("unknown_xid", 0),
+        ("retransmits", 2),
+        ("replies_resent", 0),
+        ("creates", 1),
+        ("failures", 0),
+    ];
+    DaemonStatus {
+        daemon: "kinkd".into(),
+        version: "0.1.0".into(),
+        pid: 4343,
+        uptime_secs: 600,
+        kernel_backend: "xfrm".into(),
+        carries_traffic: true,
+        ike_sas: 1,
+        half_open: 0,
+        listen: vec!["192.0.2.1[910]".into()],
+        counters: counters
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+    }
+}
+
+/// A KINK SA pair as kinkd lists it.
+pub(crate) fn kink_sa() -> KinkSaStatus {
+    KinkSaStatus {
+        peer: "peer-b".into(),
+        state: "established".into(),
+        role: "initiator".into(),
+        spi_in: "c1a2b3c4".into(),
+        spi_out: "c5d6e7f8".into(),
+        esp_algs: "AES_GCM_16-128".into(),
     }
 }
 
@@ -297,6 +344,10 @@ pub(crate) fn server_messages() -> Vec<ServerMessage> {
     .chain([ServerMessage::Event {
         event: kernel_event(),
     }])
+    .chain([
+        ok(40, ResponseBody::KinkSas(vec![kink_sa()])),
+        ok(41, ResponseBody::Status(kinkd_status())),
+    ])
     .collect()
 }
 

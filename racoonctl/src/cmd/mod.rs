@@ -42,6 +42,8 @@ pub(crate) enum Daemon {
     Iked,
     /// The policy manager.
     Spmd,
+    /// The KINK daemon.
+    Kinkd,
 }
 
 impl Daemon {
@@ -50,6 +52,7 @@ impl Daemon {
         match self {
             Self::Iked => "iked",
             Self::Spmd => "spmd",
+            Self::Kinkd => "kinkd",
         }
     }
 
@@ -63,6 +66,7 @@ impl Daemon {
         match self {
             Self::Iked => "iked -f /etc/racoon2/racoon2.conf",
             Self::Spmd => "spmd -f /etc/racoon2/racoon2.conf",
+            Self::Kinkd => "kinkd -f /etc/racoon2/racoon2.conf",
         }
     }
 }

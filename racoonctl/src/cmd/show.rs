@@ -5,9 +5,10 @@ use libracoon::ctl::proto::Request;
 use super::{Ctx, Daemon, one_shot};
 use crate::error::CliError;
 
-/// `show sa`: the IKE SAs and their CHILD SAs, from iked.
-pub(crate) async fn sa(ctx: &Ctx) -> Result<(), CliError> {
-    one_shot(ctx, Daemon::Iked, Request::ShowSa).await
+/// `show sa [iked|kinkd]`: iked's IKE SAs and their CHILD SAs, or
+/// kinkd's SA pairs.
+pub(crate) async fn sa(ctx: &Ctx, daemon: Daemon) -> Result<(), CliError> {
+    one_shot(ctx, daemon, Request::ShowSa).await
 }
 
 /// `show policy`: spmd's installed policies.

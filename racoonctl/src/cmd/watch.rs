@@ -1,4 +1,4 @@
-//! `watch`: print iked's events as they happen.
+//! `watch [--daemon iked|kinkd]`: print a daemon's events as they happen.
 
 use libracoon::ctl::proto::{Request, ResponseBody};
 
@@ -6,14 +6,11 @@ use super::{Ctx, Daemon, Session, print};
 use crate::error::CliError;
 use crate::render;
 
-/// Events come from iked.
-const DAEMON: Daemon = Daemon::Iked;
-
 /// Subscribes, then prints one line per event until the daemon stops (exit
 /// code 3) or the user interrupts. With `--json`, each line is one event
 /// object and nothing else reaches stdout.
-pub(crate) async fn run(ctx: &Ctx) -> Result<(), CliError> {
-    let mut session = Session::open(ctx, DAEMON).await?;
+pub(crate) async fn run(ctx: &Ctx, daemon: Daemon) -> Result<(), CliError> {
+    let mut session = Session::open(ctx, daemon).await?;
     let subscribed = session.call(Request::Watch).await?;
     if let (false, ResponseBody::Done { message }) = (ctx.json, &subscribed) {
         eprintln!("racoonctl: {message} (Ctrl-C to stop)");

@@ -111,6 +111,7 @@ fn status(carries_traffic: bool) -> DaemonStatus {
         ike_sas: 3,
         half_open: 1,
         listen: vec!["192.0.2.1[500]".into(), "192.0.2.1[4500]".into()],
+        counters: std::collections::BTreeMap::new(),
     }
 }
 
@@ -207,4 +208,55 @@ fn byte_counts() {
     for (n, want) in cases {
         assert_eq!(bytes(n), want, "{n}");
     }
+}
+
+#[test]
+fn kinkd_status_names_sa_pairs_and_counters() {
+    let mut s = status(true);
+    s.daemon = "kinkd".into();
+    s.listen = vec!["192.0.2.1[910]".into()];
+    s.counters = [("received".to_owned(), 12), ("retransmits".to_owned(), 2)]
+        .into_iter()
+        .collect();
+    let got = body(&ResponseBody::Status(s), false);
+    assert_eq!(
+        got,
+        "kinkd 0.1.0, pid 4242, up 1d 00h 01m\n\
+         kernel backend  userspace (carries traffic)\n\
+         SA pairs        3 (1 negotiating)\n\
+         listening on    192.0.2.1[910]\n\
+         counters        received 12, retransmits 2\n"
+    );
+}
+
+#[test]
+fn kink_sas_table() {
+    use libracoon::ctl::proto::KinkSaStatus;
+    let pair = |peer: &str, state: &str, esp: &str| KinkSaStatus {
+        peer: peer.into(),
+        state: state.into(),
+        role: "initiator".into(),
+        spi_in: "c1a2b3c4".into(),
+        spi_out: "00000000".into(),
+        esp_algs: esp.into(),
+    };
+    let got = body(
+        &ResponseBody::KinkSas(vec![
+            pair("peer-b", "established", "AES_GCM_16-128"),
+            pair("gw", "negotiating", ""),
+        ]),
+        false,
+    );
+    assert_eq!(
+        got,
+        "PEER    STATE        ROLE       SPI IN    SPI OUT   ALGORITHMS\n\
+         peer-b  established  initiator  c1a2b3c4  00000000  AES_GCM_16-128\n\
+         gw      negotiating  initiator  c1a2b3c4  00000000  -\n"
+    );
+    assert_eq!(body(&ResponseBody::KinkSas(vec![]), false), "no KINK SAs");
+    let json = body(
+        &ResponseBody::KinkSas(vec![pair("b", "established", "x")]),
+        true,
+    );
+    assert!(json.starts_with("{\"kink_sas\":[{\"peer\":\"b\""), "{json}");
 }
