@@ -52,9 +52,7 @@ fn the_engine_backend_uses_tickets_the_fetcher_got_with_the_kdc_stopped() {
 
     drop(kdc);
     // No KDC from here on: everything below is served from the cache.
-    let tgt = engine
-        .load_tgt_from_cache()
-        .expect("TGT from the shared cache");
+    let tgt = engine.load_tgt().expect("TGT from the shared cache");
     assert_eq!(tgt.server, "krbtgt/KINK.TEST@KINK.TEST");
     assert!(engine.tgt_ticket().is_ok());
     let st = engine

@@ -27,7 +27,7 @@ use pfkey::{Kernel, KernelError, KernelEvent};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
-use crate::krb5::{Krb5Config, MitKerberos};
+use crate::krb5::{Kerberos as _, Krb5Config, MitKerberos};
 use crate::proto::{Engine, Output};
 
 /// How long a stopping daemon waits for its peers to acknowledge DELETEs.
@@ -298,7 +298,7 @@ async fn serve<K: Kernel>(
             Some(ev) = krx.recv() => match ev {
                 kdc::KdcEvent::Tgt(info) => {
                     // The core's backend needs the TGT for user-to-user.
-                    if let Err(e) = krb.load_tgt_from_cache() {
+                    if let Err(e) = krb.load_tgt() {
                         tracing::warn!("the new TGT ({}) is not in the shared credential cache: {e}; user-to-user (GETTGT) fails until the next renewal", info.server);
                     }
                 }

@@ -74,27 +74,6 @@ impl MitKerberos {
         })
     }
 
-    /// Takes our TGT from the credential cache, without contacting the
-    /// KDC: kinkd's second backend (the one the protocol core calls on the
-    /// event loop) shares a cache with the backend that runs
-    /// [`Kerberos::get_tgt`] on the blocking pool, and needs the TGT for
-    /// user-to-user (KINK_TGT_REP, accepting user-to-user AP-REQs).
-    ///
-    /// # Errors
-    /// No TGT in the cache (`KRB5_CC_NOTFOUND` and the like).
-    pub fn load_tgt_from_cache(&mut self) -> Result<TicketInfo> {
-        let realm = self
-            .me_name
-            .rsplit_once('@')
-            .map(|(_, r)| r.to_owned())
-            .ok_or_else(|| Error::local("load_tgt_from_cache", "principal without a realm"))?;
-        let krbtgt = Principal::parse(&self.ctx, &format!("krbtgt/{realm}@{realm}"))?;
-        let creds = self.ccache.get_credentials(&self.me, &krbtgt, None, true)?;
-        let info = Self::info(&creds)?;
-        self.tgt = Some(creds);
-        Ok(info)
-    }
-
     fn info(creds: &Creds) -> Result<TicketInfo> {
         Ok(TicketInfo {
             client: creds.client()?,
