@@ -145,9 +145,17 @@ impl Drop for Capture {
     }
 }
 
+/// racoon3's bypass mark (`pfkey::userspace::BYPASS_MARK`): spmd's userspace
+/// datapath routes protected destinations into its TUN device for every
+/// packet without this mark (`not fwmark 0x3948 lookup 3948`). kinkd marks
+/// its KINK socket with it, so a forged KINK datagram must carry it too, or
+/// a transport-mode policy towards the peer would swallow it.
+pub const BYPASS_MARK: u32 = 0x3948;
+
 /// Sends `d` from inside `netns` with exactly its source address and port
 /// (a raw socket writes the IP header), e.g. a captured datagram replayed
-/// from its original sender's namespace.
+/// from its original sender's namespace. The socket carries
+/// [`BYPASS_MARK`], as kinkd's own does.
 ///
 /// The source address must be one the namespace may send from; the kernel
 /// fills in the IP checksum and ID, the UDP checksum is left 0 (allowed over
@@ -157,11 +165,10 @@ impl Drop for Capture {
 /// The raw socket cannot be made or the send fails.
 pub fn inject_udp_v4(netns: &Netns, d: &Datagram) -> Result<()> {
     let fd = socket_in(netns, || {
-        Ok(socket(
-            AddressFamily::INET,
-            SocketType::RAW,
-            Some(ipproto::RAW),
-        )?)
+        let fd = socket(AddressFamily::INET, SocketType::RAW, Some(ipproto::RAW))?;
+        let sock = socket2::Socket::from(fd);
+        sock.set_mark(BYPASS_MARK)?;
+        Ok(OwnedFd::from(sock))
     })?;
     let packet = build_udp_v4(d)
         .ok_or_else(|| Error::Daemon(format!("datagram too long: {} bytes", d.payload.len())))?;

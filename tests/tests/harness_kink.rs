@@ -196,6 +196,11 @@ fn faketime_moves_one_process_clock_by_the_file() {
 #[ignore = "needs root and network namespaces (run with --run-ignored all)"]
 fn capture_sees_what_inject_forges_from_the_other_namespace() {
     let lab = lab();
+    // As in the kinkd tests: A's spmd routes 192.0.2.2 into its TUN device;
+    // the forged datagram must still leave on the veth (bypass mark).
+    let opts = KinkOptions::default();
+    let spmd_a = Kinkd::start_spmd(lab.dir(), lab.a.netns(), lab.spec(&lab.a, &lab.b, &opts))
+        .expect("spmd A");
     let capture = Capture::start(
         lab.b.netns(),
         CaptureFilter {
@@ -220,4 +225,9 @@ fn capture_sees_what_inject_forges_from_the_other_namespace() {
     assert!(seen, "no datagram captured");
     let got = capture.stop();
     assert_eq!(got[0], d, "the capture is the datagram, byte for byte");
+    assert!(
+        !spmd_a.spmd_log().contains("ACQUIRE"),
+        "the forged datagram bypassed A's policy:\n{}",
+        spmd_a.spmd_log()
+    );
 }
