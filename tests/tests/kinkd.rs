@@ -506,8 +506,17 @@ fn a_replayed_create_installs_no_extra_sa() {
 /// A's kinkd runs under libfaketime with its wall clock read from a file:
 /// first in step with everyone (so its TGT and ticket are fetched normally,
 /// and the library's KDC time offset is zero), then an hour fast. After a
-/// terminate, the next CREATE's authenticator is an hour off: B answers
-/// KRB_AP_ERR_SKEW. What A makes of it is [`SKEW_OUTCOME`].
+/// terminate, the next CREATE's authenticator (on the cached ticket) is an
+/// hour off: B answers KRB_AP_ERR_SKEW. What A makes of it is
+/// [`SKEW_OUTCOME`].
+///
+/// Why not `FAKETIME=+1h` from the start: MIT's `kdc_timesync` (on by
+/// default) learns the offset in the AS exchange and corrects every later
+/// authenticator, so B would never see the skew; with it off, the AS
+/// exchange itself fails ("Clock skew too great in KDC reply") before B is
+/// involved. Both checked with kinit/kvno under libfaketime in this lab.
+/// Caveat: a kinkd that fetched a fresh ticket for every CREATE would talk
+/// to the KDC with the skewed clock instead and B would not see it.
 #[test]
 #[ignore = "needs root, network namespaces, an MIT KDC and libfaketime (run with --run-ignored all)"]
 fn clock_skew_is_answered_with_krb_ap_err_skew() {
