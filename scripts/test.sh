@@ -29,6 +29,8 @@ APT_PACKAGES=(
   # its Kerberos tests (kinkd/tests/kerberos.rs) start a throwaway MIT KDC (interop::kdc):
   # krb5kdc and kdb5_util, kadmin.local, kinit.
   libkrb5-dev krb5-kdc krb5-admin-server krb5-user
+  # kinkd's end-to-end clock-skew test (tests/tests/kinkd.rs) runs one kinkd under libfaketime.
+  faketime
 )
 # Any busybox will do for the guest (its libraries are copied); busybox-static conflicts with
 # Debian's dynamic busybox, so install it only when there is none.

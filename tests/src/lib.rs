@@ -1,5 +1,5 @@
 //! racoon3's interop harness: test hosts in network namespaces, guarded child processes,
-//! strongSwan peers and a guard for racoon3's own `iked`.
+//! strongSwan peers, a guard for racoon3's own `iked`, and a KINK lab (KDC, `kinkd`).
 //!
 //! **I/O rule.** Unlike the protocol crates, everything here reaches outside: it runs `ip`,
 //! `unshare`, `mount`, `charon` and `swanctl`, so it needs root. Tests built on it are
@@ -32,8 +32,10 @@
 use std::io;
 use std::time::Duration;
 
+pub mod datagram;
 pub mod iked;
 pub mod kdc;
+pub mod kink;
 pub mod lab;
 pub mod netns;
 pub mod process;
@@ -42,6 +44,7 @@ pub mod racoon2conf;
 pub mod strongswan;
 
 pub use iked::Iked;
+pub use kink::{KinkLab, Kinkd};
 pub use lab::LabDir;
 pub use netns::{Host, Lab, Netns, VethPair, require_root_and_tools};
 pub use process::{ChildGuard, Launch, log_contains, wait_for};
