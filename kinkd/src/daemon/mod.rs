@@ -4,7 +4,7 @@
 //!
 //! This is the only module that reads the clock or the OS random source.
 //! Kerberos: the core's backend lives here on the event loop and only
-//! computes; KDC calls run on the blocking pool ([`kdc`]); both backends
+//! computes; KDC calls run on the blocking pool (`kdc`); both backends
 //! share one credential cache (see `kdc.rs`).
 
 pub mod conf;
