@@ -82,8 +82,24 @@ fn log_of(run_dir: &Path) -> String {
     std::fs::read_to_string(run_dir.join("kinkd.log")).unwrap_or_default()
 }
 
-/// Starts kinkd detached in `ns`; checks the pid file names it; returns its pid.
-fn start_detached(ns: &Netns, conf: &Path, run_dir: &Path, krb5: &Path, keytab: &Path) -> i32 {
+/// A detached kinkd this test started: killed on drop unless [`stop`]
+/// stopped it, so a failing assertion leaves no daemon behind.
+struct Detached(i32);
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        let ours = std::fs::read_link(format!("/proc/{}/exe", self.0))
+            .is_ok_and(|exe| std::fs::canonicalize(kinkd()).is_ok_and(|k| k == exe));
+        if self.0 > 0 && ours {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &self.0.to_string()])
+                .status();
+        }
+    }
+}
+
+/// Starts kinkd detached in `ns`; checks the pid file names it.
+fn start_detached(ns: &Netns, conf: &Path, run_dir: &Path, krb5: &Path, keytab: &Path) -> Detached {
     start_detached_with(ns, &args(conf, run_dir), run_dir, krb5, keytab)
 }
 
@@ -94,7 +110,7 @@ fn start_detached_with(
     run_dir: &Path,
     krb5: &Path,
     keytab: &Path,
-) -> i32 {
+) -> Detached {
     let out = ns
         .command(kinkd())
         .args(args)
@@ -115,6 +131,7 @@ fn start_detached_with(
         .trim()
         .parse()
         .expect("pid number");
+    let guard = Detached(pid);
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).expect("kinkd alive");
     assert_eq!(
         exe,
@@ -129,11 +146,12 @@ fn start_detached_with(
         "kinkd did not log its start:\n{}",
         log_of(run_dir)
     );
-    pid
+    guard
 }
 
 /// SIGTERM; the pid file, the control socket and the process must go.
-fn stop(pid: i32, run_dir: &Path) {
+fn stop(mut daemon: Detached, run_dir: &Path) {
+    let pid = std::mem::replace(&mut daemon.0, 0);
     let status = std::process::Command::new("kill")
         .arg(pid.to_string())
         .status()
@@ -260,7 +278,7 @@ fn without_a_keytab_kinkd_stays_up_says_why_and_answers_racoonctl() {
         "names the keytab: {log}"
     );
     assert!(
-        Path::new(&format!("/proc/{pid}")).exists(),
+        Path::new(&format!("/proc/{}", pid.0)).exists(),
         "kinkd stays up"
     );
     assert!(run_dir.join("kinkd.sock").exists(), "control socket");
@@ -270,7 +288,7 @@ fn without_a_keytab_kinkd_stays_up_says_why_and_answers_racoonctl() {
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");
     let status = &v["status"];
     assert_eq!(status["daemon"], "kinkd");
-    assert_eq!(status["pid"], pid);
+    assert_eq!(status["pid"], pid.0);
     assert_eq!(status["kernel_backend"], "memory");
     assert_eq!(status["carries_traffic"], false);
     assert_eq!(status["listen"], serde_json::json!(["127.0.0.1[910]"]));
@@ -308,7 +326,7 @@ fn without_a_keytab_kinkd_stays_up_says_why_and_answers_racoonctl() {
 
     // HUP is not fatal.
     let status = std::process::Command::new("kill")
-        .args(["-HUP", &pid.to_string()])
+        .args(["-HUP", &pid.0.to_string()])
         .status()
         .expect("kill -HUP");
     assert!(status.success());
@@ -316,7 +334,7 @@ fn without_a_keytab_kinkd_stays_up_says_why_and_answers_racoonctl() {
         || log_of(&run_dir).contains("SIGHUP: kinkd does not reload"),
         Duration::from_secs(5)
     ));
-    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    assert!(Path::new(&format!("/proc/{}", pid.0)).exists());
     stop(pid, &run_dir);
 }
 
@@ -345,7 +363,7 @@ fn with_the_kdc_down_kinkd_logs_it_and_retries() {
     let log = log_of(&run_dir);
     assert!(log.contains("Cannot contact any KDC"), "{log}");
     assert!(
-        Path::new(&format!("/proc/{pid}")).exists(),
+        Path::new(&format!("/proc/{}", pid.0)).exists(),
         "kinkd stays up"
     );
     let (code, _, err) = ctl(&run_dir, &["show", "status", "kinkd"]);
