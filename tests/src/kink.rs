@@ -411,8 +411,9 @@ pub struct KinkdSpec {
 }
 
 /// The environment that runs a program under libfaketime with its wall
-/// clock offset read from `file` (re-read at most once a second; write e.g.
-/// `+0` or `+1h` into it), the monotonic clock left alone.
+/// clock offset read from `file` (re-read at every clock call, so a change
+/// applies at once even under load; write e.g. `+0` or `+1h` into it), the
+/// monotonic clock left alone.
 ///
 /// # Errors
 /// libfaketime is not installed (Debian package `faketime`).
@@ -425,7 +426,7 @@ pub fn faketime_env(file: &Path) -> Result<Vec<(OsString, OsString)>> {
     Ok([
         ("LD_PRELOAD", OsString::from(LIBFAKETIME)),
         ("FAKETIME_TIMESTAMP_FILE", file.as_os_str().to_owned()),
-        ("FAKETIME_CACHE_DURATION", "1".into()),
+        ("FAKETIME_NO_CACHE", "1".into()),
         ("FAKETIME_DONT_FAKE_MONOTONIC", "1".into()),
     ]
     .into_iter()
