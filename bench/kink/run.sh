@@ -299,7 +299,7 @@ start_side() { # SIDE NS KEYTAB: spmd, then kinkd; waits for both
   grep -q "spmd started" "$WORK/spmd-$side.log" 2>/dev/null \
     || { tail -n 20 "$WORK/spmd-$side.log" "$WORK/spmd-$side.out" >&2; die "spmd $side did not start"; }
   ip netns exec "$ns" env RUST_LIB_BACKTRACE=0 KRB5_CONFIG="$K/krb5.conf" KRB5_KTNAME="FILE:$kt" \
-    "$KINKD" -F -f "$WORK/$side.conf" -l "$WORK/kinkd-$side.log" --run-dir "$d" \
+    "$KINKD" -F -D 2 -f "$WORK/$side.conf" -l "$WORK/kinkd-$side.log" --run-dir "$d" \
     >"$WORK/kinkd-$side.out" 2>&1 9>&- &
   k=$!
   track "$k"
@@ -374,9 +374,17 @@ start_side a "$NS_A" "$KT_A"
 IDLE_BUSY=$(busy_pct 1)%
 
 # ---------------------------------------------------------------- (i) latency
-LAT_COLD=- LAT_MED=- LAT_P90=- LAT_N=0 CTL_MS=-
+LAT_COLD=- LAT_MED=- LAT_P90=- LAT_N=0 CTL_MS=- IN_COLD=- IN_MED=- IN_P90=-
+# kinkd's own view of the last run, from A's log timestamps (-D 2): the last
+# ACQUIRE line to the ESTABLISHED line after it, in ms.
+in_daemon_ms() {
+  local a e
+  read -r a e < <(awk '/ACQUIRE reqid/ {a=$1; e=""} /ESTABLISHED/ && a != "" {e=$1} END {print a, e}' "$WORK/kinkd-a.log")
+  [ -n "$a" ] && [ -n "$e" ] || { echo -; return; }
+  awk -v a="$(date -d "$a" +%s%N)" -v e="$(date -d "$e" +%s%N)" 'BEGIN{printf "%.2f", (e-a)/1e6}'
+}
 latency() {
-  local t0 t1 ms i lats=()
+  local t0 t1 ms i lats=() ins=() in_ms
   t0=$(now_ns); pairs a >/dev/null; t1=$(now_ns)
   CTL_MS=$(awk -v d=$((t1 - t0)) 'BEGIN{printf "%.1f", d/1e6}')
   wait_quiet
@@ -393,7 +401,8 @@ latency() {
     wait "$ping_pid" 2>/dev/null || true
     untrack "$ping_pid"
     ms=$(awk -v d=$((t1 - t0)) 'BEGIN{printf "%.1f", d/1e6}')
-    if [ "$i" -eq 0 ]; then LAT_COLD=$ms; else lats+=("$ms"); fi
+    in_ms=$(in_daemon_ms)
+    if [ "$i" -eq 0 ]; then LAT_COLD=$ms IN_COLD=$in_ms; else lats+=("$ms") ins+=("$in_ms"); fi
     ctl a terminate --daemon kinkd peer-b-1 >/dev/null || die "terminate failed"
     wait_pairs a peer-b-1 eq 0 10 || die "run $i: A's pair did not go"
     wait_pairs b "" eq 0 10 || die "run $i: B's pair did not go (DELETE lost?)"
@@ -402,6 +411,8 @@ latency() {
   LAT_N=${#lats[@]}
   LAT_MED=$(printf '%s\n' "${lats[@]}" | percentile 50)
   LAT_P90=$(printf '%s\n' "${lats[@]}" | percentile 90)
+  IN_MED=$(printf '%s\n' "${ins[@]}" | grep -v '^-$' | percentile 50)
+  IN_P90=$(printf '%s\n' "${ins[@]}" | grep -v '^-$' | percentile 90)
   printf '%s\n' "${lats[@]}" >"$WORK/latency-ms.txt"
 }
 
@@ -464,5 +475,6 @@ echo "| ACQUIRE -> SAs, cold (first run: TGT + service ticket from the KDC) | $L
 echo "| ACQUIRE -> SAs, median of $LAT_N (ticket cached) | $LAT_MED ms |"
 echo "| ACQUIRE -> SAs, p90 of $LAT_N | $LAT_P90 ms |"
 echo "| resolution (one racoonctl show sa round trip) | $CTL_MS ms |"
+echo "| inside kinkd A (log timestamps, ACQUIRE to ESTABLISHED): cold / median / p90 | $IN_COLD / $IN_MED / $IN_P90 ms |"
 echo "| CREATE/s against one responder ($PARALLEL remotes, ${RATE_SECS}s) | $RATE ($RATE_CREATES CREATEs, $RATE_FAIL failures) |"
 echo "| responder kinkd CPU per CREATE | $CPU_PER_CREATE ms |"

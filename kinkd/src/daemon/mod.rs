@@ -375,7 +375,7 @@ fn on_kernel_event(engine: &mut Engine, krb: &mut MitKerberos, ev: KernelEvent) 
 fn shut_down(engine: &mut Engine, krb: &mut MitKerberos) -> Instant {
     tracing::info!("stopping: deleting all KINK SA pairs");
     let now = Instant::now();
-    engine.delete(now, krb, "all");
+    engine.shutdown(now, krb);
     now + SHUTDOWN_GRACE
 }
 

@@ -387,7 +387,7 @@ impl Engine {
     }
 
     /// A transaction failed for good.
-    fn give_up(&mut self, krb: &mut dyn Kerberos, tx: Transaction, reason: &str) {
+    pub(super) fn give_up(&mut self, krb: &mut dyn Kerberos, tx: Transaction, reason: &str) {
         self.release(krb, &tx);
         match tx.kind {
             Kind::Create(c) => {

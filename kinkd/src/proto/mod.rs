@@ -344,6 +344,28 @@ impl Engine {
         targets.len()
     }
 
+    /// Stopping: DELETE to every peer, and every SA of ours removed now
+    /// rather than after the grace period (no one would be left to remove
+    /// the inbound SAs later). Returns how many pairs were deleted.
+    pub fn shutdown(&mut self, now: Instant, krb: &mut dyn Kerberos) -> usize {
+        let n = self.delete(now, krb, "all");
+        for pair in std::mem::take(&mut self.pairs) {
+            self.outputs.push_back(Output::DeleteSa(pair.inbound));
+        }
+        let creating: Vec<u32> = self
+            .transactions
+            .iter()
+            .filter(|(_, t)| t.creating().is_some())
+            .map(|(xid, _)| *xid)
+            .collect();
+        for xid in creating {
+            if let Some(tx) = self.transactions.remove(&xid) {
+                self.give_up(krb, tx, "kinkd is stopping");
+            }
+        }
+        n
+    }
+
     /// A soft (rekey) or hard (SA gone) expiry from the kernel.
     pub fn on_expire(&mut self, now: Instant, krb: &mut dyn Kerberos, id: SaId, hard: bool) {
         let Some(pos) = self

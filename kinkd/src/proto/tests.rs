@@ -488,3 +488,17 @@ fn malformed_command_gets_a_kink_error() {
     );
     assert_eq!(b.engine.stats().malformed, 1);
 }
+
+#[test]
+fn shutdown_deletes_at_the_peer_and_removes_every_sa_at_once() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair();
+    acquire(now, &mut a);
+    exchange(now, &mut a, &mut b);
+    assert_eq!(a.engine.shutdown(now, &mut a.krb), 1);
+    a.drain(now);
+    assert!(a.sas.is_empty(), "no SA left behind: {:?}", a.sas.keys());
+    assert!(a.engine.sas().is_empty());
+    exchange(now, &mut a, &mut b);
+    assert_eq!(b.sas.len(), 1, "B keeps only its inbound SA for the grace period");
+}
