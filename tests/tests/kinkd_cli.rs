@@ -151,7 +151,7 @@ fn start_detached_with(
 
 /// SIGTERM; the pid file, the control socket and the process must go.
 fn stop(mut daemon: Detached, run_dir: &Path) {
-    let pid = std::mem::replace(&mut daemon.0, 0);
+    let pid = daemon.0;
     let status = std::process::Command::new("kill")
         .arg(pid.to_string())
         .status()
@@ -177,6 +177,7 @@ fn stop(mut daemon: Detached, run_dir: &Path) {
         "the control socket goes"
     );
     assert!(log_of(run_dir).contains("kinkd stopped"));
+    daemon.0 = 0; // stopped: nothing for the guard to do
 }
 
 /// Runs racoonctl against `run_dir`; (exit code, stdout, stderr).

@@ -92,8 +92,22 @@ pub fn translate(config: &Config) -> anyhow::Result<DaemonConfig> {
     let Some((principal, _)) = principal else {
         bail!("no remote block lists kink in acceptable_kmp: nothing for kinkd to negotiate");
     };
-    // ACQUIRE finds the remote by its policy's reqid: they must be unique.
+    // ACQUIRE finds the remote by its policy's reqid, an AP-REQ by its
+    // client principal: both must be unique.
     for (i, p) in peers.iter().enumerate() {
+        if let Some(q) = peers
+            .iter()
+            .skip(i + 1)
+            .find(|q| q.principal == p.principal)
+        {
+            bail!(
+                "remote {} and remote {} name the same peers_principal \"{}\": kinkd tells \
+                 peers apart by their principal, so give each remote its own",
+                p.name,
+                q.name,
+                p.principal
+            );
+        }
         if let Some(q) = peers.iter().skip(i + 1).find(|q| q.reqid == p.reqid) {
             bail!(
                 "remote {} and remote {} use the same reqid {}: give each selector its own",

@@ -281,9 +281,9 @@ async fn serve<K: Kernel>(
     let mut stopping: Option<Instant> = None;
     let mut fatal: Option<&str> = None;
     loop {
-        drain(&mut engine, &sockets, kernel, &control, &kdc).await;
+        drain(&mut engine, &mut krb, &sockets, kernel, &control, &kdc).await;
         if let Some(t) = stopping
-            && (engine.sas().is_empty() || Instant::now() >= t)
+            && (!engine.busy() || Instant::now() >= t)
         {
             break;
         }
@@ -399,6 +399,7 @@ async fn next_event(
 /// Carries out everything the core asked for, in order.
 async fn drain(
     engine: &mut Engine,
+    krb: &mut MitKerberos,
     sockets: &udp::Sockets,
     kernel: &impl Kernel,
     control: &ControlServer,
@@ -420,8 +421,10 @@ async fn drain(
                 peer_tgt,
             } => kdc.fetch(peer, kind, peer_tgt),
             Output::InstallSa(sa) => {
+                let id = sa.id;
                 if let Some(r) = install(*sa, kernel).await {
                     tell(control, &r);
+                    engine.install_failed(Instant::now(), krb, id);
                 }
             }
             Output::DeleteSa(id) => match kernel.delete_sa(id).await {

@@ -32,6 +32,9 @@ pub struct MitKerberos {
     next_id: u64,
     tickets: HashMap<(String, TicketKind), Creds>,
     tgt: Option<Creds>,
+    /// The TGT before the last renewal: peers' user-to-user tickets are
+    /// encrypted in its session key until they fetch new ones.
+    previous_tgt: Option<Creds>,
     ccache: Ccache,
     keytab: Keytab,
     me: Principal,
@@ -65,6 +68,7 @@ impl MitKerberos {
             next_id: 0,
             tickets: HashMap::new(),
             tgt: None,
+            previous_tgt: None,
             ccache,
             keytab,
             me,
@@ -72,6 +76,19 @@ impl MitKerberos {
             ctx,
             _not_sync: PhantomData,
         })
+    }
+
+    /// Makes `creds` our TGT, keeping the one it replaces for
+    /// user-to-user tickets issued under it (unless it is the same).
+    fn keep_tgt(&mut self, creds: Creds) {
+        let same = self
+            .tgt
+            .as_ref()
+            .is_some_and(|t| t.ticket() == creds.ticket());
+        if same {
+            return;
+        }
+        self.previous_tgt = self.tgt.replace(creds);
     }
 
     fn info(creds: &Creds) -> Result<TicketInfo> {
@@ -90,6 +107,48 @@ impl MitKerberos {
     }
 }
 
+impl MitKerberos {
+    /// `krb5_rd_req` with our keytab, or (user-to-user) with `tgt_key`,
+    /// and the AP-REP for it.
+    fn accept_with(
+        &self,
+        ap_req: &[u8],
+        tgt_key: Option<&SessionKey>,
+    ) -> std::result::Result<Accepted, Rejected> {
+        let reject = |error: Error| Rejected {
+            error,
+            client_time: None,
+        };
+        let mut ac = AuthContext::new(&self.ctx).map_err(reject)?;
+        let keytab = match tgt_key {
+            None => Some(&self.keytab),
+            Some(key) => {
+                ac.set_user_to_user_key(key).map_err(reject)?;
+                None
+            }
+        };
+        // Passing our principal makes MIT check the ticket is for us and
+        // use its default replay cache.
+        let read = ac
+            .rd_req(ap_req, &self.me, keytab)
+            .map_err(|(error, time)| Rejected {
+                error,
+                client_time: time.map(|t| (t.ctime, t.cusec)),
+            })?;
+        let session_key = ac.session_key().map_err(reject)?;
+        let subkey = ac.subkey(false).map_err(reject)?;
+        let ap_rep = ac.mk_rep().map_err(reject)?;
+        Ok(Accepted {
+            client: read.client,
+            session_key,
+            subkey,
+            ticket_end: read.ticket_end,
+            client_time: (read.client_time.ctime, read.client_time.cusec),
+            ap_rep,
+        })
+    }
+}
+
 impl Kerberos for MitKerberos {
     fn principal(&self) -> &str {
         &self.me_name
@@ -101,7 +160,7 @@ impl Kerberos for MitKerberos {
         self.ccache.initialize_with(&self.me, &mut creds)?;
         self.tickets.clear();
         let info = Self::info(&creds)?;
-        self.tgt = Some(creds);
+        self.keep_tgt(creds);
         Ok(info)
     }
 
@@ -143,7 +202,7 @@ impl Kerberos for MitKerberos {
         let krbtgt = Principal::parse(&self.ctx, &format!("krbtgt/{realm}@{realm}"))?;
         let creds = self.ccache.get_credentials(&self.me, &krbtgt, None, true)?;
         let info = Self::info(&creds)?;
-        self.tgt = Some(creds);
+        self.keep_tgt(creds);
         Ok(info)
     }
 
@@ -218,41 +277,29 @@ impl Kerberos for MitKerberos {
         ap_req: &[u8],
         mode: AcceptMode,
     ) -> std::result::Result<Accepted, Rejected> {
-        let reject = |error: Error| Rejected {
-            error,
-            client_time: None,
-        };
-        let mut ac = AuthContext::new(&self.ctx).map_err(reject)?;
-        let keytab = match mode {
-            AcceptMode::Keytab => Some(&self.keytab),
+        match mode {
+            AcceptMode::Keytab => self.accept_with(ap_req, None),
             AcceptMode::UserToUser => {
-                let tgt = self.tgt.as_ref().ok_or_else(|| {
-                    reject(Error::local("read_ap_req", "user-to-user without a TGT"))
-                })?;
-                ac.set_user_to_user_key(&tgt.session_key())
-                    .map_err(reject)?;
-                None
+                // The current TGT's key, then the one before the last
+                // renewal (tickets peers fetched under it).
+                let keys: Vec<SessionKey> = [&self.tgt, &self.previous_tgt]
+                    .into_iter()
+                    .flatten()
+                    .map(Creds::session_key)
+                    .collect();
+                let mut result = Err(Rejected {
+                    error: Error::local("read_ap_req", "user-to-user without a TGT"),
+                    client_time: None,
+                });
+                for key in keys {
+                    result = self.accept_with(ap_req, Some(&key));
+                    if result.is_ok() {
+                        break;
+                    }
+                }
+                result
             }
-        };
-        // Passing our principal makes MIT check the ticket is for us and
-        // use its default replay cache.
-        let read = ac
-            .rd_req(ap_req, &self.me, keytab)
-            .map_err(|(error, time)| Rejected {
-                error,
-                client_time: time.map(|t| (t.ctime, t.cusec)),
-            })?;
-        let session_key = ac.session_key().map_err(reject)?;
-        let subkey = ac.subkey(false).map_err(reject)?;
-        let ap_rep = ac.mk_rep().map_err(reject)?;
-        Ok(Accepted {
-            client: read.client,
-            session_key,
-            subkey,
-            ticket_end: read.ticket_end,
-            client_time: (read.client_time.ctime, read.client_time.cusec),
-            ap_rep,
-        })
+        }
     }
 
     fn make_error(

@@ -2,9 +2,10 @@
 //! feeds [`engine`] arbitrary datagrams; the engine tests use
 //! [`ToyKerberos`] to run two engines against each other without a KDC.
 //!
-//! The double accepts any AP-REQ it has not seen, so the fuzzer reaches
-//! the exchanges behind Kerberos (Quick Mode parsing, proposal choice,
-//! the reply cache) instead of stopping at the first AP-REQ check.
+//! The fuzzer uses the double's NULL-crypto variant ([`ToyKerberos::lenient`]:
+//! every checksum verifies, nothing is a replay), so mutated CREATEs reach
+//! the exchanges behind Kerberos (Quick Mode parsing, proposal choice, the
+//! reply cache) instead of stopping at the checksum.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -27,11 +28,15 @@ use crate::krb5::{
 pub struct ToyKerberos {
     me: String,
     key: SessionKey,
-    next: u64,
+    pub(crate) next: u64,
     pub(crate) seen: HashSet<Vec<u8>>,
     pending: HashMap<u64, Vec<u8>>,
     /// Refuse every AP-REQ with this error (stale keytab, skew).
     pub(crate) refuse_with: Option<KrbErrorCode>,
+    /// NULL crypto for the fuzzer: every checksum verifies, ciphertexts
+    /// decrypt without an integrity check, AP-REQs are never replays; so
+    /// mutated messages reach the Quick Mode code behind them.
+    lenient: bool,
 }
 
 fn digest(parts: &[&[u8]]) -> [u8; 8] {
@@ -52,6 +57,15 @@ impl ToyKerberos {
             seen: HashSet::new(),
             pending: HashMap::new(),
             refuse_with: None,
+            lenient: false,
+        }
+    }
+
+    /// The NULL-crypto variant (see `lenient`).
+    pub fn lenient(me: &str) -> Self {
+        Self {
+            lenient: true,
+            ..Self::new(me)
         }
     }
 }
@@ -129,7 +143,7 @@ impl Kerberos for ToyKerberos {
         if let Some(code) = self.refuse_with {
             return Err(reject(code));
         }
-        if !self.seen.insert(ap_req.to_vec()) {
+        if !self.seen.insert(ap_req.to_vec()) && !self.lenient {
             return Err(reject(KrbErrorCode::KRB_AP_ERR_REPEAT));
         }
         let text = String::from_utf8_lossy(ap_req);
@@ -178,7 +192,7 @@ impl Kerberos for ToyKerberos {
         data: &[u8],
         cksum: &[u8],
     ) -> krb5::Result<bool> {
-        Ok(self.checksum(key, usage, data)? == cksum)
+        Ok(self.lenient || self.checksum(key, usage, data)? == cksum)
     }
     fn encrypt(&self, key: &SessionKey, usage: i32, plain: &[u8]) -> krb5::Result<Vec<u8>> {
         let mut out: Vec<u8> = plain.iter().map(|b| b ^ 0x5a).collect();
@@ -196,7 +210,8 @@ impl Kerberos for ToyKerberos {
             .checked_sub(8)
             .ok_or_else(|| krb5::Error::local("decrypt", "short"))?;
         let plain: Vec<u8> = cipher[..split].iter().map(|b| b ^ 0x5a).collect();
-        if digest(&[key.bytes(), &usage.to_be_bytes(), &plain]) != cipher[split..] {
+        if !self.lenient && digest(&[key.bytes(), &usage.to_be_bytes(), &plain]) != cipher[split..]
+        {
             return Err(krb5::Error::local("decrypt", "integrity"));
         }
         Ok(Zeroizing::new(plain))
@@ -265,8 +280,8 @@ pub fn engine(data: &[u8]) {
         2,
         Box::new(SeededRandom::new(2)),
     );
-    let mut ka = ToyKerberos::new("kink/a@T");
-    let mut kb = ToyKerberos::new("kink/b@T");
+    let mut ka = ToyKerberos::lenient("kink/a@T");
+    let mut kb = ToyKerberos::lenient("kink/b@T");
     let _ = a.acquire(now, &mut ka, 1);
     let mut to_b = Vec::new();
     while let Some(out) = a.poll_output() {

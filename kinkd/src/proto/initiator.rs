@@ -14,6 +14,9 @@ use super::{Engine, REPLY_CACHE_TIME, TICKET_MARGIN_SECS, qm, seal};
 use crate::krb5::{ApReqId, Kerberos, KrbErrorCode, SessionKey, TicketKind};
 use crate::wire::{IsakmpPayload, Message, MessageType, Payload};
 
+/// Retransmission intervals double up to this.
+const MAX_RETRANSMIT_INTERVAL: Duration = Duration::from_secs(30);
+
 /// Something to do with a peer once we hold a ticket for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Want {
@@ -56,6 +59,12 @@ struct Create {
 }
 
 impl Transaction {
+    /// Whether this only keeps a finished CREATE's ACK for a repeated
+    /// REPLY.
+    pub(super) fn aging(&self) -> bool {
+        matches!(self.kind, Kind::AckAging)
+    }
+
     /// Our inbound SPI if this is a CREATE in progress.
     pub(super) fn creating(&self) -> Option<u32> {
         match &self.kind {
@@ -160,8 +169,14 @@ impl Engine {
         peer: usize,
         rekey_of: Option<u32>,
     ) {
-        let spi_in = self.new_spi();
-        let nonce = self.nonce();
+        let (Some(spi_in), Some(nonce)) = (self.new_spi(), self.nonce()) else {
+            self.abandon(
+                peer,
+                Want::Create { rekey_of },
+                "the OS random source failed",
+            );
+            return;
+        };
         let cfg = &self.peers[peer];
         let ids = (cfg.mode == IpsecMode::Tunnel).then_some(&cfg.selector);
         let offer = qm::Offer {
@@ -202,7 +217,7 @@ impl Engine {
             .make_ap_req(&principal, self.ticket_kind(peer))
             .map_err(|e| format!("cannot build an AP-REQ for {principal}: {e}"))?;
         let inner: Vec<Payload<'static>> = isakmp.into_iter().map(Payload::Isakmp).collect();
-        let xid = self.new_xid();
+        let xid = self.new_xid().ok_or("the OS random source failed")?;
         let bytes = seal::seal(
             krb,
             &ap_req.session_key,
@@ -256,18 +271,26 @@ impl Engine {
         Ok(())
     }
 
-    fn new_xid(&mut self) -> u32 {
-        loop {
-            let xid = self.random_u32();
+    fn new_xid(&mut self) -> Option<u32> {
+        for _ in 0..64 {
+            let xid = u32::from_be_bytes(self.random::<4>()?);
             if xid != 0 && !self.transactions.contains_key(&xid) {
-                return xid;
+                return Some(xid);
             }
         }
+        None
     }
 
     /// GETTGT: ask the peer for its TGT (unauthenticated; RFC 4430 §3.1).
     fn send_gettgt(&mut self, now: Instant, peer: usize) {
-        let xid = self.new_xid();
+        let Some(xid) = self.new_xid() else {
+            self.state[peer].fetching = false;
+            let wants = std::mem::take(&mut self.state[peer].wants);
+            for want in wants {
+                self.abandon(peer, want, "the OS random source failed");
+            }
+            return;
+        };
         let cfg = &self.peers[peer];
         let bytes = seal::plain(
             MessageType::GetTgt,
@@ -324,7 +347,7 @@ impl Engine {
                 }
             };
             tx.sent += 1;
-            tx.interval *= 2;
+            tx.interval = (tx.interval * 2).min(MAX_RETRANSMIT_INTERVAL);
             tx.next = now + tx.interval;
             tx.last = bytes.clone();
             self.stats.retransmits += 1;
@@ -711,6 +734,7 @@ impl Engine {
             rekeying: false,
             inbound: inbound_id,
             outbound: outbound_id,
+            created: now,
         });
         self.event(Event::Established {
             peer: self.peers[peer].name.clone(),
@@ -799,8 +823,16 @@ fn describe_krb_error(krb: &dyn Kerberos, e: &crate::krb5::KrbError) -> String {
             e.server_time.0 - now
         ));
     }
-    if !e.text.is_empty() {
-        text.push_str(&format!(": {}", e.text));
+    // The e-text comes from the network: no control characters in our
+    // log, and not a novel.
+    let clean: String = e
+        .text
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(120)
+        .collect();
+    if !clean.is_empty() {
+        text.push_str(&format!(": {clean}"));
     }
     text
 }

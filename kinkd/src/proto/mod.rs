@@ -57,6 +57,11 @@ const DELETE_GRACE: Duration = Duration::from_secs(5);
 /// How long a responder keeps a REPLY for retransmitted commands, and an
 /// initiator keeps the ability to re-send its ACK.
 const REPLY_CACHE_TIME: Duration = Duration::from_secs(60);
+/// An ACQUIRE for a peer with an established pair at least this old means
+/// the kernel no longer has the pair's SAs (flushed, refused, lost): the
+/// pair is deleted and renegotiated. Younger pairs may simply not be
+/// installed yet when an ACQUIRE raised before them arrives.
+const OUT_OF_STEP_AGE: Duration = Duration::from_secs(5);
 /// A ticket this close to its end is fetched again before use.
 const TICKET_MARGIN_SECS: i64 = 60;
 
@@ -187,11 +192,58 @@ impl Engine {
             .iter()
             .position(|p| p.reqid == reqid)
             .ok_or(Error::UnknownReqid(reqid))?;
-        if self.has_live_pair(peer) || self.creating(peer) {
+        if self.creating(peer) {
             return Ok(());
+        }
+        let stale: Vec<u32> = self
+            .pairs
+            .iter()
+            .filter(|p| p.peer == peer && p.state == PairState::Established && !p.rekeying)
+            .filter(|p| now.saturating_duration_since(p.created) >= OUT_OF_STEP_AGE)
+            .map(|p| p.spi_in)
+            .collect();
+        if self.has_live_pair(peer) && stale.is_empty() {
+            return Ok(());
+        }
+        for spi_in in stale {
+            self.delete_pair(
+                now,
+                krb,
+                peer,
+                spi_in,
+                "the kernel lost its SAs (ACQUIRE while established)",
+            );
         }
         self.want(now, krb, peer, Want::Create { rekey_of: None });
         Ok(())
+    }
+
+    /// The kernel refused an SA we asked for: the pair cannot carry
+    /// traffic, so it goes (the peer is told with DELETE), or the CREATE
+    /// that wanted it is abandoned.
+    pub fn install_failed(&mut self, now: Instant, krb: &mut dyn Kerberos, id: SaId) {
+        if let Some(pair) = self.pairs.iter().find(|p| {
+            (p.inbound == id || p.outbound == id) && !matches!(p.state, PairState::Deleting(_))
+        }) {
+            let (peer, spi_in) = (pair.peer, pair.spi_in);
+            self.delete_pair(now, krb, peer, spi_in, "the kernel refused one of its SAs");
+            return;
+        }
+        let xid = self
+            .transactions
+            .iter()
+            .find(|(_, t)| t.creating() == Some(id.spi) && self.peers[t.peer].local == id.dst)
+            .map(|(xid, _)| *xid);
+        if let Some(tx) = xid.and_then(|x| self.transactions.remove(&x)) {
+            self.give_up(krb, tx, "the kernel refused our inbound SA");
+        }
+    }
+
+    /// Whether exchanges are still in flight (a stopping daemon waits for
+    /// its DELETEs to be answered, up to a grace period).
+    pub fn busy(&self) -> bool {
+        self.transactions.values().any(|t| !t.aging())
+            || self.state.iter().any(|s| !s.wants.is_empty())
     }
 
     /// The operator's `initiate REMOTE`.
@@ -274,7 +326,9 @@ impl Engine {
                 self.dropped(from, format!("malformed KINK message: {e}"));
                 // A command whose header we can read gets the RFC's error,
                 // unauthenticated (we have no key yet).
-                if let Some(xid) = command_xid(bytes) {
+                if let Some(xid) = command_xid(bytes)
+                    && self.is_peer_address(from)
+                {
                     self.send(from, seal::error_reply(xid, e.kink_error()));
                 }
                 return;
@@ -284,7 +338,7 @@ impl Engine {
             MessageType::Create | MessageType::Delete | MessageType::Status => {
                 self.on_command(now, krb, from, bytes, &msg);
             }
-            MessageType::Ack => self.on_ack(now, krb, from, bytes, &msg),
+            MessageType::Ack => self.on_ack(krb, from, bytes, &msg),
             MessageType::GetTgt => self.on_gettgt(krb, from, &msg),
             MessageType::Reply => self.on_reply(now, krb, from, bytes, &msg),
             other => {
@@ -297,7 +351,7 @@ impl Engine {
     /// Timers: retransmissions, ACK waits, grace periods.
     pub fn handle_timeout(&mut self, now: Instant, krb: &mut dyn Kerberos) {
         self.retransmit_due(now, krb);
-        self.resend_replies_due(now);
+        self.resend_replies_due(now, krb);
         let mut gone = Vec::new();
         for pair in &self.pairs {
             if let PairState::Deleting(at) = pair.state
@@ -389,6 +443,15 @@ impl Engine {
                 spi_in: pair.spi_in,
                 reason: "hard lifetime expired".into(),
             });
+            // A rekey that failed leaves the initiator here: try again now
+            // rather than wait for traffic to raise an ACQUIRE.
+            let peer = pair.peer;
+            if pair.role == pairs::Role::Initiator
+                && !self.has_live_pair(peer)
+                && !self.creating(peer)
+            {
+                self.want(now, krb, peer, Want::Create { rekey_of: None });
+            }
             return;
         }
         let pair = &mut self.pairs[pos];
@@ -487,33 +550,40 @@ impl Engine {
         });
     }
 
-    fn random_u32(&mut self) -> u32 {
-        let mut b = [0u8; 4];
-        if self.rng.fill(&mut b).is_err() {
-            // The OS source failing is not recoverable in any useful way;
-            // a fixed value would be worse than refusing the exchange, and
-            // the XID/SPI collision checks below still hold.
-            return 0;
-        }
-        u32::from_be_bytes(b)
+    /// Random octets, or `None` if the OS source failed: the exchange is
+    /// then refused rather than run with predictable values.
+    fn random<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let mut b = [0u8; N];
+        self.rng.fill(&mut b).ok().map(|()| b)
     }
 
     /// A fresh SPI: not reserved (RFC 4303: 1..=255), not in use by us.
-    fn new_spi(&mut self) -> u32 {
-        loop {
-            let spi = self.random_u32();
+    fn new_spi(&mut self) -> Option<u32> {
+        for _ in 0..64 {
+            let spi = u32::from_be_bytes(self.random::<4>()?);
             if spi > 255 && !self.pairs.iter().any(|p| p.spi_in == spi) {
-                return spi;
+                return Some(spi);
             }
         }
+        None
     }
 
-    fn nonce(&mut self) -> Vec<u8> {
-        let mut n = vec![0u8; 16];
-        if self.rng.fill(&mut n).is_err() {
-            n.clear();
-        }
-        n
+    fn nonce(&mut self) -> Option<Vec<u8>> {
+        self.random::<16>().map(|n| n.to_vec())
+    }
+
+    /// Forgets what we hold for `peer`'s tickets (and its TGT): the next
+    /// exchange fetches anew.
+    fn forget_peer_tickets(&mut self, peer: usize) {
+        self.state[peer].ticket_end = None;
+        self.state[peer].tgt = None;
+    }
+
+    /// Whether `from` is a configured peer's KINK address: the only
+    /// sources that get an unauthenticated answer (an error, our TGT), so
+    /// kinkd cannot be used to reflect traffic at a spoofed address.
+    fn is_peer_address(&self, from: SocketAddr) -> bool {
+        self.peers.iter().any(|p| p.address.ip() == from.ip())
     }
 
     /// The peer's EPOCH in an AP_REQ/AP_REP: if it changed, the peer lost
@@ -526,6 +596,11 @@ impl Engine {
         self.event(Event::PeerRestarted {
             peer: self.peers[peer].name.clone(),
         });
+        // A restarted user-to-user peer has a new TGT: our ticket for it
+        // is dead, and so is the TGT we hold of it.
+        if self.peers[peer].user_to_user {
+            self.forget_peer_tickets(peer);
+        }
         let stale: Vec<Pair> = self
             .pairs
             .iter()

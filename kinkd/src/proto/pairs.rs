@@ -54,6 +54,9 @@ pub(crate) struct Pair {
     pub(crate) rekeying: bool,
     pub(crate) inbound: SaId,
     pub(crate) outbound: SaId,
+    /// When it was made: an ACQUIRE for a pair older than
+    /// [`super::OUT_OF_STEP_AGE`] means the kernel lost its SAs.
+    pub(crate) created: Instant,
 }
 
 /// Everything both SAs of a pair are built from.

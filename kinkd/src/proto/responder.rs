@@ -26,6 +26,11 @@ pub(super) struct CachedReply {
     bytes: Vec<u8>,
     expires: Instant,
     ack: Option<AckWait>,
+    /// The command it answers: the initiator's EPOCH and its decrypted
+    /// payloads. A retransmission repeats both; a restarted peer reusing
+    /// the XID does not, and must not get the old answer.
+    epoch: u32,
+    request: Vec<Payload<'static>>,
 }
 
 /// A three-message CREATE waiting for its ACK.
@@ -37,6 +42,42 @@ struct AckWait {
     sent: u32,
     next: Instant,
     interval: Duration,
+}
+
+/// A command that passed the AP-REQ and Cksum checks.
+struct Request<'a> {
+    from: SocketAddr,
+    xid: u32,
+    /// The initiator's EPOCH.
+    epoch: u32,
+    accepted: &'a Accepted,
+    /// Its payloads, decrypted.
+    inner: &'a [Payload<'static>],
+}
+
+/// What a REPLY carries besides the AP-REP.
+struct Answer {
+    inner: Vec<Payload<'static>>,
+    /// Set for a three-message CREATE: ACKREQ, and what the ACK completes.
+    ack: Option<AckWait>,
+    cache: bool,
+}
+
+impl Answer {
+    fn plain(inner: Vec<Payload<'static>>) -> Self {
+        Self {
+            inner,
+            ack: None,
+            cache: true,
+        }
+    }
+
+    fn uncached(self) -> Self {
+        Self {
+            cache: false,
+            ..self
+        }
+    }
 }
 
 impl CachedReply {
@@ -66,6 +107,7 @@ impl Engine {
         krb: &mut dyn Kerberos,
         from: SocketAddr,
         msg: &Message<'_>,
+        answer_errors: bool,
     ) -> Option<(u32, Accepted)> {
         let Some((epoch, ap_req)) = msg.payloads.iter().find_map(|p| match p {
             Payload::ApReq { epoch, ap_req } => Some((*epoch, ap_req.clone())),
@@ -87,11 +129,21 @@ impl Engine {
         if retry_u2u && let Ok(a) = krb.read_ap_req(&ap_req, AcceptMode::UserToUser) {
             return Some((epoch, a));
         }
-        self.refuse(krb, from, msg.xid, &rejected);
+        self.refuse(krb, from, msg.xid, &rejected, answer_errors);
         None
     }
 
-    fn refuse(&mut self, krb: &mut dyn Kerberos, from: SocketAddr, xid: u32, rejected: &Rejected) {
+    /// Counts and reports a refused AP-REQ; answers it with KRB_ERROR
+    /// when `answer` and the source is a configured peer (RFC 4120 §3.2.6;
+    /// never to other sources, so a spoofed AP-REQ reflects nothing).
+    fn refuse(
+        &mut self,
+        krb: &mut dyn Kerberos,
+        from: SocketAddr,
+        xid: u32,
+        rejected: &Rejected,
+        answer: bool,
+    ) {
         let code = rejected.error.krb_error_or_generic();
         if code == KrbErrorCode::KRB_AP_ERR_REPEAT {
             self.stats.replayed += 1;
@@ -105,6 +157,9 @@ impl Engine {
         match self.peers.iter().position(|p| p.address.ip() == from.ip()) {
             Some(peer) => self.failed(peer, reason),
             None => self.dropped(from, reason),
+        }
+        if !answer || !self.is_peer_address(from) {
+            return;
         }
         match krb.make_error(code, rejected.client_time, None) {
             Ok(der) => {
@@ -129,7 +184,7 @@ impl Engine {
         bytes: &[u8],
         msg: &Message<'_>,
     ) {
-        let Some((epoch, accepted)) = self.accept(krb, from, msg) else {
+        let Some((epoch, accepted)) = self.accept(krb, from, msg, true) else {
             return;
         };
         let inner = match seal::open(krb, &accepted.session_key, bytes, msg) {
@@ -140,13 +195,25 @@ impl Engine {
                 return;
             }
         };
-        // A retransmission (fresh AP-REQ, same XID): the same answer.
-        if let Some(cached) = self.replies.get(&(accepted.client.clone(), msg.xid)) {
-            let (to, bytes) = (cached.to, cached.bytes.clone());
-            self.stats.replies_resent += 1;
-            self.send(to, bytes);
-            return;
+        // A retransmission (fresh AP-REQ, same XID, same command): the
+        // same answer.
+        let key = (accepted.client.clone(), msg.xid);
+        if let Some(cached) = self.replies.get(&key) {
+            if cached.epoch == epoch && cached.request == inner {
+                let (to, bytes) = (cached.to, cached.bytes.clone());
+                self.stats.replies_resent += 1;
+                self.send(to, bytes);
+                return;
+            }
+            self.replies.remove(&key);
         }
+        let request = Request {
+            from,
+            xid: msg.xid,
+            epoch,
+            accepted: &accepted,
+            inner: &inner,
+        };
         let Some(peer) = self
             .peers
             .iter()
@@ -159,16 +226,13 @@ impl Engine {
                     msg.msg_type, accepted.client
                 ),
             );
+            // Not cached: any principal of the realm could fill the cache.
             let notify = qm::build_notify(NotifyType::InvalidIdInformation);
             self.reply(
                 krb,
-                from,
-                msg.xid,
-                &accepted,
-                false,
-                vec![Payload::Isakmp(notify)],
-                None,
                 now,
+                &request,
+                Answer::plain(vec![Payload::Isakmp(notify)]).uncached(),
             );
             return;
         };
@@ -179,11 +243,11 @@ impl Engine {
         });
         match msg.msg_type {
             MessageType::Create => match isakmp {
-                Some(i) => self.respond_create(now, krb, from, peer, msg.xid, &accepted, &i),
+                Some(i) => self.respond_create(now, krb, &request, peer, &i),
                 None => {
                     self.failed(peer, "CREATE without Quick Mode payloads".into());
                     let err = vec![Payload::Error(ErrorCode::ProtoErr)];
-                    self.reply(krb, from, msg.xid, &accepted, false, err, None, now);
+                    self.reply(krb, now, &request, Answer::plain(err));
                 }
             },
             MessageType::Delete => {
@@ -199,74 +263,73 @@ impl Engine {
                     }
                     None => vec![Payload::Error(ErrorCode::ProtoErr)],
                 };
-                self.reply(krb, from, msg.xid, &accepted, false, answer, None, now);
+                self.reply(krb, now, &request, Answer::plain(answer));
             }
             _ => {
-                self.reply(krb, from, msg.xid, &accepted, false, Vec::new(), None, now);
+                self.reply(krb, now, &request, Answer::plain(Vec::new()));
             }
         }
     }
 
-    /// Seals, caches and sends a REPLY.
-    #[allow(clippy::too_many_arguments)]
+    /// Seals, caches (unless told not to) and sends a REPLY.
     fn reply(
         &mut self,
         krb: &dyn Kerberos,
-        to: SocketAddr,
-        xid: u32,
-        accepted: &Accepted,
-        ack_request: bool,
-        inner: Vec<Payload<'_>>,
-        ack: Option<AckWait>,
         now: Instant,
+        req: &Request<'_>,
+        answer: Answer,
     ) -> bool {
         let sealed = seal::seal(
             krb,
-            &accepted.session_key,
+            &req.accepted.session_key,
             MessageType::Reply,
-            xid,
-            ack_request,
+            req.xid,
+            answer.ack.is_some(),
             Payload::ApRep {
                 epoch: self.epoch,
-                ap_rep: Cow::Borrowed(&accepted.ap_rep),
+                ap_rep: Cow::Borrowed(&req.accepted.ap_rep),
             },
-            &inner,
+            &answer.inner,
         );
         let bytes = match sealed {
             Ok(b) => b,
             Err(e) => {
-                self.dropped(to, format!("cannot protect our REPLY: {e}"));
+                self.dropped(req.from, format!("cannot protect our REPLY: {e}"));
                 return false;
             }
         };
-        self.replies.insert(
-            (accepted.client.clone(), xid),
-            CachedReply {
-                to,
-                bytes: bytes.clone(),
-                expires: now + REPLY_CACHE_TIME,
-                ack,
-            },
-        );
-        self.send(to, bytes);
+        if answer.cache {
+            self.replies.insert(
+                (req.accepted.client.clone(), req.xid),
+                CachedReply {
+                    to: req.from,
+                    bytes: bytes.clone(),
+                    expires: now + REPLY_CACHE_TIME,
+                    ack: answer.ack,
+                    epoch: req.epoch,
+                    request: req.inner.to_vec(),
+                },
+            );
+        }
+        self.send(req.from, bytes);
         true
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// CREATE: choose, key both SAs, answer (optimistic: two messages;
+    /// otherwise ACKREQ and the outbound SA waits for the ACK).
     fn respond_create(
         &mut self,
         now: Instant,
         krb: &mut dyn Kerberos,
-        from: SocketAddr,
+        request: &Request<'_>,
         peer: usize,
-        xid: u32,
-        accepted: &Accepted,
         isakmp: &crate::wire::IsakmpPayload<'_>,
     ) {
+        let accepted = request.accepted;
         let refuse = |this: &mut Self, krb: &mut dyn Kerberos, why: String, notify: NotifyType| {
             this.failed(peer, why);
             let inner = vec![Payload::Isakmp(qm::build_notify(notify))];
-            this.reply(krb, from, xid, accepted, false, inner, None, now);
+            this.reply(krb, now, request, Answer::plain(inner));
         };
         let req = match qm::parse_create(isakmp) {
             Ok(r) => r,
@@ -277,7 +340,19 @@ impl Engine {
             Err(e) => return refuse(self, krb, format!("CREATE refused: {e}"), e.notify()),
         };
         let spi_in = self.new_spi();
-        let nr = (!choice.optimistic).then(|| self.nonce());
+        let nr = if choice.optimistic {
+            Some(None)
+        } else {
+            self.nonce().map(Some)
+        };
+        let (Some(spi_in), Some(nr)) = (spi_in, nr) else {
+            return refuse(
+                self,
+                krb,
+                "the OS random source failed".into(),
+                NotifyType::NoProposalChosen,
+            );
+        };
         let lifetime = choice.lifetime;
         let cfg = &self.peers[peer];
         let selector = choice.selector.clone();
@@ -346,17 +421,14 @@ impl Engine {
             rekeying: false,
             inbound: inbound_id,
             outbound: outbound_id,
+            created: now,
         });
-        let sent = self.reply(
-            krb,
-            from,
-            xid,
-            accepted,
-            three_way,
-            vec![Payload::Isakmp(answer)],
+        let answer = Answer {
+            inner: vec![Payload::Isakmp(answer)],
             ack,
-            now,
-        );
+            cache: true,
+        };
+        let sent = self.reply(krb, now, request, answer);
         if !sent {
             self.pairs.retain(|p| p.spi_in != spi_in);
             self.outputs.push_back(Output::DeleteSa(inbound_id));
@@ -400,16 +472,16 @@ impl Engine {
         }
     }
 
-    /// ACK: completes a three-message CREATE.
+    /// ACK: completes a three-message CREATE. Never answered (RFC 4430
+    /// §3.2: an ACK is not acknowledged), also not when refused.
     pub(super) fn on_ack(
         &mut self,
-        _now: Instant,
         krb: &mut dyn Kerberos,
         from: SocketAddr,
         bytes: &[u8],
         msg: &Message<'_>,
     ) {
-        let Some((_epoch, accepted)) = self.accept(krb, from, msg) else {
+        let Some((_epoch, accepted)) = self.accept(krb, from, msg, false) else {
             return;
         };
         if let Err(e) = seal::open(krb, &accepted.session_key, bytes, msg) {
@@ -433,11 +505,19 @@ impl Engine {
             esp,
             ..
         } = wait;
+        // The pair may be gone meanwhile (DELETE, the peer restarted):
+        // then the outbound SA must not appear after all.
+        let Some(pair) = self
+            .pairs
+            .iter_mut()
+            .find(|p| p.spi_in == spi_in && p.state == PairState::WaitingAck)
+        else {
+            self.stats.unknown_xid += 1;
+            return;
+        };
+        pair.state = PairState::Established;
         let spi_out = outbound.id.spi;
         self.outputs.push_back(Output::InstallSa(outbound));
-        if let Some(pair) = self.pairs.iter_mut().find(|p| p.spi_in == spi_in) {
-            pair.state = PairState::Established;
-        }
         self.stats.creates += 1;
         self.event(Event::Established {
             peer: self.peers[peer].name.clone(),
@@ -450,8 +530,25 @@ impl Engine {
     }
 
     /// GETTGT: our TGT, unauthenticated (there is no key yet), so that the
-    /// peer can get a user-to-user ticket for us.
+    /// peer can get a user-to-user ticket for us. Only for a configured
+    /// peer's address and a TGT_REQ that names us: the answer is many
+    /// times the request, so anything else would make kinkd a reflector.
     pub(super) fn on_gettgt(&mut self, krb: &dyn Kerberos, from: SocketAddr, msg: &Message<'_>) {
+        let asked = msg.payloads.iter().find_map(|p| match p {
+            Payload::TgtReq(name) => Some(String::from_utf8_lossy(name).into_owned()),
+            _ => None,
+        });
+        let names_us = asked
+            .as_deref()
+            .is_some_and(|name| principal_matches(name, krb.principal()));
+        if !self.is_peer_address(from) || !names_us {
+            self.stats.malformed += 1;
+            self.dropped(
+                from,
+                format!("GETTGT for {asked:?} not answered (not a configured peer, or not our principal)"),
+            );
+            return;
+        }
         let reply = match krb.tgt_ticket() {
             Ok(tgt) => seal::plain(
                 MessageType::Reply,
@@ -467,13 +564,22 @@ impl Engine {
     }
 
     /// Re-sends REPLYs still waiting for their ACK; forgets old ones.
-    pub(super) fn resend_replies_due(&mut self, now: Instant) {
+    pub(super) fn resend_replies_due(&mut self, now: Instant, krb: &mut dyn Kerberos) {
         let mut resend = Vec::new();
         let mut gave_up = Vec::new();
+        let pairs = &self.pairs;
         for cached in self.replies.values_mut() {
             let Some(wait) = cached.ack.as_mut() else {
                 continue;
             };
+            // The pair went meanwhile (DELETE, the peer restarted).
+            let waiting = pairs
+                .iter()
+                .any(|p| p.spi_in == wait.spi_in && p.state == PairState::WaitingAck);
+            if !waiting {
+                cached.ack = None;
+                continue;
+            }
             if wait.next > now {
                 continue;
             }
@@ -491,12 +597,10 @@ impl Engine {
             self.stats.replies_resent += 1;
             self.send(to, bytes);
         }
+        // The initiator believes in the pair: tell it with DELETE.
         for (peer, spi_in) in gave_up {
-            if let Some(pos) = self.pairs.iter().position(|p| p.spi_in == spi_in) {
-                let pair = self.pairs.remove(pos);
-                self.outputs.push_back(Output::DeleteSa(pair.inbound));
-            }
             self.failed(peer, "no ACK for our REPLY".into());
+            self.delete_pair(now, krb, peer, spi_in, "the peer never sent the ACK");
         }
         self.replies
             .retain(|_, c| c.expires > now || c.ack.is_some());

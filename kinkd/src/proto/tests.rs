@@ -317,7 +317,7 @@ fn tampered_create_is_dropped_and_nothing_installed() {
 }
 
 #[test]
-fn every_truncation_and_flip_is_survived() {
+fn every_truncation_and_flip_is_survived_and_counted() {
     let now = Instant::now();
     let (mut a, mut b) = pair();
     acquire(now, &mut a);
@@ -325,12 +325,26 @@ fn every_truncation_and_flip_is_survived() {
     for len in 0..create.len() {
         b.deliver(now, a.addr, &create[..len]);
     }
+    let before = b.engine.stats();
     for i in 0..create.len() {
         let mut m = create.clone();
         m[i] ^= 0x80;
+        // Each flip on its own: a fresh replay cache, so every one reaches
+        // the checksum (or fails before it) rather than the replay check.
+        b.krb.seen.clear();
         b.deliver(now, a.addr, &m);
     }
+    let after = b.engine.stats();
     assert!(b.sas.is_empty(), "nothing installed from corrupted CREATEs");
+    assert_eq!(after.creates, 0);
+    let refused = (after.malformed - before.malformed)
+        + (after.bad_checksum - before.bad_checksum)
+        + (after.krb_errors_sent - before.krb_errors_sent);
+    assert_eq!(
+        usize::try_from(refused).expect("fits"),
+        create.len(),
+        "every flipped CREATE is refused and counted: {after:?}"
+    );
 }
 
 #[test]
@@ -500,5 +514,165 @@ fn shutdown_deletes_at_the_peer_and_removes_every_sa_at_once() {
     assert!(a.sas.is_empty(), "no SA left behind: {:?}", a.sas.keys());
     assert!(a.engine.sas().is_empty());
     exchange(now, &mut a, &mut b);
-    assert_eq!(b.sas.len(), 1, "B keeps only its inbound SA for the grace period");
+    assert_eq!(
+        b.sas.len(),
+        1,
+        "B keeps only its inbound SA for the grace period"
+    );
+}
+
+#[test]
+fn a_late_ack_for_a_deleted_pair_installs_nothing() {
+    let now = Instant::now();
+    let mut a = Side::new(A, B, "kink/a@T", "kink/b@T", 1, vec![gcm(), cbc_sha256()]);
+    let mut b = Side::new(B, A, "kink/b@T", "kink/a@T", 2, vec![cbc_sha256()]);
+    acquire(now, &mut a);
+    let create = a.take_sent();
+    b.deliver(now, a.addr, &create[0]);
+    let reply = b.take_sent();
+    a.deliver(now, b.addr, &reply[0]);
+    let ack = a.take_sent();
+    // B's operator deletes the half-made pair before the ACK arrives.
+    assert_eq!(b.engine.delete(now, &mut b.krb, "all"), 1);
+    b.drain(now);
+    b.take_sent();
+    let installed = b.sas.len();
+    b.deliver(now, a.addr, &ack[0]);
+    assert_eq!(b.sas.len(), installed, "no outbound SA resurrected");
+    assert!(b.engine.sas().iter().all(|s| s.state == "deleting"));
+}
+
+#[test]
+fn a_responder_without_ack_deletes_the_pair_at_the_initiator() {
+    let mut now = Instant::now();
+    let mut a = Side::new(A, B, "kink/a@T", "kink/b@T", 1, vec![gcm(), cbc_sha256()]);
+    let mut b = Side::new(B, A, "kink/b@T", "kink/a@T", 2, vec![cbc_sha256()]);
+    acquire(now, &mut a);
+    let create = a.take_sent();
+    b.deliver(now, a.addr, &create[0]);
+    let reply = b.take_sent();
+    a.deliver(now, b.addr, &reply[0]);
+    a.take_sent(); // every ACK is lost
+    for _ in 0..6 {
+        now += Duration::from_secs(40);
+        b.engine.handle_timeout(now, &mut b.krb);
+        b.drain(now);
+    }
+    let sent = b.take_sent();
+    let delete = sent
+        .iter()
+        .find(|m| Message::parse(m).is_ok_and(|m| m.msg_type == MessageType::Delete))
+        .expect("B tells A with DELETE");
+    a.deliver(now, b.addr, delete);
+    assert!(
+        a.sas.values().all(|s| s.direction == SaDirection::Inbound),
+        "A's outbound SA into the void is gone"
+    );
+    assert!(
+        b.events
+            .iter()
+            .any(|e| matches!(e, Event::Failed { reason, .. } if reason.contains("ACK")))
+    );
+}
+
+#[test]
+fn errors_and_tgts_go_only_to_configured_peers() {
+    let now = Instant::now();
+    let (_, mut b) = pair();
+    let stranger = SocketAddr::new(ip("203.0.113.9"), 910);
+    let mut bad = Message::new(MessageType::Create, 42).emit();
+    bad[1] = 0x20;
+    b.deliver(now, stranger, &bad);
+    let gettgt = {
+        let mut m = Message::new(MessageType::GetTgt, 43);
+        m.payloads
+            .push(crate::wire::Payload::TgtReq(b"kink/b@T".as_slice().into()));
+        m.emit()
+    };
+    b.deliver(now, stranger, &gettgt);
+    assert!(b.take_sent().is_empty(), "nothing reflected at a stranger");
+    // From the peer, the malformed command gets its KINK_ERROR.
+    b.deliver(now, SocketAddr::new(ip(A), 910), &bad);
+    assert_eq!(b.take_sent().len(), 1);
+}
+
+#[test]
+fn a_refused_install_deletes_the_pair_and_tells_the_peer() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair();
+    acquire(now, &mut a);
+    exchange(now, &mut a, &mut b);
+    let out = a
+        .sas
+        .values()
+        .find(|s| s.direction == SaDirection::Outbound)
+        .expect("out")
+        .id;
+    a.engine.install_failed(now, &mut a.krb, out);
+    a.drain(now);
+    exchange(now, &mut a, &mut b);
+    assert!(a.engine.sas().iter().all(|s| s.state == "deleting"));
+    assert!(b.events.iter().any(|e| matches!(e, Event::Deleted { .. })));
+}
+
+#[test]
+fn an_acquire_for_an_old_established_pair_renegotiates() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair();
+    acquire(now, &mut a);
+    exchange(now, &mut a, &mut b);
+    // Soon after: the SAs may just not be installed yet: nothing happens.
+    acquire(now + Duration::from_secs(1), &mut a);
+    assert!(a.take_sent().is_empty());
+    // Later: the kernel lost them (flush): delete and create anew.
+    let later = now + OUT_OF_STEP_AGE + Duration::from_secs(1);
+    acquire(later, &mut a);
+    exchange(later, &mut a, &mut b);
+    let sas = a.engine.sas();
+    assert_eq!(sas.iter().filter(|s| s.state == "established").count(), 1);
+    assert_eq!(sas.iter().filter(|s| s.state == "deleting").count(), 1);
+}
+
+#[test]
+fn a_restarted_peer_reusing_an_xid_gets_a_fresh_answer() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair();
+    acquire(now, &mut a);
+    exchange(now, &mut a, &mut b);
+    let first_reply_spi = b.engine.sas()[0].spi_in;
+    // A restarts (new EPOCH) and, by chance, uses the same XID again.
+    let mut a2 = Side::new(A, B, "kink/a@T", "kink/b@T", 1, vec![gcm(), cbc_sha256()]);
+    a2.engine.epoch = 5_000;
+    a2.krb.next = 100; // fresh AP-REQs
+    acquire(now, &mut a2);
+    exchange(now, &mut a2, &mut b);
+    assert_eq!(
+        b.engine.stats().replies_resent,
+        0,
+        "not answered from the cache"
+    );
+    assert!(
+        b.engine
+            .sas()
+            .iter()
+            .any(|s| s.spi_in != first_reply_spi && s.state == "established")
+    );
+    assert_keys_match(&a2, &b);
+}
+
+#[test]
+fn busy_until_the_deletes_are_answered() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair();
+    acquire(now, &mut a);
+    exchange(now, &mut a, &mut b);
+    assert!(
+        !a.engine.busy(),
+        "a two-message CREATE leaves nothing in flight"
+    );
+    a.engine.shutdown(now, &mut a.krb);
+    a.drain(now);
+    assert!(a.engine.busy(), "the DELETE waits for its REPLY");
+    exchange(now, &mut a, &mut b);
+    assert!(!a.engine.busy());
 }

@@ -26,6 +26,7 @@ mod transform;
 mod tests;
 
 use std::borrow::Cow;
+use std::time::Duration;
 
 use libracoon::ipsec::{IpsecMode, Lifetime, Selector};
 use libracoon::isakmp::{
@@ -289,8 +290,12 @@ pub fn choose<'r>(req: &'r CreateRequest, ours: &PeerConfig) -> Result<Choice<'r
 /// limit not below its hard one lowered to 90 % of it.
 #[must_use]
 pub fn negotiated_lifetime(offered: &Lifetime, ours: &Lifetime) -> Lifetime {
-    let hard_time = smaller(offered.hard_time, ours.hard_time);
-    let hard_bytes = smaller(offered.hard_bytes, ours.hard_bytes);
+    // A peer cannot make us rekey in a loop (or, with 0, never: the kernel
+    // reads 0 as no limit): offers below the floor count as the floor.
+    let floor = |t: Duration| t.max(MIN_LIFETIME);
+    let offered_time = offered.hard_time.map(floor);
+    let hard_time = smaller(offered_time, ours.hard_time);
+    let hard_bytes = smaller(offered.hard_bytes.filter(|&b| b > 0), ours.hard_bytes);
     Lifetime {
         hard_time,
         hard_bytes,
@@ -299,6 +304,9 @@ pub fn negotiated_lifetime(offered: &Lifetime, ours: &Lifetime) -> Lifetime {
         ..*ours
     }
 }
+
+/// The shortest SA lifetime a peer may impose on us.
+pub const MIN_LIFETIME: Duration = Duration::from_secs(5);
 
 /// The KINK_ISAKMP payload of a REPLY: SA with exactly `chosen` (same
 /// proposal and transform numbers) and our inbound `spi`, with `lifetime`'s
