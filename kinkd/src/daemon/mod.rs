@@ -257,8 +257,16 @@ async fn serve<K: Kernel>(
     bypass: udp::Bypass,
     backend: &str,
 ) -> anyhow::Result<()> {
-    let Prepared { conf, .. } = prepared;
+    let Prepared { mut conf, .. } = prepared;
     let (mut krb, fetcher) = kerberos(&conf.principal)?;
+    for peer in &mut conf.peers {
+        peer.principal = krb.canonical_name(&peer.principal).with_context(|| {
+            format!(
+                "remote {}: peers_principal \"{}\" is not a Kerberos principal name",
+                peer.name, peer.principal
+            )
+        })?;
+    }
     let (tx, mut rx) = mpsc::channel(1024);
     let sockets = udp::Sockets::bind(&conf.listen, &tx, bypass).await?;
     let mut events = kernel.take_events();

@@ -154,6 +154,10 @@ impl Kerberos for MitKerberos {
         &self.me_name
     }
 
+    fn canonical_name(&self, name: &str) -> Result<String> {
+        Principal::parse(&self.ctx, name)?.name()
+    }
+
     fn get_tgt(&mut self) -> Result<TicketInfo> {
         let mut creds = Creds::init_from_keytab(&self.ctx, &self.me, &self.keytab)?;
         // A fresh cache: old service tickets were issued under the old TGT.

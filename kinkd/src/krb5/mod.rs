@@ -254,6 +254,15 @@ pub trait Kerberos: Send {
     /// Our principal, `kink/<host>@REALM`.
     fn principal(&self) -> &str;
 
+    /// `name` as the library writes it, with the default realm added when
+    /// it has none: configured principals are compared with authenticated
+    /// ones in this form only, so `kink/peer` cannot match another realm's
+    /// `kink/peer`.
+    ///
+    /// # Errors
+    /// Not a principal name.
+    fn canonical_name(&self, name: &str) -> Result<String>;
+
     /// *Blocks.* AS-REQ with the keytab key: gets (or renews) our TGT and
     /// starts a fresh credential cache with it.
     ///

@@ -24,7 +24,9 @@ pub struct PeerConfig {
     pub address: SocketAddr,
     /// Our address towards it: the outer source of our SAs.
     pub local: IpAddr,
-    /// The peer's service principal (`peers_principal`, `kink/<host>@REALM`).
+    /// The peer's service principal (`peers_principal`, `kink/<host>@REALM`),
+    /// canonical ([`crate::krb5::Kerberos::canonical_name`]): authenticated
+    /// clients are compared with it as strings.
     pub principal: String,
     /// Request ID tying the SAs to spmd's policies for this remote.
     pub reqid: u32,

@@ -74,6 +74,13 @@ impl Kerberos for ToyKerberos {
     fn principal(&self) -> &str {
         &self.me
     }
+    fn canonical_name(&self, name: &str) -> krb5::Result<String> {
+        Ok(if name.contains('@') {
+            name.to_owned()
+        } else {
+            format!("{name}@T")
+        })
+    }
     fn get_tgt(&mut self) -> krb5::Result<TicketInfo> {
         self.load_tgt()
     }

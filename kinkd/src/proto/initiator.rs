@@ -1,21 +1,17 @@
-//! Our side of the exchanges we start: CREATE (optimistic, with ACK when
-//! the responder asks for it), DELETE, GETTGT; retransmission with a
-//! fresh AP-REQ; reading the REPLY.
+//! Our side of the exchanges we start: what waits for a ticket, and the
+//! first message of CREATE (with the optimistic inbound SA), DELETE and
+//! GETTGT. Retransmission is in `retransmit`, the REPLY in `reply`.
 
 use std::borrow::Cow;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use libracoon::ipsec::{IpsecMode, SaId};
+use libracoon::ipsec::IpsecMode;
 
 use super::output::{Event, Output};
-use super::pairs::{Pair, PairKeys, PairState, Role};
-use super::{Engine, REPLY_CACHE_TIME, TICKET_MARGIN_SECS, qm, seal};
-use crate::krb5::{ApReqId, Kerberos, KrbErrorCode, SessionKey, TicketKind};
-use crate::wire::{IsakmpPayload, Message, MessageType, Payload};
-
-/// Retransmission intervals double up to this.
-const MAX_RETRANSMIT_INTERVAL: Duration = Duration::from_secs(30);
+use super::pairs::{PairKeys, PairState};
+use super::{Engine, TICKET_MARGIN_SECS, qm, seal};
+use crate::krb5::{ApReqId, Kerberos, SessionKey, TicketKind};
+use crate::wire::{IsakmpPayload, MessageType, Payload};
 
 /// Something to do with a peer once we hold a ticket for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,18 +25,18 @@ pub(super) enum Want {
 /// A command we sent and may have to send again.
 pub(super) struct Transaction {
     pub(super) peer: usize,
-    kind: Kind,
+    pub(super) kind: Kind,
     /// Every AP-REQ sent for it: the REPLY may answer any of them.
-    ap_reqs: Vec<ApReqId>,
-    key: Option<SessionKey>,
+    pub(super) ap_reqs: Vec<ApReqId>,
+    pub(super) key: Option<SessionKey>,
     /// Sends so far.
-    sent: u32,
+    pub(super) sent: u32,
     pub(super) next: Instant,
-    interval: Duration,
-    last: Vec<u8>,
+    pub(super) interval: Duration,
+    pub(super) last: Vec<u8>,
 }
 
-enum Kind {
+pub(super) enum Kind {
     Create(Box<Create>),
     Delete {
         spi_in: u32,
@@ -51,11 +47,11 @@ enum Kind {
     AckAging,
 }
 
-struct Create {
-    spi_in: u32,
-    nonce: Vec<u8>,
-    isakmp: IsakmpPayload<'static>,
-    rekey_of: Option<u32>,
+pub(super) struct Create {
+    pub(super) spi_in: u32,
+    pub(super) nonce: Vec<u8>,
+    pub(super) isakmp: IsakmpPayload<'static>,
+    pub(super) rekey_of: Option<u32>,
 }
 
 impl Transaction {
@@ -138,7 +134,7 @@ impl Engine {
         }
     }
 
-    fn ticket_kind(&self, peer: usize) -> TicketKind {
+    pub(super) fn ticket_kind(&self, peer: usize) -> TicketKind {
         if self.peers[peer].user_to_user {
             TicketKind::UserToUser
         } else {
@@ -316,130 +312,6 @@ impl Engine {
         self.send(to, bytes);
     }
 
-    /// Retransmits what is due (fresh AP-REQ, same XID) and gives up on
-    /// what has been sent often enough.
-    pub(super) fn retransmit_due(&mut self, now: Instant, krb: &mut dyn Kerberos) {
-        let due: Vec<u32> = self
-            .transactions
-            .iter()
-            .filter(|(_, t)| t.next <= now)
-            .map(|(xid, _)| *xid)
-            .collect();
-        for xid in due {
-            let Some(mut tx) = self.transactions.remove(&xid) else {
-                continue;
-            };
-            if matches!(tx.kind, Kind::AckAging) {
-                self.release(krb, &tx);
-                continue;
-            }
-            let cfg = &self.peers[tx.peer];
-            if tx.sent >= cfg.retransmit_tries {
-                let reason = format!("no REPLY from {} after {} tries", cfg.address, tx.sent);
-                self.give_up(krb, tx, &reason);
-                continue;
-            }
-            let bytes = match self.refresh(krb, &mut tx) {
-                Ok(b) => b,
-                Err(reason) => {
-                    self.give_up(krb, tx, &reason);
-                    continue;
-                }
-            };
-            tx.sent += 1;
-            tx.interval = (tx.interval * 2).min(MAX_RETRANSMIT_INTERVAL);
-            tx.next = now + tx.interval;
-            tx.last = bytes.clone();
-            self.stats.retransmits += 1;
-            let to = self.peers[tx.peer].address;
-            self.transactions.insert(xid, tx);
-            self.send(to, bytes);
-        }
-    }
-
-    /// The command again with a fresh AP-REQ (a replayed authenticator
-    /// would be refused by the responder's replay cache).
-    fn refresh(&self, krb: &mut dyn Kerberos, tx: &mut Transaction) -> Result<Vec<u8>, String> {
-        let Ok(msg) = Message::parse(&tx.last) else {
-            return Err("internal: cannot re-read our own message".into());
-        };
-        if msg.msg_type == MessageType::GetTgt {
-            return Ok(tx.last.clone());
-        }
-        let principal = self.peers[tx.peer].principal.clone();
-        let ap_req = krb
-            .make_ap_req(&principal, self.ticket_kind(tx.peer))
-            .map_err(|e| format!("cannot build an AP-REQ for {principal}: {e}"))?;
-        // The ticket, and so the key, may have been renewed meanwhile; the
-        // optimistic inbound SA keeps the key it was made with, so a CREATE
-        // must stay on its original key.
-        if let Some(key) = &tx.key
-            && *key != ap_req.session_key
-            && tx.creating().is_some()
-        {
-            krb.release_ap_req(ap_req.id);
-            return Err("the ticket changed during the exchange".into());
-        }
-        let inner = match &tx.kind {
-            Kind::Create(c) => vec![Payload::Isakmp(c.isakmp.clone())],
-            Kind::Delete { spi_in } => vec![Payload::Isakmp(qm::build_delete(&[*spi_in]))],
-            Kind::GetTgt | Kind::AckAging => Vec::new(),
-        };
-        let bytes = seal::seal(
-            krb,
-            &ap_req.session_key,
-            msg.msg_type,
-            msg.xid,
-            false,
-            Payload::ApReq {
-                epoch: self.epoch,
-                ap_req: Cow::Owned(ap_req.bytes),
-            },
-            &inner,
-        )
-        .map_err(|e| format!("cannot protect the {}: {e}", msg.msg_type))?;
-        tx.ap_reqs.push(ap_req.id);
-        tx.key = Some(ap_req.session_key);
-        Ok(bytes)
-    }
-
-    fn release(&self, krb: &mut dyn Kerberos, tx: &Transaction) {
-        for id in &tx.ap_reqs {
-            krb.release_ap_req(*id);
-        }
-    }
-
-    /// A transaction failed for good.
-    pub(super) fn give_up(&mut self, krb: &mut dyn Kerberos, tx: Transaction, reason: &str) {
-        self.release(krb, &tx);
-        match tx.kind {
-            Kind::Create(c) => {
-                self.outputs.push_back(Output::DeleteSa(SaId {
-                    dst: self.peers[tx.peer].local,
-                    spi: c.spi_in,
-                }));
-                self.abandon(
-                    tx.peer,
-                    Want::Create {
-                        rekey_of: c.rekey_of,
-                    },
-                    reason,
-                );
-            }
-            Kind::Delete { spi_in } => {
-                self.abandon(tx.peer, Want::Delete { spi_in }, reason);
-            }
-            Kind::GetTgt => {
-                self.state[tx.peer].fetching = false;
-                let wants = std::mem::take(&mut self.state[tx.peer].wants);
-                for want in wants {
-                    self.abandon(tx.peer, want, &format!("GETTGT failed: {reason}"));
-                }
-            }
-            Kind::AckAging => {}
-        }
-    }
-
     /// Deletes one of our pairs: outbound now, DELETE to the peer, inbound
     /// after the grace period.
     pub(super) fn delete_pair(
@@ -463,376 +335,4 @@ impl Engine {
         });
         self.want(now, krb, peer, Want::Delete { spi_in });
     }
-
-    /// A REPLY to one of our commands.
-    pub(super) fn on_reply(
-        &mut self,
-        now: Instant,
-        krb: &mut dyn Kerberos,
-        from: SocketAddr,
-        bytes: &[u8],
-        msg: &Message<'_>,
-    ) {
-        let Some(tx) = self.transactions.get(&msg.xid) else {
-            self.stats.unknown_xid += 1;
-            self.dropped(from, format!("REPLY for unknown XID {:#010x}", msg.xid));
-            return;
-        };
-        if from != self.peers[tx.peer].address {
-            self.stats.unknown_xid += 1;
-            self.dropped(
-                from,
-                format!("REPLY for XID {:#010x} from the wrong address", msg.xid),
-            );
-            return;
-        }
-        if matches!(tx.kind, Kind::GetTgt) {
-            self.on_tgt_reply(now, krb, from, msg);
-            return;
-        }
-        // Unauthenticated errors first: no AP_REP, no checksum.
-        let ap_rep = msg.payloads.iter().find_map(|p| match p {
-            Payload::ApRep { epoch, ap_rep } => Some((*epoch, ap_rep.clone())),
-            _ => None,
-        });
-        let Some((epoch, ap_rep)) = ap_rep else {
-            self.on_unauthenticated_error(krb, from, msg);
-            return;
-        };
-        // The AP-REP answers one of the AP-REQs we sent (newest first).
-        let Some(tx) = self.transactions.get(&msg.xid) else {
-            return;
-        };
-        let verified = tx
-            .ap_reqs
-            .iter()
-            .rev()
-            .find_map(|id| krb.read_ap_rep(*id, &ap_rep).ok());
-        let Some(info) = verified else {
-            self.stats.bad_checksum += 1;
-            self.dropped(
-                from,
-                "REPLY whose AP-REP answers none of our AP-REQs".into(),
-            );
-            return;
-        };
-        let inner = match seal::open(krb, &info.session_key, bytes, msg) {
-            Ok(inner) => inner,
-            Err(e) => {
-                self.stats.bad_checksum += 1;
-                self.dropped(from, format!("REPLY refused: {e}"));
-                return;
-            }
-        };
-        let Some(tx) = self.transactions.remove(&msg.xid) else {
-            return;
-        };
-        let peer = tx.peer;
-        match &tx.kind {
-            Kind::Create(c) => self.check_epoch(peer, epoch, Some(c.spi_in)),
-            _ => self.check_epoch(peer, epoch, None),
-        }
-        if let Some(reason) = self.authenticated_error(&inner) {
-            self.give_up(krb, tx, &reason);
-            return;
-        }
-        match tx.kind {
-            Kind::Create(ref c) => {
-                let c = c.clone_parts();
-                self.finish_create(now, krb, tx, &info.session_key, msg, &inner, c);
-            }
-            Kind::Delete { .. } => self.release(krb, &tx),
-            Kind::AckAging => {
-                // The responder did not get our ACK: send it again.
-                self.send_ack(krb, &info.session_key, msg.xid, peer);
-                self.transactions.insert(msg.xid, tx);
-            }
-            Kind::GetTgt => {}
-        }
-    }
-
-    /// KINK_ERROR, KRB_ERROR or an ISAKMP error notify inside an
-    /// authenticated REPLY, as one line for the operator.
-    fn authenticated_error(&mut self, inner: &[Payload<'_>]) -> Option<String> {
-        for p in inner {
-            match p {
-                Payload::Error(code) if *code != crate::wire::ErrorCode::Ok => {
-                    self.stats.kink_errors_received += 1;
-                    return Some(format!("the peer answered {code}"));
-                }
-                Payload::KrbError(_) => {
-                    self.stats.krb_errors_received += 1;
-                    return Some("the peer answered with a Kerberos error".into());
-                }
-                Payload::Isakmp(isakmp) => {
-                    if let Some(t) = qm::find_notify(isakmp) {
-                        return Some(format!("the peer refused: {t}"));
-                    }
-                }
-                _ => {}
-            }
-        }
-        None
-    }
-
-    /// A REPLY without AP_REP: a KRB_ERROR (the responder could not accept
-    /// our AP-REQ) or a KINK_ERROR. Not authenticated, so it ends the
-    /// transaction only for Kerberos errors, which a responder cannot
-    /// authenticate by design; the operator learns the exact reason.
-    fn on_unauthenticated_error(
-        &mut self,
-        krb: &mut dyn Kerberos,
-        from: SocketAddr,
-        msg: &Message<'_>,
-    ) {
-        let xid = msg.xid;
-        for p in &msg.payloads {
-            match p {
-                Payload::KrbError(der) => {
-                    self.stats.krb_errors_received += 1;
-                    let text = match krb.read_error(der) {
-                        Ok(e) => describe_krb_error(krb, &e),
-                        Err(e) => format!("an undecodable KRB_ERROR ({e})"),
-                    };
-                    if let Some(tx) = self.transactions.remove(&xid) {
-                        let peer = tx.peer;
-                        if text.contains("KRB_AP_ERR_TKT_EXPIRED")
-                            || text.contains("KRB_AP_ERR_BADKEYVER")
-                        {
-                            // A new ticket may help next time.
-                            let principal = self.peers[peer].principal.clone();
-                            krb.forget_tickets(&principal);
-                            self.state[peer].ticket_end = None;
-                        }
-                        self.give_up(krb, tx, &format!("the peer refused our AP-REQ: {text}"));
-                    }
-                    return;
-                }
-                Payload::Error(code) => {
-                    self.stats.kink_errors_received += 1;
-                    self.dropped(
-                        from,
-                        format!(
-                            "unauthenticated REPLY with {code} for XID {xid:#010x}; still waiting"
-                        ),
-                    );
-                    return;
-                }
-                _ => {}
-            }
-        }
-        self.stats.malformed += 1;
-        self.dropped(from, "REPLY without AP_REP, KRB_ERROR or KINK_ERROR".into());
-    }
-
-    /// The REPLY to GETTGT: the peer's TGT, for a user-to-user ticket.
-    fn on_tgt_reply(
-        &mut self,
-        now: Instant,
-        krb: &mut dyn Kerberos,
-        from: SocketAddr,
-        msg: &Message<'_>,
-    ) {
-        let tgt = msg.payloads.iter().find_map(|p| match p {
-            Payload::TgtRep(t) => Some(t.to_vec()),
-            _ => None,
-        });
-        let Some(tgt) = tgt else {
-            self.on_unauthenticated_error(krb, from, msg);
-            return;
-        };
-        let Some(tx) = self.transactions.remove(&msg.xid) else {
-            return;
-        };
-        let peer = tx.peer;
-        self.state[peer].tgt = Some(tgt.clone());
-        self.outputs.push_back(Output::FetchTicket {
-            peer: self.peers[peer].principal.clone(),
-            kind: TicketKind::UserToUser,
-            peer_tgt: Some(tgt),
-        });
-        let _ = now;
-    }
-
-    /// Installs what the REPLY to our CREATE settled; sends ACK when the
-    /// responder asked for it or our optimistic keys no longer hold.
-    #[allow(clippy::too_many_arguments)]
-    fn finish_create(
-        &mut self,
-        now: Instant,
-        krb: &mut dyn Kerberos,
-        tx: Transaction,
-        key: &SessionKey,
-        msg: &Message<'_>,
-        inner: &[Payload<'_>],
-        c: CreateParts,
-    ) {
-        let peer = tx.peer;
-        let isakmp = inner.iter().find_map(|p| match p {
-            Payload::Isakmp(i) => Some(i),
-            _ => None,
-        });
-        let answer = match isakmp.map(|i| qm::parse_reply(i, &self.peers[peer].proposals)) {
-            Some(Ok(a)) => a,
-            Some(Err(e)) => {
-                self.give_up(krb, tx, &format!("unusable REPLY: {e}"));
-                return;
-            }
-            None => {
-                self.give_up(krb, tx, "REPLY without Quick Mode payloads");
-                return;
-            }
-        };
-        if answer.mode != self.peers[peer].mode {
-            let reason = format!("the peer answered with {:?} mode", answer.mode);
-            self.give_up(krb, tx, &reason);
-            return;
-        }
-        let optimistic = answer.index == 0 && answer.nonce.is_none();
-        let lifetime = qm::negotiated_lifetime(&answer.lifetime, &self.peers[peer].lifetime);
-        let cfg = &self.peers[peer];
-        let keys = PairKeys {
-            peer: cfg,
-            key,
-            esp: answer.esp,
-            mode: answer.mode,
-            lifetime,
-            selector: cfg.selector.clone(),
-            spi_in: c.spi_in,
-            spi_out: answer.spi,
-            ni: &c.nonce,
-            nr: answer.nonce.as_deref(),
-        };
-        let (inbound, outbound) = match (keys.inbound(krb), keys.outbound(krb)) {
-            (Ok(i), Ok(o)) => (i, o),
-            (Err(e), _) | (_, Err(e)) => {
-                self.give_up(krb, tx, &format!("cannot derive keys: {e}"));
-                return;
-            }
-        };
-        let esp = qm::esp_name(&answer.esp);
-        let (inbound_id, outbound_id) = (inbound.id, outbound.id);
-        // The inbound SA is re-keyed unless the optimistic guess held;
-        // installing replaces the optimistic one under the same SPI.
-        if !optimistic {
-            self.outputs.push_back(Output::InstallSa(Box::new(inbound)));
-        }
-        self.outputs
-            .push_back(Output::InstallSa(Box::new(outbound)));
-        let three_way = !optimistic || msg.ack_request();
-        if three_way {
-            self.send_ack(krb, key, msg.xid, peer);
-        }
-        self.stats.creates += 1;
-        self.pairs.push(Pair {
-            peer,
-            role: Role::Initiator,
-            spi_in: c.spi_in,
-            spi_out: answer.spi,
-            esp: esp.clone(),
-            state: PairState::Established,
-            rekeying: false,
-            inbound: inbound_id,
-            outbound: outbound_id,
-            created: now,
-        });
-        self.event(Event::Established {
-            peer: self.peers[peer].name.clone(),
-            spi_in: c.spi_in,
-            spi_out: answer.spi,
-            esp,
-            rekey: c.rekey_of.is_some(),
-            three_way,
-        });
-        if three_way {
-            // Keep the transaction a while to answer a repeated REPLY.
-            self.transactions.insert(
-                msg.xid,
-                Transaction {
-                    kind: Kind::AckAging,
-                    next: now + REPLY_CACHE_TIME,
-                    ..tx
-                },
-            );
-        } else {
-            self.release(krb, &tx);
-        }
-        if let Some(old) = c.rekey_of {
-            self.delete_pair(now, krb, peer, old, "replaced by a rekeyed pair");
-        }
-    }
-
-    /// ACK: a fresh AP-REQ and the Cksum, nothing else (RFC 4430 §3.2).
-    fn send_ack(&mut self, krb: &mut dyn Kerberos, key: &SessionKey, xid: u32, peer: usize) {
-        let principal = self.peers[peer].principal.clone();
-        let ap_req = match krb.make_ap_req(&principal, self.ticket_kind(peer)) {
-            Ok(a) => a,
-            Err(e) => {
-                self.failed(peer, format!("cannot build the ACK's AP-REQ: {e}"));
-                return;
-            }
-        };
-        krb.release_ap_req(ap_req.id);
-        let sealed = seal::seal(
-            krb,
-            key,
-            MessageType::Ack,
-            xid,
-            false,
-            Payload::ApReq {
-                epoch: self.epoch,
-                ap_req: Cow::Owned(ap_req.bytes),
-            },
-            &[],
-        );
-        match sealed {
-            Ok(bytes) => {
-                let to = self.peers[peer].address;
-                self.send(to, bytes);
-            }
-            Err(e) => self.failed(peer, format!("cannot protect the ACK: {e}")),
-        }
-    }
-}
-
-/// The parts of a CREATE transaction needed after it is taken apart.
-struct CreateParts {
-    spi_in: u32,
-    nonce: Vec<u8>,
-    rekey_of: Option<u32>,
-}
-
-impl Create {
-    fn clone_parts(&self) -> CreateParts {
-        CreateParts {
-            spi_in: self.spi_in,
-            nonce: self.nonce.clone(),
-            rekey_of: self.rekey_of,
-        }
-    }
-}
-
-/// A KRB_ERROR for the log: its name, and for clock skew how far off.
-fn describe_krb_error(krb: &dyn Kerberos, e: &crate::krb5::KrbError) -> String {
-    let mut text = e.code.to_string();
-    if e.code == KrbErrorCode::KRB_AP_ERR_SKEW
-        && let Ok((now, _)) = krb.now()
-    {
-        text.push_str(&format!(
-            " (the peer's clock is {} s from ours; fix time synchronisation)",
-            e.server_time.0 - now
-        ));
-    }
-    // The e-text comes from the network: no control characters in our
-    // log, and not a novel.
-    let clean: String = e
-        .text
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(120)
-        .collect();
-    if !clean.is_empty() {
-        text.push_str(&format!(": {clean}"));
-    }
-    text
 }

@@ -32,7 +32,9 @@ pub mod qm;
 
 mod initiator;
 mod pairs;
+mod reply;
 mod responder;
+mod retransmit;
 mod seal;
 
 use std::collections::{HashMap, VecDeque};

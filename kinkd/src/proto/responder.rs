@@ -89,16 +89,6 @@ impl CachedReply {
     }
 }
 
-/// Whether `configured` (from `peers_principal`, realm optional) names the
-/// authenticated `client` (always with realm).
-fn principal_matches(configured: &str, client: &str) -> bool {
-    configured == client
-        || (!configured.contains('@')
-            && client
-                .rsplit_once('@')
-                .is_some_and(|(name, _)| name == configured))
-}
-
 impl Engine {
     /// Verifies a command's AP-REQ; answers a refused one with KRB_ERROR
     /// (a replay is dropped silently: no oracle, no amplification).
@@ -217,7 +207,7 @@ impl Engine {
         let Some(peer) = self
             .peers
             .iter()
-            .position(|p| principal_matches(&p.principal, &accepted.client))
+            .position(|p| p.principal == accepted.client)
         else {
             self.dropped(
                 from,
@@ -540,7 +530,8 @@ impl Engine {
         });
         let names_us = asked
             .as_deref()
-            .is_some_and(|name| principal_matches(name, krb.principal()));
+            .and_then(|name| krb.canonical_name(name).ok())
+            .is_some_and(|name| name == krb.principal());
         if !self.is_peer_address(from) || !names_us {
             self.stats.malformed += 1;
             self.dropped(
