@@ -389,7 +389,15 @@ fn with_a_kdc_kinkd_gets_its_tgt_into_both_backends() {
         log_of(&run_dir),
         kdc.log()
     );
-    // The event loop's backend found it in the shared cache (it warns if not).
+    // The event loop's backend found it in the shared cache.
+    assert!(
+        wait_for(
+            || log_of(&run_dir).contains("loaded into the protocol core's backend"),
+            Duration::from_secs(5)
+        ),
+        "the core's backend did not load the TGT:\n{}",
+        log_of(&run_dir)
+    );
     let (code, _, err) = ctl(&run_dir, &["show", "status", "kinkd"]);
     assert_eq!(code, 0, "{err}");
     let log = log_of(&run_dir);

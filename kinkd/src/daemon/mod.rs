@@ -306,8 +306,9 @@ async fn serve<K: Kernel>(
             Some(ev) = krx.recv() => match ev {
                 kdc::KdcEvent::Tgt(info) => {
                     // The core's backend needs the TGT for user-to-user.
-                    if let Err(e) = krb.load_tgt() {
-                        tracing::warn!("the new TGT ({}) is not in the shared credential cache: {e}; user-to-user (GETTGT) fails until the next renewal", info.server);
+                    match krb.load_tgt() {
+                        Ok(_) => tracing::info!("TGT {} loaded into the protocol core's backend", info.server),
+                        Err(e) => tracing::warn!("the new TGT ({}) is not in the shared credential cache: {e}; user-to-user (GETTGT) fails until the next renewal", info.server),
                     }
                 }
                 kdc::KdcEvent::Ticket { peer, kind, result } => {
