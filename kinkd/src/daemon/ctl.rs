@@ -21,6 +21,9 @@ pub(crate) struct Context<'a> {
     /// The backend as operators know it (`xfrm`, `userspace via spmd`).
     pub(crate) backend: &'a str,
     pub(crate) carries_traffic: bool,
+    /// Datagrams the socket readers dropped because the event loop was
+    /// behind (`overflow` in the counters).
+    pub(crate) overflow: u64,
 }
 
 /// Answers one request.
@@ -114,7 +117,11 @@ fn status(engine: &Engine, cx: &Context<'_>) -> DaemonStatus {
             .iter()
             .map(|l| format!("{}[{}]", l.ip(), l.port()))
             .collect(),
-        counters: counters(&engine.stats()),
+        counters: {
+            let mut c = counters(&engine.stats());
+            c.insert("overflow".into(), cx.overflow);
+            c
+        },
     }
 }
 

@@ -338,6 +338,7 @@ async fn serve<K: Kernel>(
                     listen: &conf.listen,
                     backend,
                     carries_traffic: kernel.carries_traffic(),
+                    overflow: sockets.dropped.load(std::sync::atomic::Ordering::Relaxed),
                 };
                 let _ = req.reply.send(ctl::answer(req.request, &mut engine, &mut krb, &cx));
             }

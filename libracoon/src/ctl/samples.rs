@@ -256,6 +256,7 @@ pub(crate) fn kinkd_status() -> DaemonStatus {
         ("replies_resent", 0),
         ("creates", 1),
         ("failures", 0),
+        ("overflow", 0),
     ];
     DaemonStatus {
         daemon: "kinkd".into(),
