@@ -1,6 +1,5 @@
 //! [`Kinkd`]: spmd + kinkd in one host's namespace, stopped on drop.
 
-#[allow(clippy::wildcard_imports)]
 use super::*;
 
 /// Where a [`Kinkd`] keeps its files.

@@ -1,7 +1,6 @@
 //! The two-host KINK lab: namespaces, the KDC, principals and keytabs,
 //! and each host's racoon2.conf.
 
-#[allow(clippy::wildcard_imports)]
 use super::*;
 
 /// One host of a [`KinkLab`]: its namespace and addresses, its principal,

@@ -1,7 +1,6 @@
 //! Traffic for the KINK tests: pings through the SAs, and hand-made
 //! (tampered, truncated) KINK datagrams.
 
-#[allow(clippy::wildcard_imports)]
 use super::*;
 
 /// Ping results.
