@@ -67,15 +67,29 @@ fn the_engine_backend_uses_tickets_the_fetcher_got_with_the_kdc_stopped() {
         .expect("b accepts it");
     let rep = engine.read_ap_rep(req.id, &acc.ap_rep).expect("AP-REP");
     assert_eq!(rep.session_key, acc.session_key);
-    // Known limitation: MIT does not find a user-to-user ticket in the
-    // cache (it goes to the KDC for KRB5_GC_USER_USER), so the core's
-    // backend repeats the TGS-REQ for those (kinkd's daemon module docs
-    // say so). This assertion fails, on purpose, once that changes.
-    let u2u = engine.get_user_to_user_ticket("kink/b.kink.test", &b_tgt);
+    // The user-to-user ticket too, found by walking the cache (MIT's own
+    // matching does not find it), and b accepts it with its TGT's key.
+    let u2u = engine
+        .load_ticket("kink/b.kink.test", TicketKind::UserToUser, Some(&b_tgt))
+        .expect("the user-to-user ticket the fetcher got, from the shared cache");
+    assert_eq!(u2u.server, b.0);
+    let req = engine
+        .make_ap_req("kink/b.kink.test", TicketKind::UserToUser)
+        .expect("user-to-user AP-REQ from the cached ticket");
+    let acc = responder
+        .read_ap_req(&req.bytes, AcceptMode::UserToUser)
+        .expect("b accepts it with its TGT");
+    let rep = engine.read_ap_rep(req.id, &acc.ap_rep).expect("AP-REP");
+    assert_eq!(rep.session_key, acc.session_key);
+    // Against another TGT there is no such ticket.
     assert!(
-        u2u.as_ref()
-            .is_err_and(|e| e.to_string().contains("Cannot contact any KDC")),
-        "{u2u:?}"
+        engine
+            .load_ticket(
+                "kink/b.kink.test",
+                TicketKind::UserToUser,
+                Some(b"not a TGT")
+            )
+            .is_err()
     );
     // A ticket nobody fetched is not there, and asking fails (no KDC)
     // rather than succeeding by magic.

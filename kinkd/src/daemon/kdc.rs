@@ -6,11 +6,10 @@
 //! peers' tickets) on tokio's blocking pool; the *engine's* backend is owned
 //! by the event loop and only computes. A service ticket the fetcher stores
 //! in the shared cache is found there by the engine's backend without a KDC
-//! round trip (`MitKerberos::get_service_ticket` looks in the cache first;
-//! `kinkd/tests/ccache_sharing.rs` proves it with the KDC stopped). MIT
-//! does not find user-to-user tickets in the cache, though: for those the
-//! engine's backend repeats the TGS-REQ once the fetcher has shown the KDC
-//! answers (a short, but blocking, call on the event loop).
+//! round trip (`Kerberos::load_ticket`, cache only: a service ticket by the
+//! library's matching, a user-to-user ticket by walking the cache for the
+//! one issued against the peer's TGT, which MIT's matching does not find;
+//! `kinkd/tests/ccache_sharing.rs` proves both with the KDC stopped).
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -537,6 +537,43 @@ impl Ccache {
         self.ctx.check("krb5_cc_store_cred", code)
     }
 
+    /// The first credentials in the cache `want` accepts, by walking the
+    /// cache (`krb5_cc_start_seq_get`/`next_cred`): no matching rules of
+    /// the library involved (it does not find user-to-user tickets by
+    /// matching). Never contacts the KDC.
+    pub(super) fn find(&self, want: impl Fn(&Creds) -> bool) -> Result<Option<Creds>> {
+        let mut cursor: sys::krb5_cc_cursor = ptr::null_mut();
+        // SAFETY: valid context and cache; `cursor` is an out-pointer the
+        // library fills and we hand back to next_cred/end_seq_get only.
+        let code = unsafe { sys::krb5_cc_start_seq_get(self.ctx.raw(), self.raw, &mut cursor) };
+        self.ctx.check("krb5_cc_start_seq_get", code)?;
+        let mut found = None;
+        loop {
+            let mut creds = Box::new(sys::krb5_creds::zeroed());
+            // SAFETY: the cursor came from start_seq_get on this cache;
+            // `creds` is ours, the library fills its contents (freed by
+            // `Creds`'s drop with krb5_free_cred_contents).
+            let code = unsafe {
+                sys::krb5_cc_next_cred(self.ctx.raw(), self.raw, &mut cursor, &mut *creds)
+            };
+            if code != 0 {
+                // KRB5_CC_END, or the cache changed under us: stop either way.
+                break;
+            }
+            let creds = Creds {
+                ctx: self.ctx.clone(),
+                storage: CredsStorage::Boxed(creds),
+            };
+            if want(&creds) {
+                found = Some(creds);
+                break;
+            }
+        }
+        // SAFETY: ends the iteration started above, once.
+        unsafe { sys::krb5_cc_end_seq_get(self.ctx.raw(), self.raw, &mut cursor) };
+        Ok(found)
+    }
+
     /// `krb5_get_credentials`: a ticket from `client` for `server`, from
     /// this cache or (unless `cached_only`) from the KDC with a TGS-REQ.
     /// With `second_ticket` (the server's TGT, DER) the request is
@@ -671,6 +708,13 @@ impl Creds {
     pub(super) fn ticket(&self) -> Vec<u8> {
         // SAFETY: the ticket data of valid creds.
         unsafe { data_to_vec(&self.get().ticket) }
+    }
+
+    /// The additional ticket a user-to-user ticket was issued against (the
+    /// server's TGT, DER); empty for other tickets.
+    pub(super) fn second_ticket(&self) -> Vec<u8> {
+        // SAFETY: the second-ticket data of valid creds (length 0 when unset).
+        unsafe { data_to_vec(&self.get().second_ticket) }
     }
 
     /// The client principal's name.

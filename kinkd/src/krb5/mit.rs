@@ -217,15 +217,30 @@ impl Kerberos for MitKerberos {
         peer_tgt: Option<&[u8]>,
     ) -> Result<TicketInfo> {
         let server = self.peer_principal(peer)?;
-        let second = match kind {
-            TicketKind::Service => None,
-            TicketKind::UserToUser => Some(peer_tgt.ok_or_else(|| {
-                Error::local("load_ticket", "a user-to-user ticket needs the peer's TGT")
-            })?),
+        let creds = match kind {
+            TicketKind::Service => self.ccache.get_credentials(&self.me, &server, None, true)?,
+            TicketKind::UserToUser => {
+                let tgt = peer_tgt.ok_or_else(|| {
+                    Error::local("load_ticket", "a user-to-user ticket needs the peer's TGT")
+                })?;
+                // MIT's matching does not find user-to-user tickets in the
+                // cache: walk it for the one issued against this TGT.
+                let name = server.name()?;
+                let (now, _) = self.ctx.now()?;
+                self.ccache
+                    .find(|c| {
+                        c.second_ticket() == tgt
+                            && c.end_time() > now
+                            && c.server().is_ok_and(|s| s == name)
+                    })?
+                    .ok_or_else(|| {
+                        Error::local(
+                            "load_ticket",
+                            format!("no user-to-user ticket for {name} in the credential cache"),
+                        )
+                    })?
+            }
         };
-        let creds = self
-            .ccache
-            .get_credentials(&self.me, &server, second, true)?;
         let info = Self::info(&creds)?;
         self.tickets.insert((peer.to_owned(), kind), creds);
         Ok(info)

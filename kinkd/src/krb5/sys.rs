@@ -110,6 +110,9 @@ pub(crate) struct krb5_ticket_times {
     pub(crate) renew_till: krb5_timestamp,
 }
 
+/// `krb5_cc_cursor`: an opaque iteration state.
+pub(crate) type krb5_cc_cursor = *mut c_void;
+
 /// `krb5_creds`.
 #[repr(C)]
 #[derive(Debug)]
@@ -342,6 +345,22 @@ unsafe extern "C" {
         context: krb5_context,
         ccache: krb5_ccache,
         creds: *mut krb5_creds,
+    ) -> krb5_error_code;
+    pub(crate) fn krb5_cc_start_seq_get(
+        context: krb5_context,
+        ccache: krb5_ccache,
+        cursor: *mut krb5_cc_cursor,
+    ) -> krb5_error_code;
+    pub(crate) fn krb5_cc_next_cred(
+        context: krb5_context,
+        ccache: krb5_ccache,
+        cursor: *mut krb5_cc_cursor,
+        creds: *mut krb5_creds,
+    ) -> krb5_error_code;
+    pub(crate) fn krb5_cc_end_seq_get(
+        context: krb5_context,
+        ccache: krb5_ccache,
+        cursor: *mut krb5_cc_cursor,
     ) -> krb5_error_code;
     pub(crate) fn krb5_cc_destroy(context: krb5_context, ccache: krb5_ccache) -> krb5_error_code;
     pub(crate) fn krb5_cc_close(context: krb5_context, ccache: krb5_ccache) -> krb5_error_code;

@@ -283,17 +283,12 @@ impl Engine {
             return;
         };
         self.state[idx].fetching = false;
-        // A service ticket is a cache hit now. MIT does not find
-        // user-to-user tickets in the cache, so that one request is
-        // repeated here (the fetcher just showed the KDC answers); see
-        // docs/design/kerberos.md.
+        // The fetcher put the ticket into the shared credential cache: take
+        // it from there (never the KDC, never blocking).
         let loaded = result.and_then(|()| {
             let tgt = self.state[idx].tgt.clone();
-            match (kind, tgt) {
-                (TicketKind::UserToUser, Some(tgt)) => krb.get_user_to_user_ticket(peer, &tgt),
-                _ => krb.load_ticket(peer, kind, None),
-            }
-            .map_err(|e| e.to_string())
+            krb.load_ticket(peer, kind, tgt.as_deref())
+                .map_err(|e| e.to_string())
         });
         match loaded {
             Ok(info) => {
