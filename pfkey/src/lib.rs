@@ -20,6 +20,7 @@
 //!   and [`split::SplitKernel`] puts SAs in a kernel backend while policies
 //!   and ACQUIREs go through spmd.
 
+pub mod attach;
 pub mod handoff;
 pub mod memory;
 pub mod pfkeyv2;

@@ -178,7 +178,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::net::{IpAddr, Ipv4Addr};
 
     use zeroize::Zeroizing;
@@ -186,7 +186,7 @@ mod tests {
     use super::*;
     use crate::{EspEncr, IpsecMode, SaDirection};
 
-    fn spec(spi: u32) -> SaSpec {
+    pub(crate) fn spec(spi: u32) -> SaSpec {
         SaSpec {
             id: SaId {
                 dst: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)),

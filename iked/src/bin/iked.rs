@@ -59,14 +59,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         println!("iked (racoon3) {}", env!("CARGO_PKG_VERSION"));
         return Ok(());
     }
-    let kernel = match args.kernel.as_str() {
-        "auto" => iked::daemon::KernelChoice::Auto,
-        "userspace" => iked::daemon::KernelChoice::Spmd,
-        "xfrm" => iked::daemon::KernelChoice::Xfrm,
-        "memory" => iked::daemon::KernelChoice::Memory,
-        "pfkey" => iked::daemon::KernelChoice::PfKey,
-        other => anyhow::bail!("--kernel {other}: expected auto, xfrm, pfkey, userspace or memory"),
-    };
+    let kernel: iked::daemon::KernelChoice = args.kernel.parse().map_err(anyhow::Error::msg)?;
     // In the background there is no terminal: log to the run directory unless -l says otherwise.
     let logfile = match (&args.logfile, args.foreground) {
         (Some(l), _) => Some(l.clone()),

@@ -49,28 +49,8 @@ pub struct Options {
     pub ctl_group: Option<u32>,
 }
 
-/// The kernel backend (`--kernel`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KernelChoice {
-    /// Whatever spmd hosts (the userspace ESP datapath on kernels without
-    /// ESP), reached over spmd's control socket.
-    Spmd,
-    /// Records SAs only; protects no traffic (for tests without a datapath).
-    Memory,
-    /// SAs into the kernel over XFRM netlink; policies and ACQUIREs through
-    /// spmd ([`pfkey::split::SplitKernel`]).
-    Xfrm,
-    /// SAs into the kernel over PF_KEY v2; policies and ACQUIREs through
-    /// spmd.
-    PfKey,
-    /// Whatever spmd runs: SAs into the kernel when spmd uses XFRM or
-    /// PF_KEY, through spmd otherwise.
-    Auto,
-}
-
-/// How long iked waits at start for spmd's control socket (systemd starts
-/// spmd first; by hand, both may be started together).
-const SPMD_WAIT: Duration = Duration::from_secs(10);
+/// The kernel backend (`--kernel`), as for every key-exchange daemon.
+pub use pfkey::attach::KernelChoice;
 
 /// The configuration, loaded and checked before the daemon forks, so
 /// mistakes reach the operator's terminal.
@@ -116,23 +96,13 @@ pub async fn run(opts: Options, prepared: Prepared) -> anyhow::Result<()> {
     // spmd decides where SAs live (it owns the policies they must match):
     // iked follows, and an explicit --kernel must agree with it.
     let socket = prepared.config.spmd_socket(&opts.run_dir);
-    let spmd = connect_spmd(&socket).await?;
+    let spmd = pfkey::attach::connect_spmd(&socket, "iked")
+        .await
+        .map_err(anyhow::Error::msg)?;
     let backend = spmd.backend();
-    let wanted = match opts.kernel {
-        KernelChoice::Xfrm => Some("xfrm"),
-        KernelChoice::PfKey => Some("pfkey"),
-        KernelChoice::Spmd => Some("userspace"),
-        KernelChoice::Auto | KernelChoice::Memory => None,
-    };
-    if let Some(w) = wanted
-        && w != backend
-    {
-        bail!(
-            "iked --kernel {w}, but spmd at {} runs the {backend} backend: start both with the \
-             same --kernel, or iked with --kernel auto to follow spmd",
-            socket.display()
-        );
-    }
+    opts.kernel
+        .check_against("iked", &backend, &socket)
+        .map_err(anyhow::Error::msg)?;
     match backend.as_str() {
         "xfrm" => {
             let xfrm =
@@ -171,15 +141,7 @@ async fn run_split<K: Kernel + 'static>(
     socket: &std::path::Path,
 ) -> anyhow::Result<()> {
     let reqids: Vec<u32> = prepared.conf.peers.iter().map(|p| p.child.reqid).collect();
-    let mut stale = 0;
-    for id in sas.list_sas().await {
-        if let Ok(info) = sas.get_sa(id).await
-            && reqids.contains(&info.reqid)
-            && sas.delete_sa(id).await.is_ok()
-        {
-            stale += 1;
-        }
-    }
+    let stale = pfkey::attach::remove_stale_sas(sas.as_ref(), &reqids).await;
     if stale > 0 {
         tracing::warn!("removed {stale} SAs a previous iked left in the kernel");
     }
@@ -191,25 +153,6 @@ async fn run_split<K: Kernel + 'static>(
     let kernel = pfkey::split::SplitKernel::new(sas, spmd.clone());
     let link = Some((None, spmd.generation()));
     serve(opts, prepared, &kernel, link, name).await
-}
-
-/// Connects to spmd, waiting up to [`SPMD_WAIT`] for it to come up.
-async fn connect_spmd(socket: &std::path::Path) -> anyhow::Result<Arc<SpmdKernel>> {
-    let deadline = Instant::now() + SPMD_WAIT;
-    let mut said = false;
-    loop {
-        match SpmdKernel::connect(socket, "iked").await {
-            Ok(k) => return Ok(k),
-            Err(e) if Instant::now() >= deadline => bail!("{e}"),
-            Err(_) => {
-                if !said {
-                    tracing::info!("waiting for spmd at {}", socket.display());
-                    said = true;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    }
 }
 
 /// With spmd: the ESP-in-UDP hand-off (userspace datapath only) and spmd's

@@ -52,19 +52,11 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    use kinkd::daemon::KernelChoice;
     if args.version {
         println!("kinkd (racoon3) {}", env!("CARGO_PKG_VERSION"));
         return Ok(());
     }
-    let kernel = match args.kernel.as_str() {
-        "auto" => KernelChoice::Auto,
-        "userspace" => KernelChoice::Spmd,
-        "xfrm" => KernelChoice::Xfrm,
-        "memory" => KernelChoice::Memory,
-        "pfkey" => KernelChoice::PfKey,
-        other => anyhow::bail!("--kernel {other}: expected auto, xfrm, pfkey, userspace or memory"),
-    };
+    let kernel: kinkd::daemon::KernelChoice = args.kernel.parse().map_err(anyhow::Error::msg)?;
     // In the background there is no terminal: log to the run directory unless -l says otherwise.
     let logfile = match (&args.logfile, args.foreground) {
         (Some(l), _) => Some(l.clone()),

@@ -33,9 +33,6 @@ use crate::proto::{Engine, Output};
 /// How long a stopping daemon waits for its peers to acknowledge DELETEs.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
-/// How long kinkd waits at start for spmd's control socket.
-const SPMD_WAIT: Duration = Duration::from_secs(10);
-
 /// Start-up options (racoon2's flags, as iked's).
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -49,21 +46,8 @@ pub struct Options {
     pub ctl_group: Option<u32>,
 }
 
-/// The kernel backend (`--kernel`), with iked's meanings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KernelChoice {
-    /// Whatever spmd hosts (the userspace ESP datapath), through spmd.
-    Spmd,
-    /// Records SAs only; protects no traffic (tests without spmd).
-    Memory,
-    /// SAs into the kernel over XFRM; policies and ACQUIREs through spmd.
-    Xfrm,
-    /// SAs into the kernel over PF_KEY v2; policies and ACQUIREs through spmd.
-    PfKey,
-    /// Follow spmd: SAs into the kernel when spmd uses XFRM or PF_KEY,
-    /// through spmd otherwise.
-    Auto,
-}
+/// The kernel backend (`--kernel`), as for every key-exchange daemon.
+pub use pfkey::attach::KernelChoice;
 
 /// The configuration, loaded and checked before the daemon forks, so
 /// mistakes reach the operator's terminal.
@@ -115,23 +99,13 @@ pub async fn run(opts: Options, prepared: Prepared) -> anyhow::Result<()> {
     // spmd owns the policies our SAs must match, and routes the ACQUIREs
     // of KINK remotes to "kinkd": follow its backend.
     let socket = prepared.config.spmd_socket(&opts.run_dir);
-    let spmd = connect_spmd(&socket).await?;
+    let spmd = pfkey::attach::connect_spmd(&socket, "kinkd")
+        .await
+        .map_err(anyhow::Error::msg)?;
     let backend = spmd.backend();
-    let wanted = match opts.kernel {
-        KernelChoice::Xfrm => Some("xfrm"),
-        KernelChoice::PfKey => Some("pfkey"),
-        KernelChoice::Spmd => Some("userspace"),
-        KernelChoice::Auto | KernelChoice::Memory => None,
-    };
-    if let Some(w) = wanted
-        && w != backend
-    {
-        bail!(
-            "kinkd --kernel {w}, but spmd at {} runs the {backend} backend: start both with the \
-             same --kernel, or kinkd with --kernel auto to follow spmd",
-            socket.display()
-        );
-    }
+    opts.kernel
+        .check_against("kinkd", &backend, &socket)
+        .map_err(anyhow::Error::msg)?;
     match backend.as_str() {
         "xfrm" => {
             let xfrm =
@@ -168,15 +142,7 @@ async fn run_split<K: Kernel + 'static>(
     socket: &Path,
 ) -> anyhow::Result<()> {
     let reqids: Vec<u32> = prepared.conf.peers.iter().map(|p| p.reqid).collect();
-    let mut stale = 0;
-    for id in sas.list_sas().await {
-        if let Ok(info) = sas.get_sa(id).await
-            && reqids.contains(&info.reqid)
-            && sas.delete_sa(id).await.is_ok()
-        {
-            stale += 1;
-        }
-    }
+    let stale = pfkey::attach::remove_stale_sas(sas.as_ref(), &reqids).await;
     if stale > 0 {
         tracing::warn!("removed {stale} SAs a previous kinkd left in the kernel");
     }
@@ -187,25 +153,6 @@ async fn run_split<K: Kernel + 'static>(
     );
     let kernel = pfkey::split::SplitKernel::new(sas, spmd);
     serve(opts, prepared, &kernel, udp::Bypass::Kernel, name).await
-}
-
-/// Connects to spmd as "kinkd", waiting up to [`SPMD_WAIT`] for it.
-async fn connect_spmd(socket: &Path) -> anyhow::Result<Arc<SpmdKernel>> {
-    let deadline = Instant::now() + SPMD_WAIT;
-    let mut said = false;
-    loop {
-        match SpmdKernel::connect(socket, "kinkd").await {
-            Ok(k) => return Ok(k),
-            Err(e) if Instant::now() >= deadline => bail!("{e}"),
-            Err(_) => {
-                if !said {
-                    tracing::info!("waiting for spmd at {}", socket.display());
-                    said = true;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    }
 }
 
 /// The credential cache both backends share: `KRB5CCNAME` when set (the
