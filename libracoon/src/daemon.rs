@@ -2,6 +2,8 @@
 //! `-D` levels, `-l FILE` or standard error, which journald captures) and
 //! the pid file in the run directory.
 
+pub mod cli;
+
 use std::path::{Path, PathBuf};
 
 /// Sets the global log subscriber: `debug` 0 is info, 1-2 debug, 3 and

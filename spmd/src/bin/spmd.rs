@@ -1,36 +1,15 @@
 //! spmd: racoon3's security policy manager. Flags follow racoon2's spmd.
 
-use std::path::PathBuf;
-
 use clap::Parser;
+use libracoon::daemon::cli::CommonArgs;
 use spmd::daemon::{KernelChoice, Options, Prepared};
 
 /// racoon3 security policy manager.
 #[derive(Parser, Debug)]
 #[command(name = "spmd", disable_version_flag = true)]
 struct Args {
-    /// Configuration file (racoon2.conf syntax).
-    #[arg(short = 'f', default_value = "/etc/racoon2/racoon2.conf")]
-    config: PathBuf,
-    /// Stay in the foreground (otherwise spmd detaches and logs to -l, or to RUN_DIR/spmd.log).
-    #[arg(short = 'F')]
-    foreground: bool,
-    /// Debug level: 0 info, 1-2 debug, 3 and more trace.
-    #[arg(short = 'D', default_value_t = 0)]
-    debug: u8,
-    /// Log to this file instead of standard error.
-    #[arg(short = 'l')]
-    logfile: Option<PathBuf>,
-    /// Print the version and exit.
-    #[arg(short = 'V')]
-    version: bool,
-    /// Also serve the control socket to members of this group (name or
-    /// gid): the socket becomes mode 0660, owned by the group.
-    #[arg(long, value_name = "GROUP")]
-    ctl_group: Option<String>,
-    /// Directory for the pid file, the policy journal and the sockets.
-    #[arg(long, default_value = "/run/racoon3")]
-    run_dir: PathBuf,
+    #[command(flatten)]
+    common: CommonArgs,
     /// Kernel backend: auto (XFRM where the kernel holds ESP states, else
     /// userspace), xfrm, pfkey, userspace (ESP over a TUN device), or memory
     /// (records only, carries no traffic; for tests).
@@ -52,46 +31,25 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    if args.version {
-        println!("spmd (racoon3) {}", env!("CARGO_PKG_VERSION"));
+    let common = args.common;
+    let Some(started) = common.start("spmd").map_err(anyhow::Error::msg)? else {
         return Ok(());
-    }
-    let logfile = match (&args.logfile, args.foreground) {
-        (Some(l), _) => Some(l.clone()),
-        (None, true) => None,
-        (None, false) => Some(args.run_dir.join("spmd.log")),
     };
-    libracoon::daemon::init_logging(args.debug, logfile.as_deref())?;
     let log_failure = |e: &anyhow::Error| {
-        if logfile.is_some() {
+        if started.logfile.is_some() {
             tracing::error!("{e:#}");
         }
     };
-    let prepared = Prepared::load(&args.config).inspect_err(log_failure)?;
-    let ctl_group = args
-        .ctl_group
-        .as_deref()
-        .map(libracoon::daemon::resolve_group)
-        .transpose()
-        .map_err(|e| anyhow::anyhow!(e))
-        .inspect_err(log_failure)?;
-    if !args.foreground {
-        if let Some(l) = &logfile {
-            eprintln!(
-                "spmd: running in the background, logging to {}",
-                l.display()
-            );
-        }
-        // Before any thread exists; keeps the working directory so relative
-        // paths in the configuration keep their meaning.
-        nix::unistd::daemon(true, false)?;
-    }
+    let prepared = Prepared::load(&common.config).inspect_err(log_failure)?;
+    common
+        .detach("spmd", started.logfile.as_deref())
+        .map_err(anyhow::Error::msg)?;
     let opts = Options {
-        config: args.config,
-        run_dir: args.run_dir,
+        config: common.config,
+        run_dir: common.run_dir,
         kernel: args.kernel,
         tun: args.tun,
-        ctl_group,
+        ctl_group: started.ctl_group,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
