@@ -401,12 +401,12 @@ impl Kerberos for MitKerberos {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::krb5::{KEY_USAGE_KINK_CKSUM, KEY_USAGE_KINK_ENCRYPT};
 
     /// A scratch directory removed when the test ends, even by a panic.
-    struct Scratch(std::path::PathBuf);
+    pub(crate) struct Scratch(std::path::PathBuf);
 
     impl Drop for Scratch {
         fn drop(&mut self) {
@@ -415,8 +415,9 @@ mod tests {
     }
 
     /// A backend without a KDC: a throwaway krb5.conf, a keytab name that
-    /// need not exist (only resolved), a MEMORY cache.
-    fn offline() -> (MitKerberos, Scratch) {
+    /// need not exist (only resolved), a MEMORY cache. Enough for the
+    /// local operations (checksums, encryption, the PRF).
+    pub(crate) fn offline() -> (MitKerberos, Scratch) {
         let dir = std::env::temp_dir().join(format!(
             "kinkd-krb5-unit-{}-{:?}",
             std::process::id(),
@@ -435,11 +436,13 @@ mod tests {
         (k, Scratch(dir))
     }
 
-    fn aes256_sha1() -> SessionKey {
+    /// aes256-cts-hmac-sha1-96: 16-octet PRF blocks (RFC 3962 §6).
+    pub(crate) fn aes256_sha1() -> SessionKey {
         SessionKey::new(18, (0u8..32).collect())
     }
 
-    fn aes256_sha384() -> SessionKey {
+    /// aes256-cts-hmac-sha384-192: 48-octet PRF blocks (RFC 8009 §5).
+    pub(crate) fn aes256_sha384() -> SessionKey {
         SessionKey::new(20, (100u8..132).collect())
     }
 

@@ -49,6 +49,9 @@ use zeroize::Zeroizing;
 pub use blocking::Shared;
 pub use error::{Error, KrbErrorCode, Result};
 pub use mit::MitKerberos;
+/// The offline MIT backend and sample keys, for other modules' tests.
+#[cfg(test)]
+pub(crate) use mit::tests as mit_tests;
 
 /// Kerberos key usage of the KINK_ENCRYPT payload (RFC 4430; racoon2
 /// kinkd `BBKK_KRB5_KU_KINK_KINK_ENCRYPT`; see docs/design/kerberos.md).

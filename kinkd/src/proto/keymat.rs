@@ -238,47 +238,7 @@ mod tests {
     use libracoon::ipsec::{EspAuth, EspEncr};
 
     use super::*;
-    use crate::krb5::{Krb5Config, MitKerberos};
-
-    /// A scratch directory removed when the test ends, even by a panic.
-    struct Scratch(std::path::PathBuf);
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            std::fs::remove_dir_all(&self.0).ok();
-        }
-    }
-
-    /// The MIT backend without a KDC (as in `krb5/mit.rs`): the PRF needs
-    /// no ticket, only a context.
-    fn offline() -> (MitKerberos, Scratch) {
-        let dir = std::env::temp_dir().join(format!(
-            "kinkd-keymat-unit-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let conf = dir.join("krb5.conf");
-        std::fs::write(&conf, "[libdefaults]\n default_realm = UNIT.TEST\n").expect("conf");
-        let k = MitKerberos::new(&Krb5Config {
-            principal: "kink/a.unit.test".into(),
-            config_file: Some(conf),
-            keytab: Some(format!("FILE:{}", dir.join("none.keytab").display())),
-            ccache: Some("MEMORY:keymat".into()),
-        })
-        .expect("backend");
-        (k, Scratch(dir))
-    }
-
-    /// aes256-cts-hmac-sha1-96: 16-octet PRF blocks (RFC 3962 §6).
-    fn aes256_sha1() -> SessionKey {
-        SessionKey::new(18, (0u8..32).collect())
-    }
-
-    /// aes256-cts-hmac-sha384-192: 48-octet PRF blocks (RFC 8009 §5).
-    fn aes256_sha384() -> SessionKey {
-        SessionKey::new(20, (100u8..132).collect())
-    }
+    use crate::krb5::mit_tests::{aes256_sha1, aes256_sha384, offline};
 
     const NI: &[u8] = b"initiator nonce, 32 octets long!";
     const NR: &[u8] = b"responder nonce";
