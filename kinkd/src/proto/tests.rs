@@ -143,6 +143,26 @@ fn pair() -> (Side, Side) {
     (a, b)
 }
 
+/// A pair whose responder does not accept the initiator's first
+/// (optimistic) proposal: CREATE takes three messages.
+fn three_way_pair() -> (Side, Side) {
+    let a = Side::new(A, B, "kink/a@T", "kink/b@T", 1, vec![gcm(), cbc_sha256()]);
+    let b = Side::new(B, A, "kink/b@T", "kink/a@T", 2, vec![cbc_sha256()]);
+    (a, b)
+}
+
+/// The first three messages of a three-message CREATE, delivered: A's
+/// CREATE to B, B's REPLY (with ACKREQ) to A; returns A's ACK, not yet
+/// delivered.
+fn up_to_the_ack(now: Instant, a: &mut Side, b: &mut Side) -> Vec<u8> {
+    acquire(now, a);
+    let create = a.take_sent();
+    b.deliver(now, a.addr, &create[0]);
+    let reply = b.take_sent();
+    a.deliver(now, b.addr, &reply[0]);
+    a.take_sent().remove(0)
+}
+
 /// Runs messages back and forth until both are quiet.
 fn exchange(now: Instant, a: &mut Side, b: &mut Side) {
     for _ in 0..10 {
@@ -226,9 +246,7 @@ fn optimistic_create_takes_two_messages() {
 #[test]
 fn another_choice_takes_three_messages() {
     let now = Instant::now();
-    let mut a = Side::new(A, B, "kink/a@T", "kink/b@T", 1, vec![gcm(), cbc_sha256()]);
-    // B does not accept A's first (optimistic) proposal.
-    let mut b = Side::new(B, A, "kink/b@T", "kink/a@T", 2, vec![cbc_sha256()]);
+    let (mut a, mut b) = three_way_pair();
     acquire(now, &mut a);
     let create = a.take_sent();
     b.deliver(now, a.addr, &create[0]);
@@ -524,20 +542,14 @@ fn shutdown_deletes_at_the_peer_and_removes_every_sa_at_once() {
 #[test]
 fn a_late_ack_for_a_deleted_pair_installs_nothing() {
     let now = Instant::now();
-    let mut a = Side::new(A, B, "kink/a@T", "kink/b@T", 1, vec![gcm(), cbc_sha256()]);
-    let mut b = Side::new(B, A, "kink/b@T", "kink/a@T", 2, vec![cbc_sha256()]);
-    acquire(now, &mut a);
-    let create = a.take_sent();
-    b.deliver(now, a.addr, &create[0]);
-    let reply = b.take_sent();
-    a.deliver(now, b.addr, &reply[0]);
-    let ack = a.take_sent();
+    let (mut a, mut b) = three_way_pair();
+    let ack = up_to_the_ack(now, &mut a, &mut b);
     // B's operator deletes the half-made pair before the ACK arrives.
     assert_eq!(b.engine.delete(now, &mut b.krb, "all"), 1);
     b.drain(now);
     b.take_sent();
     let installed = b.sas.len();
-    b.deliver(now, a.addr, &ack[0]);
+    b.deliver(now, a.addr, &ack);
     assert_eq!(b.sas.len(), installed, "no outbound SA resurrected");
     assert!(b.engine.sas().iter().all(|s| s.state == "deleting"));
 }
@@ -545,14 +557,8 @@ fn a_late_ack_for_a_deleted_pair_installs_nothing() {
 #[test]
 fn a_responder_without_ack_deletes_the_pair_at_the_initiator() {
     let mut now = Instant::now();
-    let mut a = Side::new(A, B, "kink/a@T", "kink/b@T", 1, vec![gcm(), cbc_sha256()]);
-    let mut b = Side::new(B, A, "kink/b@T", "kink/a@T", 2, vec![cbc_sha256()]);
-    acquire(now, &mut a);
-    let create = a.take_sent();
-    b.deliver(now, a.addr, &create[0]);
-    let reply = b.take_sent();
-    a.deliver(now, b.addr, &reply[0]);
-    a.take_sent(); // every ACK is lost
+    let (mut a, mut b) = three_way_pair();
+    let _lost = up_to_the_ack(now, &mut a, &mut b); // and so is every ACK
     for _ in 0..6 {
         now += Duration::from_secs(40);
         b.engine.handle_timeout(now, &mut b.krb);
