@@ -1050,8 +1050,8 @@ fn bulk_tcp_crosses_the_offloading_tun_intact_and_counts_inner_packets() {
 fn esp_packets_too_big_for_the_outer_link_leave_fragmented() {
     let (na, nb) = lab("f");
     // The outer link is narrower than the tunnel's 1400-byte MTU allows
-    // for: the datapath's IP_HDRINCL send is refused (EMSGSIZE) and the
-    // packet goes again with the kernel writing (and fragmenting) it.
+    // for: the kernel, which writes the outer header, fragments the ESP
+    // packets.
     na.ip(&["link", "set", "r3va", "mtu", "1280"]);
     nb.ip(&["link", "set", "r3vb", "mtu", "1280"]);
     let a = Host::start(&na, "192.0.2.1:4500".parse().expect("addr"));

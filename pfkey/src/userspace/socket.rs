@@ -1,14 +1,13 @@
 //! Raw ESP sockets (IP protocol 50) for SAs without UDP encapsulation.
 //!
 //! One socket per family receives every ESP packet the host gets (the
-//! kernel has no ESP handler to consume them) and sends ours. The IPv4
-//! socket sends with `IP_HDRINCL`: the datapath writes the outer header
-//! ([`ipv4_header`]), which spares the kernel's `ip_append_data` (and the
-//! checksum it computes over every raw payload, useless for ESP); a packet
-//! the kernel refuses as too big for that path ([`send_fragmentable`]) and
-//! every IPv6 packet leave without it, their outer source address set per
-//! packet with `IP_PKTINFO` / `IPV6_PKTINFO` ancillary data, so one socket
-//! serves every local address. The control
+//! kernel has no ESP handler to consume them) and sends ours. The outer
+//! source address is set per packet with `IP_PKTINFO` / `IPV6_PKTINFO`
+//! ancillary data, so one socket serves every local address; the kernel
+//! writes the outer header. (`IP_HDRINCL`, the datapath writing the IPv4
+//! header itself, saved the kernel's checksum over each raw payload but
+//! cost a quarter of the bulk TCP throughput through the tunnel: see
+//! bench/README.md, "ESP throughput".) The control
 //! message bytes are laid out here by hand (native endianness, `cmsghdr`
 //! alignment), which keeps this file free of `unsafe`; registering the
 //! socket with tokio is in `crate::sys`.
@@ -18,7 +17,7 @@
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::size_of;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd};
 
 use socket2::{Domain, MsgHdr, Protocol, SockAddr, SockRef, Socket, Type};
@@ -64,9 +63,6 @@ pub(crate) fn open(domain: Domain) -> io::Result<AsyncFd<Socket>> {
     let sock = Socket::new(domain, Type::RAW, Some(Protocol::from(IPPROTO_ESP)))?;
     sock.set_nonblocking(true)?;
     sock.set_mark(BYPASS_MARK)?;
-    if domain == Domain::IPV4 {
-        sock.set_header_included_v4(true)?;
-    }
     // Room for the bursts a GSO-sized send of the peer brings (the
     // default queue overflows under bulk TCP); beyond `rmem_max` as root
     // (`SO_RCVBUFFORCE`), else as much as allowed.
@@ -121,57 +117,8 @@ pub(crate) fn ipv4_esp_payload(packet: &[u8]) -> Option<std::ops::Range<usize>> 
     (ok && i32::from(proto) == IPPROTO_ESP).then_some(ihl..total)
 }
 
-/// Length of the IPv4 header [`ipv4_header`] writes.
-pub(crate) const IPV4_HEADER: usize = 20;
-
-/// Writes the outer IPv4 header of an ESP packet of `payload_len` bytes
-/// from `src` to `dst` into `out` (for the `IP_HDRINCL` socket): no
-/// options, DF set as the kernel sets it on raw sockets by default (path
-/// MTU discovery), TTL 64; identification and checksum are left zero for
-/// the kernel to fill in.
-pub(crate) fn ipv4_header(
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    payload_len: usize,
-    out: &mut [u8; IPV4_HEADER],
-) {
-    let total = u16::try_from(IPV4_HEADER + payload_len).unwrap_or(u16::MAX);
-    out[0] = 0x45;
-    out[1] = 0;
-    out[2..4].copy_from_slice(&total.to_be_bytes());
-    out[4..6].fill(0);
-    out[6..8].copy_from_slice(&0x4000u16.to_be_bytes());
-    out[8] = 64;
-    out[9] = IPPROTO_ESP as u8;
-    out[10..12].fill(0);
-    out[12..16].copy_from_slice(&src.octets());
-    out[16..20].copy_from_slice(&dst.octets());
-}
-
-/// Whether a send failed because the packet is too big for its path
-/// (`EMSGSIZE`): [`send_fragmentable`] can still send it.
-pub(crate) fn too_big(e: &io::Error) -> bool {
-    e.raw_os_error() == Some(libc::EMSGSIZE)
-}
-
-/// Sends `payload` as ESP from `src` to `dst` on the IPv4 `IP_HDRINCL`
-/// socket with the kernel writing the header, so that it fragments a
-/// packet too big for the path as it would without `IP_HDRINCL`. Rare
-/// (a tunnel MTU above the path's): switches the option off for one send.
-pub(crate) fn send_fragmentable(
-    sock: &Socket,
-    src: IpAddr,
-    dst: IpAddr,
-    payload: &[u8],
-) -> io::Result<usize> {
-    sock.set_header_included_v4(false)?;
-    let r = send(sock, src, dst, payload);
-    sock.set_header_included_v4(true)?;
-    r
-}
-
 /// Sends `payload` as ESP from `src` to `dst`; the kernel writes the IP
-/// header (IPv6, or IPv4 through [`send_fragmentable`]).
+/// header (and fragments a packet too big for the path).
 pub(crate) fn send(sock: &Socket, src: IpAddr, dst: IpAddr, payload: &[u8]) -> io::Result<usize> {
     let addr = SockAddr::from(SocketAddr::new(dst, 0));
     let mut control = [0u8; 64];
@@ -305,27 +252,6 @@ mod tests {
         assert_eq!(n, 40);
         assert_eq!(usize::from_ne_bytes(buf[..8].try_into().expect("8")), 36);
         assert_eq!(&buf[16..20], &[0x20, 0x01, 0x0d, 0xb8]);
-    }
-
-    #[test]
-    fn ipv4_header_is_esp_with_df_and_the_total_length() {
-        let mut h = [0xffu8; IPV4_HEADER];
-        ipv4_header(
-            "192.0.2.1".parse().expect("v4"),
-            "192.0.2.2".parse().expect("v4"),
-            100,
-            &mut h,
-        );
-        assert_eq!(
-            h,
-            [
-                0x45, 0, 0, 120, 0, 0, 0x40, 0, 64, 50, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2
-            ]
-        );
-        assert_eq!(
-            ipv4_esp_payload(&[&h[..], &[0; 100]].concat()),
-            Some(20..120)
-        );
     }
 
     #[test]

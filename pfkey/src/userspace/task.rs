@@ -41,7 +41,7 @@ use tun_rs::{AsyncDevice, ExpandBuffer, GROTable, IDEAL_BATCH_SIZE, VIRTIO_NET_H
 use super::datapath::Control;
 use super::route;
 use super::sad::{Exists, Lifetime, Sad, SadEntry, Transmit};
-use super::socket::{self, IPV4_HEADER};
+use super::socket;
 use super::stats::DropReason;
 use crate::{KernelEvent, PolicySpec, SaDirection, SaId, Selector, UdpEncap};
 
@@ -54,8 +54,8 @@ const BURST: usize = 64;
 /// Datagrams read from a raw socket with one `recvmmsg`.
 const RECV_BATCH: usize = 32;
 /// Where the inner packets of a TUN read start in their buffers: room for
-/// an outer IPv4 header, the ESP header and the largest IV (16, AES-CBC).
-const SEG_AT: usize = IPV4_HEADER + 8 + 16;
+/// the ESP header and the largest IV (16, AES-CBC), sealed in place.
+const SEG_AT: usize = 8 + 16;
 /// Where inner packets start in a [`TunBatch`] buffer: after the virtio
 /// header, with room in front for what a raw socket delivers before the
 /// inner packet, so that the common case decrypts in place and needs no
@@ -129,7 +129,7 @@ pub(super) struct Buffers {
     /// possibly a GSO super-packet.
     tun_in: Vec<u8>,
     /// The inner packets of one TUN read, after GSO splitting, each at
-    /// [`SEG_AT`] (room for the outer IPv4 header, ESP header and IV in
+    /// [`SEG_AT`] (room for the ESP header and IV in
     /// front, padding and ICV behind: sealed in place), and their lengths.
     segs: Vec<Vec<u8>>,
     sizes: Vec<usize>,
@@ -507,7 +507,7 @@ fn outbound_segs(sad: &mut Sad, io: &Io, now: Instant, bufs: &mut Buffers, n: us
             .take_while(|s| same_path(&s.tx, &first.tx))
             .count();
         let range = start..start + run;
-        let (sent, reason) = match transmit(io, &mut bufs.segs, &bufs.txs[range]) {
+        let (sent, reason) = match transmit(io, &bufs.segs, &bufs.txs[range]) {
             Ok(sent) => (sent, DropReason::SendFailed),
             Err(reason) => (0, reason),
         };
@@ -563,24 +563,10 @@ fn inbound(sad: &mut Sad, io: &Io, esp: &mut [u8], to_tun: &mut TunBatch) {
 /// Sends the sealed packets `sealed` (in `segs`), which all share the
 /// first one's path (one `sendmsg` for a single packet, else `sendmmsg`);
 /// returns how many went out.
-fn transmit(io: &Io, segs: &mut [Vec<u8>], sealed: &[Sealed]) -> Result<usize, DropReason> {
+fn transmit(io: &Io, segs: &[Vec<u8>], sealed: &[Sealed]) -> Result<usize, DropReason> {
     let Some(&Sealed { tx, .. }) = sealed.first() else {
         return Ok(0);
     };
-    if let (None, IpAddr::V4(src), IpAddr::V4(dst)) = (tx.encap, tx.src, tx.dst) {
-        for s in sealed {
-            let header = segs
-                .get_mut(s.seg)
-                .zip(s.start.checked_sub(IPV4_HEADER))
-                .and_then(|(b, at)| b.get_mut(at..s.start))
-                .and_then(|h| h.first_chunk_mut::<IPV4_HEADER>());
-            if let Some(h) = header {
-                socket::ipv4_header(src, dst, s.tx.len, h);
-            }
-        }
-        return Ok(send_v4(io.raw4.get_ref(), tx, segs, sealed));
-    }
-    let segs = &*segs;
     let esp = |s: &Sealed| -> &[u8] {
         segs.get(s.seg)
             .and_then(|b| b.get(s.start..s.start + s.tx.len))
@@ -619,45 +605,4 @@ fn transmit(io: &Io, segs: &mut [Vec<u8>], sealed: &[Sealed]) -> Result<usize, D
         }
     };
     sent.map_err(|_| DropReason::SendFailed)
-}
-
-/// Sends whole IPv4 packets (each sealed packet with the header written
-/// in front of it) on the `IP_HDRINCL` socket, batched; one the kernel
-/// refuses as too big for its path goes again without `IP_HDRINCL`,
-/// fragmented as the kernel sees fit. Returns how many went out; a packet
-/// that fails otherwise is skipped (counted by the caller).
-fn send_v4(sock: &Socket, tx: Transmit, segs: &[Vec<u8>], sealed: &[Sealed]) -> usize {
-    let whole = |s: &Sealed| -> &[u8] {
-        segs.get(s.seg)
-            .and_then(|b| b.get(s.start.checked_sub(IPV4_HEADER)?..s.start + s.tx.len))
-            .unwrap_or_default()
-    };
-    let dst = SocketAddr::new(tx.dst, 0);
-    let mut sent = 0;
-    let mut at = 0;
-    while let Some(s) = sealed.get(at) {
-        let r = if sealed.len() - at == 1 {
-            sock.send_to(whole(s), &dst.into()).map(|_| 1)
-        } else {
-            socket::send_batch(sock, None, dst, sealed[at..].iter().map(whole))
-        };
-        match r {
-            Ok(n) if n > 0 => {
-                sent += n;
-                at += n;
-                continue;
-            }
-            Ok(_) => {}
-            Err(e) if socket::too_big(&e) => {
-                let p = whole(s).get(IPV4_HEADER..).unwrap_or_default();
-                if socket::send_fragmentable(sock, tx.src, tx.dst, p).is_ok() {
-                    sent += 1;
-                }
-            }
-            Err(_) => {}
-        }
-        // The packet at `at` failed (or went fragmented): go on after it.
-        at += 1;
-    }
-    sent
 }
