@@ -13,7 +13,7 @@ pub struct CommonArgs {
     #[arg(short = 'f', default_value = "/etc/racoon2/racoon2.conf")]
     pub config: PathBuf,
     /// Stay in the foreground (otherwise the daemon detaches and logs to
-    /// -l, or to RUN_DIR/<daemon>.log).
+    /// -l, or to RUN_DIR/DAEMON.log, e.g. RUN_DIR/iked.log).
     #[arg(short = 'F')]
     pub foreground: bool,
     /// Debug level: 0 info, 1-2 debug, 3 and more trace.
@@ -29,8 +29,8 @@ pub struct CommonArgs {
     /// gid): the socket becomes mode 0660, owned by the group.
     #[arg(long, value_name = "GROUP")]
     pub ctl_group: Option<String>,
-    /// Directory for the pid file (<daemon>.pid), the control socket
-    /// (<daemon>.sock) and, for spmd, the policy journal.
+    /// Directory for the pid file (DAEMON.pid), the control socket
+    /// (DAEMON.sock) and, for spmd, the policy journal.
     #[arg(long, default_value = "/run/racoon3")]
     pub run_dir: PathBuf,
 }
@@ -47,7 +47,7 @@ pub struct Started {
 impl CommonArgs {
     /// `-V` prints the version and returns `None`; otherwise the log is set
     /// up (in the background there is no terminal: the run directory's
-    /// `<daemon>.log` unless `-l`) and the control group resolved.
+    /// `DAEMON.log` unless `-l`) and the control group resolved.
     ///
     /// # Errors
     /// The log file cannot be opened, or the group does not exist.
