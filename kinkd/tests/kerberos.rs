@@ -337,13 +337,24 @@ fn user_to_user_works_with_only_the_peers_tgt() {
         .expect("AP-REQ");
     assert!(b.read_ap_req(&again.bytes, AcceptMode::Keytab).is_err());
 
-    // b restarts (new TGT, new session key): the old u2u ticket fails its integrity check,
-    // which is what sends a KINK initiator back to GETTGT.
+    // b renews its TGT: tickets issued under the previous one still work
+    // (it keeps that key until they would have to be refetched anyway).
     realm
         .kdc
         .export_keytab(&realm.b.0, &realm.b.1)
         .expect("keytab back for the new AS-REQ");
-    b.get_tgt().expect("b's new TGT");
+    b.get_tgt().expect("b's renewed TGT");
+    let renewed = a
+        .make_ap_req(&peer(B), TicketKind::UserToUser)
+        .expect("AP-REQ");
+    b.read_ap_req(&renewed.bytes, AcceptMode::UserToUser)
+        .expect("a ticket under the previous TGT survives one renewal");
+
+    // b restarts (a new process: new TGT, no memory of the old one): the
+    // old u2u ticket fails its integrity check, which is what sends a KINK
+    // initiator back to GETTGT.
+    let mut b = realm.backend(&realm.b);
+    b.get_tgt().expect("b's TGT after the restart");
     let stale = a
         .make_ap_req(&peer(B), TicketKind::UserToUser)
         .expect("AP-REQ");
