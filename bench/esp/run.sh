@@ -32,7 +32,9 @@
 # Environment knobs:
 #   DURATION=10      seconds per iperf3 run
 #   PARALLEL=4       streams in the second run per path; 0 skips it
-#   ONLY="veth racoon3 libipsec boringtun wg-go"   paths to measure, in order
+#   ONLY="veth racoon3 racoon3-udp libipsec boringtun wg-go"   paths to measure,
+#                    in order (racoon3: plain ESP; racoon3-udp: the same with
+#                    `force_udp_encap on;`, ESP in UDP 4500 with UDP GSO/GRO)
 #   IKED=path        use this iked instead of building target/release/iked
 #                    (spmd: SPMD=path, default: next to IKED)
 #   REV=commit       build spmd and iked from a clean snapshot of this commit (git
@@ -56,7 +58,7 @@ ROOT=$PWD
 
 DURATION=${DURATION:-10}
 PARALLEL=${PARALLEL:-4}
-ONLY=${ONLY:-veth racoon3 libipsec boringtun wg-go}
+ONLY=${ONLY:-veth racoon3 racoon3-udp libipsec boringtun wg-go}
 PROFILE=${PROFILE:-0}
 KEEP=${KEEP:-0}
 NO_INSTALL=${NO_INSTALL:-0}
@@ -201,7 +203,7 @@ done
 IKED_FROM=
 if [ -n "${IKED:-}" ]; then
   IKED_FROM="iked given as IKED=$IKED, spmd ${SPMD:-next to it}"
-elif [[ " $ONLY " == *" racoon3 "* || "$PROFILE" = 1 ]]; then
+elif [[ " $ONLY " == *" racoon3"* || "$PROFILE" = 1 ]]; then
   if [ -n "${REV:-}" ]; then
     # A clean snapshot of one commit, built in the scratch directory: the
     # figures then belong to that commit, not to uncommitted work.
@@ -417,7 +419,8 @@ remote peer {
     kmp_prf_alg { hmac_sha2_256; };
     kmp_dh_group { curve25519; };
     kmp_auth_method { psk; };
-    pre_shared_key "$WORK/r3/psk";
+    pre_shared_key "$WORK/r3/psk";${R3_UDP:+
+    force_udp_encap on;}
   };
 };
 selector out { direction outbound; src $3; dst $4; upper_layer_protocol "any"; policy_index pol; };
@@ -460,7 +463,7 @@ racoon3_up() {
   local bin
   for bin in "$SPMD" "$IKED"; do
     if [ ! -x "$bin" ]; then
-      NOTE[racoon3]+="binary $bin missing; "
+      NOTE[$R3_NAME]+="binary $bin missing; "
       return 1
     fi
   done
@@ -488,14 +491,14 @@ racoon3_up() {
   for pid in "${R3_PIDS[@]}"; do
     kill -0 "$pid" 2>/dev/null || why="$why; PID $pid exited"
   done
-  warn "racoon3: $why"
+  warn "$R3_NAME: $why"
   for side in a b; do
     for f in spmd-$side.log spmd-$side.out $side.log $side.out; do
       echo "--- $f (last 20 lines) ---" >&2
       tail -n 20 "$d/$f" >&2 2>/dev/null || true
     done
   done
-  NOTE[racoon3]+="tunnel not up: $why (logs on stderr); "
+  NOTE[$R3_NAME]+="tunnel not up: $why (logs on stderr); "
   return 1
 }
 
@@ -509,11 +512,17 @@ racoon3_down() {
   flush_rules
 }
 
-run_racoon3() {
+R3_NAME=racoon3
+R3_UDP=
+run_racoon3() { # [udp]: racoon3-udp, ESP in UDP 4500 (force_udp_encap on)
+  R3_NAME=racoon3${1:+-$1}
+  R3_UDP=$1
   if racoon3_up; then
-    measure racoon3 $LAN_B $LAN_A r3esp0 "${R3_PIDS[@]}"
+    measure "$R3_NAME" $LAN_B $LAN_A r3esp0 "${R3_PIDS[@]}"
   fi
   racoon3_down
+  R3_NAME=racoon3
+  R3_UDP=
 }
 
 # ---------------------------------------------------------------- strongSwan
@@ -774,10 +783,11 @@ for p in $ONLY; do
   case $p in
     veth) run_veth ;;
     racoon3) run_racoon3 ;;
+    racoon3-udp) run_racoon3 udp ;;
     libipsec) run_libipsec ;;
     boringtun) run_wg boringtun boringtun boringtun-cli ;;
     wg-go) run_wg wg-go wg-go wireguard-go ;;
-    *) warn "unknown path $p (expected veth racoon3 libipsec boringtun wg-go)" ;;
+    *) warn "unknown path $p (expected veth racoon3 racoon3-udp libipsec boringtun wg-go)" ;;
   esac
 done
 
@@ -815,10 +825,13 @@ ratio() { # A B TAG
   fi
 }
 echo "Targets: racoon3 >= 2x boringtun and >= 5x libipsec (throughput)."
-for other in boringtun libipsec; do
-  line="- racoon3 / $other: $(ratio racoon3 $other 1) (1 stream)"
-  if [ "$p" -gt 1 ]; then line+=", $(ratio racoon3 $other P) (-P $p)"; fi
-  echo "$line"
+for r3 in racoon3 racoon3-udp; do
+  [[ " $ONLY " == *" $r3 "* ]] || continue
+  for other in boringtun libipsec; do
+    line="- $r3 / $other: $(ratio $r3 $other 1) (1 stream)"
+    if [ "$p" -gt 1 ]; then line+=", $(ratio $r3 $other P) (-P $p)"; fi
+    echo "$line"
+  done
 done
 
 if [ "$PROFILE" = 1 ]; then

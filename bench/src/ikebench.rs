@@ -231,5 +231,6 @@ fn config(name: &str, local: &str, remote: &str, peer: SocketAddr) -> PeerConfig
         retransmit: Retransmit::default(),
         nonce_len: 32,
         cookie_required: false,
+        force_udp_encap: false,
     }
 }

@@ -150,6 +150,7 @@ fn peer(
         retransmit,
         nonce_len,
         cookie_required: v2.cookie_required.unwrap_or(false),
+        force_udp_encap: v2.force_udp_encap.unwrap_or(false),
     })
 }
 

@@ -29,11 +29,18 @@ impl EspHandoff {
     /// lock is uncontended except for the instant of a reconnect.
     pub(crate) fn sink(&self) -> EspSink {
         let sender = self.sender.clone();
-        Arc::new(move |local, remote, packet| {
+        Arc::new(move |local, remote, segment: usize, packets: &[u8]| {
             let guard = sender.read().unwrap_or_else(PoisonError::into_inner);
-            if let Some(s) = guard.as_ref()
-                && let Err(e) = s.forward(local, remote, packet)
-            {
+            let Some(s) = guard.as_ref() else { return };
+            // One datagram, or several of `segment` bytes (GRO; the
+            // segment size of a UDP payload always fits in 16 bits).
+            let sent = match u16::try_from(segment) {
+                Ok(seg) if segment < packets.len() => {
+                    s.forward_segmented(local, remote, seg, packets)
+                }
+                _ => s.forward(local, remote, packets),
+            };
+            if let Err(e) = sent {
                 tracing::debug!("ESP hand-off to spmd failed: {e}");
             }
         })

@@ -183,6 +183,10 @@ pub struct PeerConfig {
     /// Demand a COOKIE from every IKE_SA_INIT of this peer, not only under
     /// load (racoon2's `cookie_required`).
     pub cookie_required: bool,
+    /// Announce a NAT that is not there (`force_udp_encap`, strongSwan's
+    /// `encap = yes`): a NAT_DETECTION_SOURCE_IP that cannot match, so both
+    /// ends float to port 4500 and ESP is UDP-encapsulated.
+    pub force_udp_encap: bool,
     /// Nonce length in bytes (RFC 7296 §2.10: at least half the PRF key size, 16..=256).
     pub nonce_len: usize,
 }

@@ -72,7 +72,12 @@ impl InitSent {
             data: dh.public_key().to_vec(),
         }));
         payloads.push(Payload::Nonce(nonce_i.clone()));
-        payloads.extend(natd_payloads(sa.spi_i, 0, sa.path));
+        payloads.extend(natd_payloads(
+            sa.spi_i,
+            0,
+            sa.path,
+            sa.config.force_udp_encap,
+        ));
         let msg = Message {
             header: sa.header(ExchangeType::IkeSaInit, false, 0),
             payloads,
@@ -177,7 +182,8 @@ impl InitSent {
             return Err(Error::PeerMisbehaved("responder SPI is zero"));
         }
         sa.spi_r = msg.header.spi_r;
-        let nat = detect_nat(sa.spi_i, sa.spi_r, path, p);
+        let mut nat = detect_nat(sa.spi_i, sa.spi_r, path, p);
+        nat.local_behind_nat |= sa.config.force_udp_encap;
         let shared = self.dh.agree(&ke.data)?;
         let keys = derive_ike_keys(&suite, &shared, &self.nonce_i, nonce_r, sa.spi_i, sa.spi_r);
         if nat.any() {
@@ -228,7 +234,8 @@ impl ExpectAuth {
                 want: suite.dh.iana(),
             });
         }
-        let nat = detect_nat(sa.spi_i, 0, sa.path, p);
+        let mut nat = detect_nat(sa.spi_i, 0, sa.path, p);
+        nat.local_behind_nat |= sa.config.force_udp_encap;
         let dh = suite.dh.generate(cx.rng)?;
         let public = dh.public_key().to_vec();
         let shared = dh.agree(&ke.data)?;
@@ -243,7 +250,12 @@ impl ExpectAuth {
             Payload::Nonce(nonce_r.clone()),
         ];
         if find_notify(p, NotifyType::NatDetectionSourceIp).is_some() {
-            payloads.extend(natd_payloads(sa.spi_i, sa.spi_r, sa.path));
+            payloads.extend(natd_payloads(
+                sa.spi_i,
+                sa.spi_r,
+                sa.path,
+                sa.config.force_udp_encap,
+            ));
         }
         let keys = derive_ike_keys(&suite, &shared, nonce_i, &nonce_r, sa.spi_i, sa.spi_r);
         let reply = Message {
@@ -340,13 +352,17 @@ pub(crate) fn invalid_ke_group(
         ))
 }
 
-/// NAT_DETECTION_SOURCE_IP and NAT_DETECTION_DESTINATION_IP for our message.
-fn natd_payloads(spi_i: u64, spi_r: u64, path: Path) -> [Payload; 2] {
+/// NAT_DETECTION_SOURCE_IP and NAT_DETECTION_DESTINATION_IP for our message;
+/// with `force` (`force_udp_encap`) the source hash is of port 0, which
+/// cannot match the datagram's, so the peer sees us behind a NAT.
+fn natd_payloads(spi_i: u64, spi_r: u64, path: Path, force: bool) -> [Payload; 2] {
+    let source = if force {
+        natd::forced_source_hash(spi_i, spi_r, path.local)
+    } else {
+        natd::natd_hash(spi_i, spi_r, path.local)
+    };
     [
-        notify(
-            NotifyType::NatDetectionSourceIp,
-            natd::natd_hash(spi_i, spi_r, path.local).to_vec(),
-        ),
+        notify(NotifyType::NatDetectionSourceIp, source.to_vec()),
         notify(
             NotifyType::NatDetectionDestinationIp,
             natd::natd_hash(spi_i, spi_r, path.remote).to_vec(),

@@ -16,6 +16,13 @@ pub fn natd_hash(spi_i: u64, spi_r: u64, addr: SocketAddr) -> [u8; 20] {
     ])
 }
 
+/// A NAT_DETECTION_SOURCE_IP value that cannot match `local` as the peer
+/// sees it (the hash of port 0, which no datagram carries): announces a NAT
+/// where there is none, to force UDP encapsulation (`force_udp_encap`).
+pub fn forced_source_hash(spi_i: u64, spi_r: u64, local: SocketAddr) -> [u8; 20] {
+    natd_hash(spi_i, spi_r, SocketAddr::new(local.ip(), 0))
+}
+
 /// What the NAT-D notifies of a message say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct NatState {
@@ -66,6 +73,16 @@ mod tests {
         assert!(!detect(1, 0, b, a, &[&src], Some(&dst)).any());
         let moved: SocketAddr = "192.0.2.1:1024".parse().expect("addr");
         let s = detect(1, 0, b, moved, &[&src], Some(&dst));
+        assert!(s.peer_behind_nat && !s.local_behind_nat);
+    }
+
+    #[test]
+    fn a_forced_source_hash_makes_the_peer_see_a_nat() {
+        let a: SocketAddr = "192.0.2.1:500".parse().expect("addr");
+        let b: SocketAddr = "192.0.2.2:500".parse().expect("addr");
+        let src = forced_source_hash(7, 9, a);
+        let dst = natd_hash(7, 9, b);
+        let s = detect(7, 9, b, a, &[&src], Some(&dst));
         assert!(s.peer_behind_nat && !s.local_behind_nat);
     }
 }

@@ -362,6 +362,32 @@ fn a_responder_demanding_cookies_still_completes_the_handshake() {
 }
 
 #[test]
+fn force_udp_encap_on_one_side_floats_both_to_4500_without_a_nat() {
+    for force_a in [true, false] {
+        let (mut a, mut b) = (config_a(), config_b());
+        if force_a {
+            a.force_udp_encap = true;
+        } else {
+            b.force_udp_encap = true;
+        }
+        let mut p = Pair::new(a, b, Link::default(), 23);
+        p.initiate();
+        p.drive();
+        assert_children_match(&p);
+        for (who, seen) in [("A", &p.seen_a), ("B", &p.seen_b)] {
+            let sa = &seen.installed[0];
+            for (dir, spec) in [("out", &sa.outbound), ("in", &sa.inbound)] {
+                assert_eq!(
+                    spec.encap.map(|e| (e.sport, e.dport)),
+                    Some((4500, 4500)),
+                    "{who} {dir}: ESP in UDP 4500 (force on A: {force_a})"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn behind_a_nat_ike_floats_to_4500_esp_is_encapsulated_and_keepalives_flow() {
     let mut p = Pair::new(config_a(), config_b(), Link::default(), 21);
     p.nat_a = true;

@@ -341,6 +341,7 @@ pub(crate) fn config_a() -> PeerConfig {
         retransmit: Retransmit::default(),
         nonce_len: 32,
         cookie_required: false,
+        force_udp_encap: false,
     }
 }
 

@@ -32,6 +32,12 @@
 //! `user_to_user on|off;` (get user-to-user tickets through KINK GETTGT,
 //! for a peer whose principal has no keytab entry at the KDC; default off).
 //!
+//! racoon3 extensions in the `ikev2` block (not in racoon2):
+//!
+//! | directive | values | meaning |
+//! | --- | --- | --- |
+//! | `force_udp_encap` | `on` / `off` (default) | announce a NAT in IKE_SA_INIT that is not there (a NAT_DETECTION_SOURCE_IP that cannot match, as strongSwan's `encap = yes`): both peers float to port 4500 and ESP rides UDP (RFC 3948), which the userspace datapath sends with UDP GSO and receives with UDP GRO |
+//!
 //! `script { ... }` is implemented in `ikev2` blocks (parsed by
 //! `scripts.rs`, run by iked; see `docs/hook-scripts.md`); inside the
 //! `ikev1` and `kink` blocks it is checked along with the rest of the block.
@@ -212,6 +218,7 @@ pub(crate) const KMP_DIRECTIVES: &[KmpDirective] = &[
     kmp("nat_traversal", Scope::All),
     kmp("need_pfs", Scope::V1V2),
     kmp("cookie_required", Scope::V2),
+    kmp("force_udp_encap", Scope::V2),
     kmp("script", Scope::All),
     kmp_ignored(
         "logmode",

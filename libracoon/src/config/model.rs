@@ -183,6 +183,10 @@ pub struct Ikev2Params {
     /// `cookie_required`: demand an IKEv2 COOKIE (RFC 7296 §2.6) from
     /// this peer's every IKE_SA_INIT, not only under load.
     pub cookie_required: Option<bool>,
+    /// `force_udp_encap` (racoon3): announce a NAT in IKE_SA_INIT although
+    /// there is none (strongSwan's `encap = yes`), so that both peers float
+    /// to port 4500 and ESP rides UDP (RFC 3948), e.g. for UDP GSO/GRO.
+    pub force_udp_encap: Option<bool>,
     /// `need_pfs`.
     pub need_pfs: Option<bool>,
     /// `script { ... }`: hook scripts run on SA events.

@@ -238,6 +238,7 @@ fn merge_params(p: Ikev2Params, d: &Ikev2Params) -> Ikev2Params {
         nat_traversal: p.nat_traversal.or(d.nat_traversal),
         need_pfs: p.need_pfs.or(d.need_pfs),
         cookie_required: p.cookie_required.or(d.cookie_required),
+        force_udp_encap: p.force_udp_encap.or(d.force_udp_encap),
         scripts: p.scripts.merge(&d.scripts),
     }
 }
@@ -427,6 +428,7 @@ fn kmp_typed(
         "nat_traversal" => p.nat_traversal = Some(value::flag(cx, d)?),
         "need_pfs" => p.need_pfs = Some(value::flag(cx, d)?),
         "cookie_required" => p.cookie_required = Some(value::flag(cx, d)?),
+        "force_udp_encap" => p.force_udp_encap = Some(value::flag(cx, d)?),
         "script" => p.scripts = super::scripts::script(cx, d)?,
         _ => return Err(directives::unknown(d, "a KMP block")),
     }

@@ -121,6 +121,7 @@ fn host_to_host_tunnel_from_testdata() {
             nonce_size: None,
             nat_traversal: None,
             cookie_required: None,
+            force_udp_encap: None,
             need_pfs: Some(true),
             scripts: Scripts::default(),
         },
@@ -712,6 +713,7 @@ remote r2 {{
         nonce_size 256 B;
         nat_traversal off;
         need_pfs yes;
+        force_udp_encap on;
         pre_shared_key \"/k2\";
     }};
 }};"
@@ -760,6 +762,7 @@ remote r2 {{
     );
     assert_eq!(p.interval_to_send, Some(Duration::from_secs(2)));
     assert_eq!((p.nat_traversal, p.need_pfs), (Some(false), Some(true)));
+    assert_eq!(p.force_udp_encap, Some(true));
     let w: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
     assert_eq!(
         w,

@@ -16,10 +16,11 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
 
 use super::fd::adopt_received;
-use super::wire::{self, HEADER_LEN, HandoffMessage};
+use super::wire::{self, HandoffMessage, SEGMENTED_HEADER_LEN};
 
-/// Largest record: an ESP datagram of the largest UDP payload, plus header.
-const MAX_RECORD: usize = 65_535 + HEADER_LEN;
+/// Largest record: an ESP datagram of the largest UDP payload (or as many
+/// bytes of coalesced ones), plus the longest header.
+const MAX_RECORD: usize = 65_535 + SEGMENTED_HEADER_LEN;
 
 /// Send buffer of iked's end: room for bursts while spmd catches up.
 const SNDBUF: usize = 4 << 20;
@@ -74,10 +75,29 @@ impl HandoffSender {
     /// # Errors
     /// Anything but a full queue: spmd closed the connection.
     pub fn forward(&self, local: SocketAddr, remote: SocketAddr, packet: &[u8]) -> io::Result<()> {
-        let header = wire::esp_header(local, remote);
+        self.send(&wire::esp_header(local, remote), packet)
+    }
+
+    /// Forwards the ESP datagrams UDP GRO coalesced into `packets`, each
+    /// `segment` bytes but the last, as one record (spmd splits it), as
+    /// [`Self::forward`] does one datagram.
+    ///
+    /// # Errors
+    /// As [`Self::forward`].
+    pub fn forward_segmented(
+        &self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        segment: u16,
+        packets: &[u8],
+    ) -> io::Result<()> {
+        self.send(&wire::segmented_header(local, remote, segment), packets)
+    }
+
+    fn send(&self, header: &[u8], payload: &[u8]) -> io::Result<()> {
         match self
             .sock
-            .send_vectored(&[IoSlice::new(&header), IoSlice::new(packet)])
+            .send_vectored(&[IoSlice::new(header), IoSlice::new(payload)])
         {
             Ok(_) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -136,7 +156,8 @@ impl HandoffReceiver {
     }
 
     /// Serves connections until the task is dropped: attached sockets go
-    /// to `on_attach`, ESP datagrams to `on_esp`. Malformed records are
+    /// to `on_attach`, ESP datagrams to `on_esp` (a coalesced record's one
+    /// by one). Malformed records are
     /// logged and skipped.
     pub async fn run<A, E>(self, on_attach: A, on_esp: E)
     where
@@ -215,13 +236,16 @@ where
         };
         match (wire::decode(&buf[..len]), fd) {
             (
-                Ok(HandoffMessage::Esp {
-                    local,
-                    remote,
-                    packet,
-                }),
+                Ok(
+                    m @ (HandoffMessage::Esp { local, remote, .. }
+                    | HandoffMessage::Segmented { local, remote, .. }),
+                ),
                 _,
-            ) => on_esp(local, remote, packet),
+            ) => {
+                for packet in m.datagrams() {
+                    on_esp(local, remote, packet);
+                }
+            }
             (Ok(HandoffMessage::Attach { local }), Some(fd)) => {
                 on_attach(local, UdpSocket::from(fd))
             }

@@ -5,8 +5,17 @@
 //! ```
 //!
 //! `kind` 1 attaches a port-4500 socket (its descriptor rides along as
-//! `SCM_RIGHTS`, `remote` is unused), 2 carries one ESP datagram. IPv4
-//! addresses are stored in the first four of the sixteen address bytes.
+//! `SCM_RIGHTS`, `remote` is unused), 2 carries one ESP datagram, 3 carries
+//! the ESP datagrams UDP GRO coalesced into one read:
+//!
+//! ```text
+//! kind 3 (1) | local (19) | remote (19) | segment size (2, big-endian) | payload
+//! ```
+//!
+//! where the payload is datagrams of `segment size` bytes each, the last
+//! possibly shorter (the kernel's `UDP_GRO` layout), so every record says
+//! itself how to split it. IPv4 addresses are stored in the first four of
+//! the sixteen address bytes.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -14,6 +23,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 const KIND_ATTACH: u8 = 1;
 /// Forward an ESP datagram.
 const KIND_ESP: u8 = 2;
+/// Forward GRO-coalesced ESP datagrams of one segment size.
+const KIND_ESP_SEGMENTED: u8 = 3;
+/// Bytes before the payload of a [`KIND_ESP_SEGMENTED`] record.
+pub const SEGMENTED_HEADER_LEN: usize = HEADER_LEN + 2;
 const ENDPOINT_LEN: usize = 19;
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 1 + 2 * ENDPOINT_LEN;
@@ -36,6 +49,33 @@ pub enum HandoffMessage<'a> {
         /// The ESP packet (starting at the SPI).
         packet: &'a [u8],
     },
+    /// ESP datagrams that arrived on `local` from `remote` and that UDP GRO
+    /// coalesced: [`Self::datagrams`] splits them.
+    Segmented {
+        /// Our address and port they arrived on.
+        local: SocketAddr,
+        /// The peer's address and port.
+        remote: SocketAddr,
+        /// Each datagram's size (the last may be shorter); never zero.
+        segment: u16,
+        /// The datagrams, back to back.
+        packets: &'a [u8],
+    },
+}
+
+impl<'a> HandoffMessage<'a> {
+    /// The ESP datagrams an [`Esp`](Self::Esp) or
+    /// [`Segmented`](Self::Segmented) record carries (none for an attach).
+    pub fn datagrams(&self) -> impl Iterator<Item = &'a [u8]> + use<'a> {
+        let (packets, size): (&'a [u8], usize) = match *self {
+            Self::Attach { .. } => (&[], 1),
+            Self::Esp { packet, .. } => (packet, packet.len().max(1)),
+            Self::Segmented {
+                segment, packets, ..
+            } => (packets, usize::from(segment).max(1)),
+        };
+        packets.chunks(size)
+    }
 }
 
 /// Why a record was refused.
@@ -50,6 +90,9 @@ pub enum HandoffError {
     /// Address family byte is neither 4 nor 6.
     #[error("hand-off record with address family {0}")]
     BadFamily(u8),
+    /// A segmented record with a segment size of zero.
+    #[error("hand-off record of coalesced datagrams with segment size 0")]
+    ZeroSegment,
 }
 
 /// Writes an ESP record into `out` (cleared first).
@@ -65,6 +108,20 @@ pub fn esp_header(local: SocketAddr, remote: SocketAddr) -> [u8; HEADER_LEN] {
     h[0] = KIND_ESP;
     h[1..=ENDPOINT_LEN].copy_from_slice(&endpoint(local));
     h[1 + ENDPOINT_LEN..].copy_from_slice(&endpoint(remote));
+    h
+}
+
+/// The header of a record of GRO-coalesced ESP datagrams of `segment`
+/// bytes each (the last may be shorter), for a vectored send next to them.
+pub fn segmented_header(
+    local: SocketAddr,
+    remote: SocketAddr,
+    segment: u16,
+) -> [u8; SEGMENTED_HEADER_LEN] {
+    let mut h = [0u8; SEGMENTED_HEADER_LEN];
+    h[..HEADER_LEN].copy_from_slice(&esp_header(local, remote));
+    h[0] = KIND_ESP_SEGMENTED;
+    h[HEADER_LEN..].copy_from_slice(&segment.to_be_bytes());
     h
 }
 
@@ -94,6 +151,21 @@ pub fn decode(record: &[u8]) -> Result<HandoffMessage<'_>, HandoffError> {
             remote,
             packet,
         }),
+        KIND_ESP_SEGMENTED => {
+            let [a, b, ref packets @ ..] = *packet else {
+                return Err(HandoffError::Truncated(record.len()));
+            };
+            let segment = u16::from_be_bytes([a, b]);
+            if segment == 0 {
+                return Err(HandoffError::ZeroSegment);
+            }
+            Ok(HandoffMessage::Segmented {
+                local,
+                remote,
+                segment,
+                packets,
+            })
+        }
         k => Err(HandoffError::UnknownKind(k)),
     }
 }
@@ -156,6 +228,45 @@ mod tests {
     }
 
     #[test]
+    fn segmented_records_split_into_their_datagrams_the_last_shorter() {
+        let local = "192.0.2.1:4500".parse().unwrap();
+        let remote = "[2001:db8::9]:4500".parse().unwrap();
+        let mut rec = segmented_header(local, remote, 4).to_vec();
+        rec.extend_from_slice(b"aaaabbbbcc");
+        let msg = decode(&rec).unwrap();
+        assert_eq!(
+            msg,
+            HandoffMessage::Segmented {
+                local,
+                remote,
+                segment: 4,
+                packets: b"aaaabbbbcc"
+            }
+        );
+        let parts: Vec<&[u8]> = msg.datagrams().collect();
+        assert_eq!(parts, [&b"aaaa"[..], b"bbbb", b"cc"]);
+        // An ESP record is one datagram, an attach none.
+        let mut one = Vec::new();
+        encode_esp(&mut one, local, remote, b"xyz");
+        assert_eq!(decode(&one).unwrap().datagrams().count(), 1);
+        assert_eq!(
+            decode(&encode_attach(local)).unwrap().datagrams().count(),
+            0
+        );
+    }
+
+    #[test]
+    fn segmented_records_without_a_valid_size_are_refused() {
+        let local = "192.0.2.1:4500".parse().unwrap();
+        let rec = segmented_header(local, local, 0);
+        assert_eq!(decode(&rec), Err(HandoffError::ZeroSegment));
+        assert_eq!(
+            decode(&rec[..HEADER_LEN + 1]),
+            Err(HandoffError::Truncated(HEADER_LEN + 1))
+        );
+    }
+
+    #[test]
     fn attach_records_carry_the_local_address() {
         let local = "192.0.2.1:4500".parse().unwrap();
         assert_eq!(
@@ -174,7 +285,7 @@ mod tests {
             b"spi+payload",
         );
         for len in 0..=rec.len() {
-            for kind in 0..=3 {
+            for kind in 0..=4 {
                 let mut r = rec[..len].to_vec();
                 if let Some(k) = r.first_mut() {
                     *k = kind;

@@ -187,6 +187,7 @@ impl UserspaceKernel {
                 raw4,
                 raw6,
                 udp: HashMap::new(),
+                udp_gso: std::sync::atomic::AtomicBool::new(true),
             },
             bufs: Buffers::new(),
             ctl: ctl_rx,

@@ -190,6 +190,65 @@ pub(crate) fn send_batch<'a>(
     Ok(sent.count())
 }
 
+/// Most segments the kernel accepts in one UDP GSO send (`UDP_MAX_SEGMENTS`
+/// is 64 before Linux 6.9).
+pub(crate) const GSO_MAX_SEGMENTS: usize = 64;
+/// Most payload bytes of one UDP GSO send: what fits in one IPv4 datagram
+/// (65535 minus the IPv4 and UDP headers).
+pub(crate) const GSO_MAX_BYTES: usize = 65_535 - 20 - 8;
+
+/// How many of `lens` (at least one, if any) go out as one UDP GSO send:
+/// a run of equal lengths, then at most one shorter, within
+/// [`GSO_MAX_SEGMENTS`] and [`GSO_MAX_BYTES`] (the kernel's `UDP_SEGMENT`
+/// layout: every segment `lens[0]` bytes but the last).
+pub(crate) fn gso_run(lens: impl Iterator<Item = usize>) -> usize {
+    let mut lens = lens.peekable();
+    let Some(&size) = lens.peek() else {
+        return 0;
+    };
+    let (mut n, mut bytes) = (0, 0);
+    for len in lens {
+        if n == GSO_MAX_SEGMENTS || bytes + len > GSO_MAX_BYTES || len > size || len == 0 {
+            break;
+        }
+        n += 1;
+        bytes += len;
+        if len < size {
+            break;
+        }
+    }
+    n.max(1)
+}
+
+/// Sends `packets` (each `segment` bytes but the last, which may be
+/// shorter) to `dst` with one `sendmsg` carrying a `UDP_SEGMENT` control
+/// message: the kernel builds one GSO super-datagram and splits it into
+/// one UDP datagram per packet as late as possible (in the driver, or for
+/// a veth at the peer's receive, where UDP GRO keeps it whole).
+///
+/// # Errors
+/// The `sendmsg` error; `EINVAL` or `EIO` mean the kernel or device cannot
+/// do UDP GSO here (callers fall back to one datagram per packet).
+pub(crate) fn send_gso<'a>(
+    sock: &impl AsRawFd,
+    dst: SocketAddr,
+    segment: u16,
+    packets: impl Iterator<Item = &'a [u8]>,
+) -> io::Result<usize> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, SockaddrStorage, sendmsg};
+    let iovs: Vec<IoSlice<'a>> = packets.map(IoSlice::new).collect();
+    let addr = SockaddrStorage::from(dst);
+    let cmsg = [ControlMessage::UdpGsoSegments(&segment)];
+    sendmsg(
+        sock.as_raw_fd(),
+        &iovs,
+        &cmsg,
+        MsgFlags::empty(),
+        Some(&addr),
+    )?;
+    Ok(iovs.len())
+}
+
 /// Writes one `IP_PKTINFO` (`struct in_pktinfo { ifindex, spec_dst, addr }`)
 /// or `IPV6_PKTINFO` (`struct in6_pktinfo { addr, ifindex }`) control
 /// message selecting `src`; returns its space in bytes.
@@ -252,6 +311,55 @@ mod tests {
         assert_eq!(n, 40);
         assert_eq!(usize::from_ne_bytes(buf[..8].try_into().expect("8")), 36);
         assert_eq!(&buf[16..20], &[0x20, 0x01, 0x0d, 0xb8]);
+    }
+
+    #[test]
+    fn gso_runs_are_equal_lengths_then_at_most_one_shorter() {
+        assert_eq!(gso_run([].into_iter()), 0);
+        assert_eq!(gso_run([1400].into_iter()), 1);
+        assert_eq!(gso_run([1400, 1400, 1400, 900, 1400].into_iter()), 4);
+        assert_eq!(
+            gso_run([1400, 1400, 1500, 1400].into_iter()),
+            2,
+            "longer ends it"
+        );
+        assert_eq!(gso_run([900, 1400].into_iter()), 1);
+        assert_eq!(gso_run(std::iter::repeat_n(100, 100)), GSO_MAX_SEGMENTS);
+        let n = gso_run(std::iter::repeat_n(1438, 64));
+        assert_eq!(n, GSO_MAX_BYTES / 1438, "bounded by one datagram's bytes");
+        assert_eq!(gso_run([0, 0].into_iter()), 1, "never stuck");
+    }
+
+    #[test]
+    fn a_gso_send_arrives_as_one_datagram_per_packet() {
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        rx.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .expect("timeout");
+        let packets: [&[u8]; 3] = [&[1; 300], &[2; 300], &[3; 120]];
+        match send_gso(
+            &tx,
+            rx.local_addr().expect("addr"),
+            300,
+            packets.into_iter(),
+        ) {
+            Ok(n) => assert_eq!(n, 3),
+            // A kernel without UDP GSO: the datapath falls back.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EINVAL | libc::EIO | libc::ENOPROTOOPT)
+                ) =>
+            {
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        }
+        let mut buf = [0u8; 2048];
+        for want in packets {
+            let n = rx.recv(&mut buf).expect("recv");
+            assert_eq!(&buf[..n], want);
+        }
     }
 
     #[test]

@@ -28,6 +28,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -120,6 +121,9 @@ pub(super) struct Io {
     pub(super) raw4: AsyncFd<Socket>,
     pub(super) raw6: Option<AsyncFd<Socket>>,
     pub(super) udp: HashMap<SocketAddr, Arc<UdpSocket>>,
+    /// Whether ESP-in-UDP still goes out with UDP GSO: cleared for good
+    /// when the kernel refuses it (`EINVAL`, `EIO`).
+    pub(super) udp_gso: AtomicBool,
 }
 
 /// The task's packet buffers, allocated once (zeroed allocations: pages
@@ -599,10 +603,45 @@ fn transmit(io: &Io, segs: &[Vec<u8>], sealed: &[Sealed]) -> Result<usize, DropR
             let dst = SocketAddr::new(tx.dst, encap.dport);
             if let [s] = sealed {
                 sock.try_send_to(esp(s), dst).map(|_| 1)
+            } else if io.udp_gso.load(Ordering::Relaxed) {
+                return transmit_gso(io, &**sock, dst, sealed, esp);
             } else {
                 socket::send_batch(&**sock, None, dst, sealed.iter().map(esp))
             }
         }
     };
     sent.map_err(|_| DropReason::SendFailed)
+}
+
+/// Sends the ESP-in-UDP packets `sealed` to `dst`: each run of equal sizes
+/// (a TUN GSO read's segments, the last maybe shorter) with one UDP GSO
+/// `sendmsg`, lone packets with one `send`. When the kernel refuses GSO,
+/// turns it off for good and sends the rest one datagram each (`sendmmsg`).
+fn transmit_gso<'a>(
+    io: &Io,
+    sock: &UdpSocket,
+    dst: SocketAddr,
+    sealed: &'a [Sealed],
+    esp: impl Fn(&'a Sealed) -> &'a [u8] + Copy,
+) -> Result<usize, DropReason> {
+    let mut sent = 0;
+    while sent < sealed.len() {
+        let rest = &sealed[sent..];
+        let run = socket::gso_run(rest.iter().map(|s| s.tx.len));
+        let r = match (run, u16::try_from(rest[0].tx.len)) {
+            (2.., Ok(segment)) => socket::send_gso(sock, dst, segment, rest[..run].iter().map(esp)),
+            _ => sock.try_send_to(esp(&rest[0]), dst).map(|_| 1),
+        };
+        match r {
+            Ok(n) => sent += n,
+            Err(e) if run > 1 && matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EIO)) => {
+                tracing::info!("UDP GSO refused ({e}); ESP-in-UDP goes out one datagram each");
+                io.udp_gso.store(false, Ordering::Relaxed);
+                let more = socket::send_batch(sock, None, dst, rest.iter().map(esp));
+                return Ok(sent + more.unwrap_or(0));
+            }
+            Err(_) => break,
+        }
+    }
+    Ok(sent)
 }
