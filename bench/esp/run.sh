@@ -516,7 +516,7 @@ R3_NAME=racoon3
 R3_UDP=
 run_racoon3() { # [udp]: racoon3-udp, ESP in UDP 4500 (force_udp_encap on)
   R3_NAME=racoon3${1:+-$1}
-  R3_UDP=$1
+  R3_UDP=${1:-}
   if racoon3_up; then
     measure "$R3_NAME" $LAN_B $LAN_A r3esp0 "${R3_PIDS[@]}"
   fi

@@ -604,7 +604,7 @@ fn transmit(io: &Io, segs: &[Vec<u8>], sealed: &[Sealed]) -> Result<usize, DropR
             if let [s] = sealed {
                 sock.try_send_to(esp(s), dst).map(|_| 1)
             } else if io.udp_gso.load(Ordering::Relaxed) {
-                return transmit_gso(io, &**sock, dst, sealed, esp);
+                return transmit_gso(io, sock, dst, sealed, esp);
             } else {
                 socket::send_batch(&**sock, None, dst, sealed.iter().map(esp))
             }
