@@ -218,3 +218,71 @@ fn spmd_exits_with_an_error_when_its_datapath_dies_and_iked_waits_for_a_new_one(
     b.wait_for_log("lost spmd", WAIT).expect("iked notices");
     assert!(b.is_running(), "iked lives on, waiting for spmd");
 }
+
+/// UDP datagrams received so far in `host`'s namespace (`/proc/net/snmp`,
+/// `Udp: InDatagrams`).
+fn udp_in_datagrams(host: &interop::Host) -> u64 {
+    let snmp = host
+        .netns
+        .run("cat", &["/proc/net/snmp"])
+        .expect("/proc/net/snmp");
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (names, values) = (udp.next().expect("names"), udp.next().expect("values"));
+    let at = names
+        .split_whitespace()
+        .position(|n| n == "InDatagrams")
+        .expect("InDatagrams");
+    values
+        .split_whitespace()
+        .nth(at)
+        .and_then(|v| v.parse().ok())
+        .expect("a count")
+}
+
+#[test]
+#[ignore = "needs root and network namespaces (run with --run-ignored all)"]
+fn force_udp_encap_carries_esp_in_udp_4500_between_two_racoon3_peers_without_a_nat() {
+    require_root_and_tools();
+    let lab = Lab::two_hosts().expect("lab");
+    let (conf_a, conf_b) = racoon2conf::tunnel_pair(&lab, Family::V4, &algs(), "tunnel");
+    // Only A forces: B must follow the NAT A announces.
+    let conf_a = conf_a.replacen("  ikev2 {\n", "  ikev2 {\n    force_udp_encap on;\n", 1);
+    assert!(conf_a.contains("force_udp_encap on;") && !conf_b.contains("force_udp_encap"));
+    let b = Iked::start_with(&lab.dir, &lab.b.netns, "b", &conf_b, None, &[]).expect("iked b");
+    b.wait_for_log("iked started", WAIT).expect("b up");
+    let a = Iked::start_with(
+        &lab.dir,
+        &lab.a.netns,
+        "a",
+        &conf_a,
+        Some(lab.b.outer_v4.into()),
+        &[],
+    )
+    .expect("iked a");
+    for (side, d) in [("A", &a), ("B", &b)] {
+        d.wait_for_log("CHILD SA peer INSTALLED, UDP-encapsulated Tunnel ESP", WAIT)
+            .unwrap_or_else(|e| panic!("{side}: {e}\n{}", d.log()));
+    }
+    let before = (udp_in_datagrams(&lab.a), udp_in_datagrams(&lab.b));
+    for (from, to) in [(&lab.a, &lab.b), (&lab.b, &lab.a)] {
+        if let Err(out) = racoon2conf::ping_lan(from, to, Family::V4) {
+            panic!(
+                "ping {} -> {}:\n{out}\n{}\n{}",
+                from.label,
+                to.label,
+                a.log(),
+                b.log()
+            );
+        }
+    }
+    // Six echo requests and six replies, three each way per ping run: each
+    // host received at least six ESP-in-UDP datagrams on port 4500 (plain
+    // ESP would not count as UDP at all).
+    let after = (udp_in_datagrams(&lab.a), udp_in_datagrams(&lab.b));
+    assert!(
+        after.0 - before.0 >= 6 && after.1 - before.1 >= 6,
+        "UDP datagrams received: A {before:?} -> {after:?}\n{}\n{}",
+        a.log(),
+        b.log()
+    );
+}

@@ -268,40 +268,39 @@ fn handle(
     esp: &EspRoute,
 ) -> std::ops::ControlFlow<()> {
     use std::ops::ControlFlow;
-    {
-        let ike = if local.port() == NAT_T_PORT {
-            strip_marker(data)
-        } else {
-            Ok(Some(data))
-        };
-        let ike = match ike {
-            Ok(Some(ike)) => ike,
-            Ok(None) => return ControlFlow::Continue(()),
-            Err(esp_packet) => {
-                match &esp.sink {
-                    Some(sink) => sink(local, remote, esp_packet.len(), esp_packet),
-                    None => {
-                        esp.dropped.fetch_add(1, Ordering::Relaxed);
-                    }
+    let ike = if local.port() == NAT_T_PORT {
+        strip_marker(data)
+    } else {
+        Ok(Some(data))
+    };
+    let ike = match ike {
+        Ok(Some(ike)) => ike,
+        Ok(None) => return ControlFlow::Continue(()),
+        Err(esp_packet) => {
+            match &esp.sink {
+                Some(sink) => sink(local, remote, esp_packet.len(), esp_packet),
+                None => {
+                    esp.dropped.fetch_add(1, Ordering::Relaxed);
                 }
-                return ControlFlow::Continue(());
             }
-        };
-        let msg = Received {
-            path: Path { local, remote },
-            bytes: ike.to_vec(),
-        };
-        // Never block this reader: on port 4500 it also feeds ESP to the
-        // datapath, which an IKE flood must not stall. Excess IKE is dropped.
-        match tx.try_send(msg) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                esp.ike_dropped.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => return ControlFlow::Break(()), // daemon shutting down
+            return ControlFlow::Continue(());
         }
+    };
+    let msg = Received {
+        path: Path { local, remote },
+        bytes: ike.to_vec(),
+    };
+    // Never block this reader: on port 4500 it also feeds ESP to the
+    // datapath, which an IKE flood must not stall. Excess IKE is dropped.
+    match tx.try_send(msg) {
+        Ok(()) => ControlFlow::Continue(()),
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            esp.ike_dropped.fetch_add(1, Ordering::Relaxed);
+            ControlFlow::Continue(())
+        }
+        // The daemon is shutting down.
+        Err(mpsc::error::TrySendError::Closed(_)) => ControlFlow::Break(()),
     }
-    ControlFlow::Continue(())
 }
 
 /// RFC 3948 §2.2: IKE behind four zero octets (`Ok(Some)`); a single 0xff
