@@ -25,7 +25,8 @@ const KIND_ATTACH: u8 = 1;
 const KIND_ESP: u8 = 2;
 /// Forward GRO-coalesced ESP datagrams of one segment size.
 const KIND_ESP_SEGMENTED: u8 = 3;
-/// Bytes before the payload of a [`KIND_ESP_SEGMENTED`] record.
+/// Bytes before the payload of a segmented record (GRO-coalesced ESP of one
+/// segment size): the header and the 2-byte segment size.
 pub const SEGMENTED_HEADER_LEN: usize = HEADER_LEN + 2;
 const ENDPOINT_LEN: usize = 19;
 /// Bytes before the payload.
