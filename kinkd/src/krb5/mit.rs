@@ -91,23 +91,6 @@ impl MitKerberos {
         self.previous_tgt = self.tgt.replace(creds);
     }
 
-    fn info(creds: &Creds) -> Result<TicketInfo> {
-        Ok(TicketInfo {
-            client: creds.client()?,
-            server: creds.server()?,
-            end_time: creds.end_time(),
-            session_enctype: creds.session_key().enctype(),
-        })
-    }
-
-    /// Name of the peer principal: `peer` as given, the realm added by the
-    /// library if missing.
-    fn peer_principal(&self, peer: &str) -> Result<Principal> {
-        Principal::parse(&self.ctx, peer)
-    }
-}
-
-impl MitKerberos {
     /// `krb5_rd_req` with our keytab, or (user-to-user) with `tgt_key`,
     /// and the AP-REP for it.
     fn accept_with(
@@ -146,6 +129,21 @@ impl MitKerberos {
             client_time: (read.client_time.ctime, read.client_time.cusec),
             ap_rep,
         })
+    }
+
+    fn info(creds: &Creds) -> Result<TicketInfo> {
+        Ok(TicketInfo {
+            client: creds.client()?,
+            server: creds.server()?,
+            end_time: creds.end_time(),
+            session_enctype: creds.session_key().enctype(),
+        })
+    }
+
+    /// Name of the peer principal: `peer` as given, the realm added by the
+    /// library if missing.
+    fn peer_principal(&self, peer: &str) -> Result<Principal> {
+        Principal::parse(&self.ctx, peer)
     }
 }
 
