@@ -18,7 +18,7 @@
 //! before building a tokio runtime, so the TUN device, sockets and `ip`
 //! child processes all live there. The test plays iked: it installs
 //! matching SA pairs with the same keys and, for NAT-T, owns the port-4500
-//! sockets and hands ESP datagrams to `handle_udp_esp`.
+//! sockets and attaches them: the datapath reads them and passes IKE back.
 //!
 //! Needs root, `ip` and `ping`; `#[ignore]`d so `cargo test` stays
 //! hermetic (run with `cargo nextest run -p pfkey --run-ignored all`).
@@ -252,8 +252,14 @@ async fn serve(
         }
     };
     let sock = Arc::new(UdpSocket::bind(nat_t).await.expect("bind 4500"));
-    kernel.attach_nat_t_socket(nat_t, sock.clone());
-    let reader = tokio::spawn(read_nat_t(kernel.clone(), sock.clone(), nat_t, ike));
+    // IKE comes back from the datapath, which reads the socket itself.
+    let ike = std::sync::Mutex::new(ike);
+    let to_iked: pfkey::userspace::NonEspSink = Arc::new(move |_local, _remote, datagram| {
+        if let Some(msg) = datagram.strip_prefix(&[0, 0, 0, 0]) {
+            let _ = ike.lock().unwrap().send(msg.to_vec());
+        }
+    });
+    kernel.attach_nat_t_socket(nat_t, sock.clone(), to_iked);
     let mut stream = kernel.take_events().expect("first take");
     assert!(kernel.take_events().is_none(), "the stream is taken once");
     let forward = tokio::spawn(async move {
@@ -288,32 +294,8 @@ async fn serve(
             }
         }
     }
-    for task in [reader, forward] {
-        task.abort();
-        let _ = task.await;
-    }
-}
-
-/// What iked does with its port-4500 socket: IKE behind the non-ESP marker
-/// and keepalives are not ours; everything else is ESP.
-async fn read_nat_t(
-    kernel: Arc<UserspaceKernel>,
-    sock: Arc<UdpSocket>,
-    local: SocketAddr,
-    ike: std_mpsc::Sender<Vec<u8>>,
-) {
-    let mut buf = vec![0u8; 65_535];
-    while let Ok((n, from)) = sock.recv_from(&mut buf).await {
-        let d = &buf[..n];
-        if d == [0xff] {
-            continue;
-        }
-        if let Some(msg) = d.strip_prefix(&[0, 0, 0, 0]) {
-            let _ = ike.send(msg.to_vec());
-            continue;
-        }
-        kernel.handle_udp_esp(local, from, d);
-    }
+    forward.abort();
+    let _ = forward.await;
 }
 
 fn ip(s: &str) -> IpAddr {

@@ -146,10 +146,14 @@ pub async fn run(opts: Options, prepared: Prepared) -> anyhow::Result<()> {
             let receiver = HandoffReceiver::bind(&path).with_context(|| {
                 format!("cannot open the ESP hand-off socket {}", path.display())
             })?;
-            let (a, e) = (kernel.clone(), kernel.clone());
+            let (a, e, d) = (kernel.clone(), kernel.clone(), kernel.clone());
             let handoff = tokio::spawn(receiver.run(
-                move |local, sock| attach(&a, local, sock),
+                move |local, sock, to_iked| attach(&a, local, sock, to_iked),
                 move |local, remote, packet| e.handle_udp_esp(local, remote, packet),
+                move |local| {
+                    tracing::info!("iked let go of {local}; the datapath closes its copy");
+                    d.detach_nat_t_socket(local);
+                },
             ));
             let result = serve(&opts, prepared, kernel.as_ref()).await;
             handoff.abort();
@@ -166,15 +170,26 @@ async fn serve_xfrm(opts: &Options, prepared: Prepared) -> anyhow::Result<()> {
     serve(opts, prepared, kernel.as_ref()).await
 }
 
-/// Gives the datapath iked's port-4500 socket to send ESP-in-UDP from.
-fn attach(kernel: &Arc<UserspaceKernel>, local: std::net::SocketAddr, sock: std::net::UdpSocket) {
+/// Gives the datapath iked's port-4500 socket to send ESP-in-UDP from and
+/// read it, IKE going back to iked over the hand-off connection.
+fn attach(
+    kernel: &Arc<UserspaceKernel>,
+    local: std::net::SocketAddr,
+    sock: std::net::UdpSocket,
+    to_iked: handoff::ToIked,
+) {
     match sock
         .set_nonblocking(true)
         .and_then(|()| tokio::net::UdpSocket::from_std(sock))
     {
         Ok(sock) => {
-            tracing::info!("iked attached its ESP-in-UDP socket {local}");
-            kernel.attach_nat_t_socket(local, Arc::new(sock));
+            tracing::info!("iked attached its ESP-in-UDP socket {local}; the datapath reads it");
+            let sink: pfkey::userspace::NonEspSink = Arc::new(move |local, remote, datagram| {
+                if let Err(e) = to_iked.send(local, remote, datagram) {
+                    tracing::debug!("cannot pass a datagram from {remote} back to iked: {e}");
+                }
+            });
+            kernel.attach_nat_t_socket(local, Arc::new(sock), sink);
         }
         Err(e) => tracing::warn!("cannot use the socket iked attached for {local}: {e}"),
     }

@@ -273,6 +273,22 @@ impl Iked {
         &self.netns
     }
 
+    /// Stops iked (SIGTERM) and starts a new one with the same
+    /// configuration and run directory, without `-I` or extra arguments;
+    /// spmd keeps running. Both write to the same (appended) log.
+    ///
+    /// # Errors
+    /// The new process cannot start.
+    pub fn restart(&mut self) -> Result<()> {
+        self.child.stop();
+        self.child = Launch::new(Self::binary(), &self.paths.out)
+            .netns(&self.netns)
+            .args(Self::args(&self.paths, None))
+            .env("RUST_LIB_BACKTRACE", "0")
+            .spawn()?;
+        Ok(())
+    }
+
     /// The process guard (PID, start time), e.g. to stop it early with `stop()`.
     pub fn child_mut(&mut self) -> &mut ChildGuard {
         &mut self.child

@@ -285,4 +285,49 @@ fn force_udp_encap_carries_esp_in_udp_4500_between_two_racoon3_peers_without_a_n
         a.log(),
         b.log()
     );
+    // spmd's datapath reads port 4500 itself on both sides, so IKE on that
+    // port now reaches iked through spmd: a CHILD SA rekey (an exchange on
+    // 4500 after the float) must still complete, and traffic flow under
+    // the new SAs.
+    for (side, d) in [("A", &a), ("B", &b)] {
+        assert!(
+            d.spmd_log().contains("the datapath reads it")
+                && d.log().contains("iked's readers pause"),
+            "{side}: spmd did not take over reading port 4500:\n{}\n{}",
+            d.log(),
+            d.spmd_log()
+        );
+    }
+    let (_, sas, _) = a.racoonctl(&["--json", "show", "sa"]).expect("show sa");
+    let spi = sas
+        .split("\"spi_in\":\"")
+        .nth(1)
+        .and_then(|rest| rest.get(..8))
+        .expect("a CHILD SA SPI")
+        .to_owned();
+    let installed = |d: &Iked| d.log().matches("UDP-encapsulated Tunnel ESP").count();
+    let before = (installed(&a), installed(&b));
+    let (code, out, err) = a.racoonctl(&["rekey", &spi]).expect("rekey");
+    assert_eq!(code, 0, "{out}{err}");
+    let rekeyed = interop::wait_for(
+        || installed(&a) > before.0 && installed(&b) > before.1,
+        WAIT,
+    );
+    assert!(
+        rekeyed,
+        "the CHILD SA rekey over port 4500 did not complete:\n{}\n{}",
+        a.log(),
+        b.log()
+    );
+    for (from, to) in [(&lab.a, &lab.b), (&lab.b, &lab.a)] {
+        if let Err(out) = racoon2conf::ping_lan(from, to, Family::V4) {
+            panic!(
+                "ping {} -> {} after the rekey:\n{out}\n{}\n{}",
+                from.label,
+                to.label,
+                a.log(),
+                b.log()
+            );
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! spmd as an operator meets it: policies from the configuration shown by
 //! `racoonctl show policy`, `reload` adding and removing a policy without
-//! touching an unrelated SA, and a SIGKILLed spmd whose successor cleans
-//! up and lets negotiation work again.
+//! touching an unrelated SA, a SIGKILLed spmd whose successor cleans
+//! up and lets negotiation work again, and an iked restarted under a
+//! running spmd that gets its port 4500 back.
 //!
 //! Ignored by default (needs root and namespaces); CI runs them with
 //! `cargo nextest run --run-ignored all`.
@@ -231,4 +232,41 @@ fn a_road_warrior_gets_dynamic_policies_from_the_responder_for_the_life_of_its_s
         "B's dynamic policies go with the SA: {:?}",
         policies(&b)
     );
+}
+
+#[test]
+#[ignore = "needs root and network namespaces (run with --run-ignored all)"]
+fn iked_restarted_under_a_running_spmd_gets_port_4500_back_and_carries_esp_in_udp() {
+    require_root_and_tools();
+    let lab = Lab::two_hosts().expect("lab");
+    let (conf_a, conf_b) = racoon2conf::tunnel_pair(&lab, Family::V4, &algs(), "tunnel");
+    // ESP in UDP 4500, so that B's spmd reads the port iked hands it.
+    let conf_a = conf_a.replacen("  ikev2 {\n", "  ikev2 {\n    force_udp_encap on;\n", 1);
+    let mut b = Iked::start(&lab.dir, &lab.b.netns, "b", &conf_b, None).expect("iked b");
+    b.wait_for_log("iked's readers pause", WAIT)
+        .unwrap_or_else(|e| panic!("{e}\n{}\n{}", b.log(), b.spmd_log()));
+    // The old iked goes; spmd must let go of its copy of the socket, or
+    // the new iked cannot bind port 4500 again.
+    b.restart().expect("restart iked b");
+    let started_twice = interop::wait_for(
+        || b.log().matches("iked's readers pause").count() == 2,
+        WAIT,
+    );
+    assert!(
+        started_twice,
+        "the restarted iked did not get port 4500 back:\n{}\n{}",
+        b.log(),
+        b.spmd_log()
+    );
+    assert!(b.spmd_log().contains("iked let go of"), "{}", b.spmd_log());
+    let a = Iked::start(&lab.dir, &lab.a.netns, "a", &conf_a, None).expect("iked a");
+    a.wait_for_log("iked started", WAIT).expect("a up");
+    ping_passes(&lab, &a, &b);
+    for (side, d) in [("A", &a), ("B", &b)] {
+        assert!(
+            d.log().contains("UDP-encapsulated Tunnel ESP"),
+            "{side}: the CHILD SA is not in UDP:\n{}",
+            d.log()
+        );
+    }
 }

@@ -177,13 +177,15 @@ async fn serve<K: Kernel>(
         None => (None, None),
     };
     let kernel_esp = matches!(kernel.name(), "xfrm" | "pfkey");
-    let sockets = udp::Sockets::bind(
-        &conf.listen,
-        &tx,
-        handoff.as_ref().map(handoff::EspHandoff::sink),
-        kernel_esp,
-    )
-    .await?;
+    let sockets = Arc::new(
+        udp::Sockets::bind(
+            &conf.listen,
+            &tx,
+            handoff.as_ref().map(handoff::EspHandoff::sink),
+            kernel_esp,
+        )
+        .await?,
+    );
     if let Some(h) = &handoff {
         h.connect(&sockets);
     }

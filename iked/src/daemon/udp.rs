@@ -11,6 +11,11 @@
 //! segment size. Such a read goes to the datapath whole when every segment
 //! is ESP (the hand-off record carries the size; spmd splits it); anything
 //! else is split here first and each datagram classified on its own.
+//!
+//! Once spmd's datapath has the socket (`pfkey::handoff`), it reads port
+//! 4500 itself and passes IKE back; iked's own 4500 readers pause for as
+//! long as that hand-off connection lasts ([`Sockets::datapath_reads`]) and
+//! resume when it ends, so the port is never left unread.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::ikev2::NAT_T_PORT;
 use crate::ikev2::output::Path;
@@ -44,8 +49,67 @@ pub struct Sockets {
     socks: Vec<(SocketAddr, Arc<UdpSocket>)>,
     /// ESP packets that arrived on port 4500 with no datapath to take them.
     pub esp_dropped: Arc<AtomicU64>,
+    /// Where received IKE goes.
+    input: IkeInput,
+    /// The hand-off connection (by number) whose datapath reads port 4500
+    /// now; iked's 4500 readers pause while there is one.
+    reader: Arc<watch::Sender<Option<u64>>>,
+}
+
+/// Where IKE messages go once read, by iked or by the datapath: the
+/// daemon's queue, never waited on.
+#[derive(Clone)]
+pub struct IkeInput {
+    tx: mpsc::Sender<Received>,
     /// IKE datagrams dropped because the daemon could not keep up.
-    pub ike_dropped: Arc<AtomicU64>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl IkeInput {
+    /// Queues one datagram read on `local` as read (on port 4500, IKE is
+    /// behind its non-ESP marker; keepalives and ESP are ignored here).
+    /// `Break` when the daemon is gone.
+    pub fn deliver_datagram(
+        &self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+    ) -> std::ops::ControlFlow<()> {
+        match if local.port() == NAT_T_PORT {
+            strip_marker(data)
+        } else {
+            Ok(Some(data))
+        } {
+            Ok(Some(ike)) => self.deliver(local, remote, ike),
+            Ok(None) | Err(_) => std::ops::ControlFlow::Continue(()),
+        }
+    }
+
+    /// Queues one IKE message (marker removed).
+    fn deliver(
+        &self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        ike: &[u8],
+    ) -> std::ops::ControlFlow<()> {
+        use std::ops::ControlFlow;
+        let msg = Received {
+            path: Path { local, remote },
+            bytes: ike.to_vec(),
+        };
+        // Never block the reader: on port 4500 it also feeds ESP to the
+        // datapath, which an IKE flood must not stall. Excess IKE is
+        // dropped.
+        match self.tx.try_send(msg) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                ControlFlow::Continue(())
+            }
+            // The daemon is shutting down.
+            Err(mpsc::error::TrySendError::Closed(_)) => ControlFlow::Break(()),
+        }
+    }
 }
 
 impl Sockets {
@@ -71,7 +135,11 @@ impl Sockets {
         let mark = esp.is_some();
         let mut socks = Vec::new();
         let esp_dropped = Arc::new(AtomicU64::new(0));
-        let ike_dropped = Arc::new(AtomicU64::new(0));
+        let input = IkeInput {
+            tx: tx.clone(),
+            dropped: Arc::new(AtomicU64::new(0)),
+        };
+        let reader = Arc::new(watch::Sender::new(None));
         for addr in listen {
             let mut nat_t = *addr;
             nat_t.set_port(NAT_T_PORT);
@@ -111,17 +179,48 @@ impl Sockets {
                 let sink = EspRoute {
                     sink: esp.clone(),
                     dropped: esp_dropped.clone(),
-                    ike_dropped: ike_dropped.clone(),
                 };
-                tokio::spawn(read_loop(a, sock.clone(), tx.clone(), sink, gro));
+                // Only the sockets the datapath may read pause.
+                let pause = (mark && a.port() == NAT_T_PORT).then(|| reader.subscribe());
+                tokio::spawn(read_loop(
+                    a,
+                    sock.clone(),
+                    input.clone(),
+                    sink,
+                    (gro, pause),
+                ));
                 socks.push((a, sock));
             }
         }
         Ok(Self {
             socks,
             esp_dropped,
-            ike_dropped,
+            input,
+            reader,
         })
+    }
+
+    /// Where IKE the datapath passes back goes.
+    pub fn ike_input(&self) -> IkeInput {
+        self.input.clone()
+    }
+
+    /// Hand-off connection `conn`'s datapath now reads port 4500: iked's
+    /// own readers pause.
+    pub fn datapath_reads(&self, conn: u64) {
+        self.reader.send_replace(Some(conn));
+    }
+
+    /// Hand-off connection `conn` ended: iked reads port 4500 again, unless
+    /// a newer connection's datapath took over meanwhile.
+    pub fn datapath_stopped(&self, conn: u64) {
+        self.reader.send_if_modified(|now| {
+            let ours = *now == Some(conn);
+            if ours {
+                *now = None;
+            }
+            ours
+        });
     }
 
     /// The port-4500 sockets, for the datapath to send ESP-in-UDP from.
@@ -169,24 +268,50 @@ impl Sockets {
 struct EspRoute {
     sink: Option<EspSink>,
     dropped: Arc<AtomicU64>,
-    /// IKE datagrams dropped because the daemon's queue was full.
-    ike_dropped: Arc<AtomicU64>,
 }
 
+/// Reads one socket for as long as the daemon runs; with `pause`, not
+/// while it names a datapath that reads the socket itself.
 async fn read_loop(
     local: SocketAddr,
     sock: Arc<UdpSocket>,
-    tx: mpsc::Sender<Received>,
+    input: IkeInput,
     esp: EspRoute,
-    gro: bool,
+    (gro, mut pause): (bool, Option<watch::Receiver<Option<u64>>>),
 ) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
-        let got = if gro {
-            sock.async_io(tokio::io::Interest::READABLE, || recv_gro(&sock, &mut buf))
+        if let Some(p) = pause.as_mut()
+            && p.borrow_and_update().is_some()
+        {
+            if p.wait_for(Option::is_none).await.is_err() {
+                pause = None;
+            }
+            continue;
+        }
+        let recv = async {
+            if gro {
+                sock.async_io(tokio::io::Interest::READABLE, || {
+                    pfkey::userspace::recv_gro(&*sock, &mut buf)
+                })
                 .await
-        } else {
-            sock.recv_from(&mut buf).await.map(|(n, r)| (n, r, n))
+            } else {
+                sock.recv_from(&mut buf).await.map(|(n, r)| (n, r, n))
+            }
+        };
+        // Both receives are cancel-safe: a datagram is either read or
+        // left queued.
+        let got = match pause.as_mut() {
+            Some(p) => tokio::select! {
+                got = recv => got,
+                changed = p.changed() => {
+                    if changed.is_err() {
+                        pause = None;
+                    }
+                    continue;
+                }
+            },
+            None => recv.await,
         };
         let (n, remote, segment) = match got {
             Ok(r) => r,
@@ -206,50 +331,16 @@ async fn read_loop(
                 continue;
             }
             for d in data.chunks(segment.max(1)) {
-                if handle(local, remote, d, &tx, &esp).is_break() {
+                if handle(local, remote, d, &input, &esp).is_break() {
                     return;
                 }
             }
             continue;
         }
-        if handle(local, remote, data, &tx, &esp).is_break() {
+        if handle(local, remote, data, &input, &esp).is_break() {
             return;
         }
     }
-}
-
-/// One `recvmsg` on a socket with `UDP_GRO`: the length, the sender and the
-/// segment size (the length itself when nothing was coalesced).
-fn recv_gro(sock: &UdpSocket, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr, usize)> {
-    use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg};
-    use std::os::fd::AsRawFd as _;
-    let mut space = nix::cmsg_space!(libc::c_int);
-    let mut iov = [std::io::IoSliceMut::new(buf)];
-    let msg = recvmsg::<SockaddrStorage>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_DONTWAIT,
-    )?;
-    let n = msg.bytes;
-    let mut segment = n;
-    for c in msg.cmsgs()? {
-        if let ControlMessageOwned::UdpGroSegments(s) = c {
-            segment = usize::try_from(s).unwrap_or(n).clamp(1, n.max(1));
-        }
-    }
-    let remote = msg
-        .address
-        .and_then(|a| {
-            a.as_sockaddr_in()
-                .map(|v4| SocketAddr::from(std::net::SocketAddrV4::from(*v4)))
-                .or_else(|| {
-                    a.as_sockaddr_in6()
-                        .map(|v6| SocketAddr::from(std::net::SocketAddrV6::from(*v6)))
-                })
-        })
-        .ok_or_else(|| std::io::Error::other("datagram without a sender address"))?;
-    Ok((n, remote, segment))
 }
 
 /// Whether every `segment`-sized datagram of `data` is ESP (no non-ESP
@@ -264,43 +355,21 @@ fn handle(
     local: SocketAddr,
     remote: SocketAddr,
     data: &[u8],
-    tx: &mpsc::Sender<Received>,
+    input: &IkeInput,
     esp: &EspRoute,
 ) -> std::ops::ControlFlow<()> {
-    use std::ops::ControlFlow;
-    let ike = if local.port() == NAT_T_PORT {
-        strip_marker(data)
-    } else {
-        Ok(Some(data))
-    };
-    let ike = match ike {
-        Ok(Some(ike)) => ike,
-        Ok(None) => return ControlFlow::Continue(()),
-        Err(esp_packet) => {
-            match &esp.sink {
-                Some(sink) => sink(local, remote, esp_packet.len(), esp_packet),
-                None => {
-                    esp.dropped.fetch_add(1, Ordering::Relaxed);
-                }
+    if local.port() == NAT_T_PORT
+        && let Err(esp_packet) = strip_marker(data)
+    {
+        match &esp.sink {
+            Some(sink) => sink(local, remote, esp_packet.len(), esp_packet),
+            None => {
+                esp.dropped.fetch_add(1, Ordering::Relaxed);
             }
-            return ControlFlow::Continue(());
         }
-    };
-    let msg = Received {
-        path: Path { local, remote },
-        bytes: ike.to_vec(),
-    };
-    // Never block this reader: on port 4500 it also feeds ESP to the
-    // datapath, which an IKE flood must not stall. Excess IKE is dropped.
-    match tx.try_send(msg) {
-        Ok(()) => ControlFlow::Continue(()),
-        Err(mpsc::error::TrySendError::Full(_)) => {
-            esp.ike_dropped.fetch_add(1, Ordering::Relaxed);
-            ControlFlow::Continue(())
-        }
-        // The daemon is shutting down.
-        Err(mpsc::error::TrySendError::Closed(_)) => ControlFlow::Break(()),
+        return std::ops::ControlFlow::Continue(());
     }
+    input.deliver_datagram(local, remote, data)
 }
 
 /// RFC 3948 §2.2: IKE behind four zero octets (`Ok(Some)`); a single 0xff
@@ -336,29 +405,51 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn gro_reads_give_the_segment_size_and_the_sender() {
-        let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let gro =
-            nix::sys::socket::setsockopt(&rx, nix::sys::socket::sockopt::UdpGroSegment, &true)
-                .is_ok();
-        let tx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let to = rx.local_addr().unwrap();
-        for _ in 0..3 {
-            tx.send_to(&[7u8; 100], to).await.unwrap();
-        }
-        tx.send_to(&[7u8; 40], to).await.unwrap();
-        let mut buf = vec![0u8; MAX_DATAGRAM];
-        let mut total = 0;
-        while total < 340 {
-            let (n, from, segment) = rx
-                .async_io(tokio::io::Interest::READABLE, || recv_gro(&rx, &mut buf))
-                .await
-                .unwrap();
-            assert_eq!(from, tx.local_addr().unwrap());
-            assert!(segment == 100 || segment == n, "{segment} of {n}");
-            assert!(gro || segment == n);
-            total += n;
-        }
-        assert_eq!(total, 340);
+    async fn readers_pause_while_a_datapath_reads_and_resume_when_its_connection_ends() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let sockets = Sockets {
+            socks: Vec::new(),
+            esp_dropped: Arc::default(),
+            input: IkeInput {
+                tx,
+                dropped: Arc::default(),
+            },
+            reader: Arc::new(watch::Sender::new(None)),
+        };
+        let sock = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let local = sock.local_addr().unwrap();
+        let route = EspRoute {
+            sink: None,
+            dropped: Arc::default(),
+        };
+        let pause = Some(sockets.reader.subscribe());
+        let task = tokio::spawn(read_loop(
+            local,
+            sock,
+            sockets.ike_input(),
+            route,
+            (false, pause),
+        ));
+        let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let quiet = std::time::Duration::from_millis(200);
+        sockets.datapath_reads(1);
+        tokio::task::yield_now().await;
+        peer.send_to(b"first", local).await.unwrap();
+        assert!(
+            tokio::time::timeout(quiet, rx.recv()).await.is_err(),
+            "paused: the datagram stays queued for the datapath"
+        );
+        // A newer connection took over; the old one's end changes nothing.
+        sockets.datapath_reads(2);
+        sockets.datapath_stopped(1);
+        assert!(tokio::time::timeout(quiet, rx.recv()).await.is_err());
+        sockets.datapath_stopped(2);
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+            .await
+            .expect("resumed")
+            .unwrap();
+        assert_eq!(got.bytes, b"first");
+        assert_eq!(got.path.local, local);
+        task.abort();
     }
 }

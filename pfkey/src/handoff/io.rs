@@ -1,11 +1,13 @@
 //! The hand-off's two ends: iked's [`HandoffSender`] and spmd's
-//! [`HandoffReceiver`].
+//! [`HandoffReceiver`], which passes back what is not ESP through
+//! [`ToIked`].
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use nix::sys::socket::{
@@ -25,10 +27,11 @@ const MAX_RECORD: usize = 65_535 + SEGMENTED_HEADER_LEN;
 /// Send buffer of iked's end: room for bursts while spmd catches up.
 const SNDBUF: usize = 4 << 20;
 
-/// iked's end: attaches its port-4500 sockets and forwards ESP datagrams.
+/// iked's end: attaches its port-4500 sockets, forwards the ESP datagrams
+/// iked reads, and receives the IKE datagrams spmd's datapath reads.
 #[derive(Debug)]
 pub struct HandoffSender {
-    sock: Socket,
+    sock: AsyncFd<Socket>,
     dropped: AtomicU64,
 }
 
@@ -44,9 +47,41 @@ impl HandoffSender {
         let _ = sock.set_send_buffer_size(SNDBUF);
         sock.set_nonblocking(true)?;
         Ok(Self {
-            sock,
+            sock: crate::sys::register(sock)?,
             dropped: AtomicU64::new(0),
         })
+    }
+
+    /// Waits for the next datagram spmd passes back (read from an attached
+    /// socket, not ESP): `(local, remote, datagram)` with `datagram` in
+    /// `buf`, or `None` once spmd closed the connection. Records of any
+    /// other kind are logged and skipped.
+    ///
+    /// # Errors
+    /// A receive error other than the connection's end.
+    pub async fn next_for_iked<'b>(
+        &self,
+        buf: &'b mut [u8],
+    ) -> io::Result<Option<(SocketAddr, SocketAddr, &'b [u8])>> {
+        loop {
+            let len = self
+                .sock
+                .async_io(tokio::io::Interest::READABLE, |mut s| {
+                    io::Read::read(&mut s, &mut *buf)
+                })
+                .await?;
+            if len == 0 {
+                return Ok(None);
+            }
+            match wire::decode(&buf[..len]) {
+                Ok(HandoffMessage::ForIked { local, remote, .. }) => {
+                    let start = wire::HEADER_LEN;
+                    return Ok(Some((local, remote, &buf[start..len])));
+                }
+                Ok(other) => tracing::warn!("hand-off: unexpected record from spmd: {other:?}"),
+                Err(e) => tracing::warn!("hand-off from spmd: {e}; record skipped"),
+            }
+        }
     }
 
     /// Gives spmd a duplicate of `udp`, bound to `local`: the datapath
@@ -54,12 +89,15 @@ impl HandoffSender {
     ///
     /// # Errors
     /// The `sendmsg` error.
+    /// From then on spmd's datapath also *reads* the socket (with the
+    /// `UDP_GRO` iked set on it) and passes back what is not ESP, so iked
+    /// may stop reading it while this connection lasts.
     pub fn attach(&self, local: SocketAddr, udp: &impl AsFd) -> io::Result<()> {
         let record = wire::encode_attach(local);
         let fds = [udp.as_fd().as_raw_fd()];
         let cmsg = [ControlMessage::ScmRights(&fds)];
         sendmsg::<UnixAddr>(
-            self.sock.as_raw_fd(),
+            self.sock.get_ref().as_raw_fd(),
             &[IoSlice::new(&record)],
             &cmsg,
             MsgFlags::empty(),
@@ -95,22 +133,56 @@ impl HandoffSender {
     }
 
     fn send(&self, header: &[u8], payload: &[u8]) -> io::Result<()> {
-        match self
-            .sock
-            .send_vectored(&[IoSlice::new(header), IoSlice::new(payload)])
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
+        send_or_drop(self.sock.get_ref(), header, payload, &self.dropped)
     }
 
     /// ESP datagrams dropped because spmd's queue was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// spmd's way back to iked on one hand-off connection: the datagrams the
+/// datapath reads from that connection's attached sockets that are not
+/// ESP (IKE, behind its non-ESP marker).
+#[derive(Debug, Clone)]
+pub struct ToIked {
+    conn: Arc<AsyncFd<Socket>>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl ToIked {
+    /// Passes `datagram`, read on `local` from `remote`, to iked without
+    /// blocking or allocating; a full queue drops it (IKE retransmits).
+    ///
+    /// # Errors
+    /// Anything but a full queue: iked closed the connection.
+    pub fn send(&self, local: SocketAddr, remote: SocketAddr, datagram: &[u8]) -> io::Result<()> {
+        let header = wire::for_iked_header(local, remote);
+        send_or_drop(self.conn.get_ref(), &header, datagram, &self.dropped)
+    }
+
+    /// Datagrams dropped because iked's queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// Sends `header` + `payload` as one record; a full queue counts in
+/// `dropped` instead of blocking.
+fn send_or_drop(
+    sock: &Socket,
+    header: &[u8],
+    payload: &[u8],
+    dropped: &AtomicU64,
+) -> io::Result<()> {
+    match sock.send_vectored(&[IoSlice::new(header), IoSlice::new(payload)]) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            dropped.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -156,13 +228,18 @@ impl HandoffReceiver {
     }
 
     /// Serves connections until the task is dropped: attached sockets go
-    /// to `on_attach`, ESP datagrams to `on_esp` (a coalesced record's one
-    /// by one). Malformed records are
-    /// logged and skipped.
-    pub async fn run<A, E>(self, on_attach: A, on_esp: E)
+    /// to `on_attach` with the connection's way back to iked (the datapath
+    /// reads them and returns what is not ESP), ESP datagrams iked read
+    /// itself to `on_esp` (a coalesced record's one by one). When a
+    /// connection ends (iked stopped), `on_detach` gets the address of
+    /// each socket it attached: spmd must let go of them, or the port
+    /// stays bound and a restarted iked cannot bind it. Malformed records
+    /// are logged and skipped.
+    pub async fn run<A, E, D>(self, on_attach: A, on_esp: E, on_detach: D)
     where
-        A: Fn(SocketAddr, UdpSocket) + Send + Sync + Clone + 'static,
+        A: Fn(SocketAddr, UdpSocket, ToIked) + Send + Sync + Clone + 'static,
         E: Fn(SocketAddr, SocketAddr, &[u8]) + Send + Sync + Clone + 'static,
+        D: Fn(SocketAddr) + Send + Sync + Clone + 'static,
     {
         let mut conns = tokio::task::JoinSet::new();
         loop {
@@ -183,13 +260,13 @@ impl HandoffReceiver {
                 tracing::warn!("{}: {e}", self.path.display());
                 continue;
             }
-            let (a, e) = (on_attach.clone(), on_esp.clone());
+            let (a, e, d) = (on_attach.clone(), on_esp.clone(), on_detach.clone());
             match conn
                 .set_nonblocking(true)
                 .and_then(|()| crate::sys::register(conn))
             {
                 Ok(conn) => {
-                    conns.spawn(serve(conn, a, e));
+                    conns.spawn(serve(conn, a, e, d));
                 }
                 Err(e) => tracing::warn!("hand-off connection: {e}"),
             }
@@ -216,22 +293,29 @@ fn check_peer(conn: &Socket) -> io::Result<()> {
     ))
 }
 
-async fn serve<A, E>(conn: AsyncFd<Socket>, on_attach: A, on_esp: E)
+async fn serve<A, E, D>(conn: AsyncFd<Socket>, on_attach: A, on_esp: E, on_detach: D)
 where
-    A: Fn(SocketAddr, UdpSocket),
+    A: Fn(SocketAddr, UdpSocket, ToIked),
     E: Fn(SocketAddr, SocketAddr, &[u8]),
+    D: Fn(SocketAddr),
 {
+    let mut attached = Vec::new();
+    let conn = Arc::new(conn);
+    let to_iked = ToIked {
+        conn: conn.clone(),
+        dropped: Arc::default(),
+    };
     let mut buf = vec![0u8; MAX_RECORD];
     loop {
         let got = conn
             .async_io(tokio::io::Interest::READABLE, |s| receive(s, &mut buf))
             .await;
         let (len, fd) = match got {
-            Ok((0, _)) => return,
+            Ok((0, _)) => break,
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!("hand-off connection closed: {e}");
-                return;
+                break;
             }
         };
         match (wire::decode(&buf[..len]), fd) {
@@ -247,13 +331,26 @@ where
                 }
             }
             (Ok(HandoffMessage::Attach { local }), Some(fd)) => {
-                on_attach(local, UdpSocket::from(fd))
+                on_attach(local, UdpSocket::from(fd), to_iked.clone());
+                attached.push(local);
+            }
+            (Ok(m @ HandoffMessage::ForIked { .. }), _) => {
+                tracing::warn!("hand-off: a record meant for iked came from iked: {m:?}");
             }
             (Ok(HandoffMessage::Attach { local }), None) => {
                 tracing::warn!("hand-off: attach of {local} without a socket; ignored");
             }
             (Err(e), _) => tracing::warn!("hand-off: {e}; record skipped"),
         }
+    }
+    for local in attached {
+        on_detach(local);
+    }
+    if to_iked.dropped() > 0 {
+        tracing::warn!(
+            "{} datagrams for iked were dropped on the way back (its queue was full)",
+            to_iked.dropped()
+        );
     }
 }
 
@@ -298,5 +395,52 @@ mod tests {
         // A stale file (nobody listening) is replaced.
         std::fs::write(&path, b"").unwrap();
         let _again = HandoffReceiver::bind(&path).unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_attach_gives_spmd_a_way_back_that_iked_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spmd-esp.sock");
+        let receiver = HandoffReceiver::bind(&path).unwrap();
+        // spmd's side: on the attach, pass an IKE datagram back at once.
+        let server = tokio::spawn(receiver.run(
+            |local: SocketAddr, _sock: UdpSocket, to_iked: ToIked| {
+                let remote = "192.0.2.9:4500".parse().unwrap();
+                to_iked.send(local, remote, b"\0\0\0\0ike").unwrap();
+            },
+            |_: SocketAddr, _: SocketAddr, _: &[u8]| {},
+            |_: SocketAddr| {},
+        ));
+        let sender = HandoffSender::connect(&path).unwrap();
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let local = udp.local_addr().unwrap();
+        sender.attach(local, &udp).unwrap();
+        let mut buf = vec![0u8; MAX_RECORD];
+        let got = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            sender.next_for_iked(&mut buf),
+        )
+        .await
+        .expect("a record back")
+        .unwrap()
+        .expect("not closed");
+        assert_eq!(
+            got,
+            (
+                local,
+                "192.0.2.9:4500".parse().unwrap(),
+                &b"\0\0\0\0ike"[..]
+            )
+        );
+        // spmd going away ends the stream.
+        server.abort();
+        let _ = server.await;
+        let end = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            sender.next_for_iked(&mut buf),
+        )
+        .await
+        .expect("the end is seen");
+        assert!(matches!(end, Ok(None) | Err(_)), "{end:?}");
     }
 }

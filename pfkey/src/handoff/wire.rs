@@ -6,7 +6,9 @@
 //!
 //! `kind` 1 attaches a port-4500 socket (its descriptor rides along as
 //! `SCM_RIGHTS`, `remote` is unused), 2 carries one ESP datagram, 3 carries
-//! the ESP datagrams UDP GRO coalesced into one read:
+//! the ESP datagrams UDP GRO coalesced into one read, 4 (the other way,
+//! spmd to iked) carries a datagram spmd's datapath read from an attached
+//! socket that is not ESP (IKE behind its non-ESP marker), unchanged:
 //!
 //! ```text
 //! kind 3 (1) | local (19) | remote (19) | segment size (2, big-endian) | payload
@@ -25,6 +27,8 @@ const KIND_ATTACH: u8 = 1;
 const KIND_ESP: u8 = 2;
 /// Forward GRO-coalesced ESP datagrams of one segment size.
 const KIND_ESP_SEGMENTED: u8 = 3;
+/// A non-ESP datagram the datapath read, for iked.
+const KIND_FOR_IKED: u8 = 4;
 /// Bytes before the payload of a segmented record (GRO-coalesced ESP of one
 /// segment size): the header and the 2-byte segment size.
 pub const SEGMENTED_HEADER_LEN: usize = HEADER_LEN + 2;
@@ -62,14 +66,24 @@ pub enum HandoffMessage<'a> {
         /// The datagrams, back to back.
         packets: &'a [u8],
     },
+    /// A datagram that arrived on `local` from `remote` and is not ESP,
+    /// which spmd passes back to iked as read (non-ESP marker included).
+    ForIked {
+        /// Our address and port it arrived on.
+        local: SocketAddr,
+        /// The peer's address and port.
+        remote: SocketAddr,
+        /// The UDP payload.
+        datagram: &'a [u8],
+    },
 }
 
 impl<'a> HandoffMessage<'a> {
     /// The ESP datagrams an [`Esp`](Self::Esp) or
-    /// [`Segmented`](Self::Segmented) record carries (none for an attach).
+    /// [`Segmented`](Self::Segmented) record carries (none for the others).
     pub fn datagrams(&self) -> impl Iterator<Item = &'a [u8]> + use<'a> {
         let (packets, size): (&'a [u8], usize) = match *self {
-            Self::Attach { .. } => (&[], 1),
+            Self::Attach { .. } | Self::ForIked { .. } => (&[], 1),
             Self::Esp { packet, .. } => (packet, packet.len().max(1)),
             Self::Segmented {
                 segment, packets, ..
@@ -126,6 +140,14 @@ pub fn segmented_header(
     h
 }
 
+/// The header of a record passing a non-ESP datagram back to iked, for a
+/// vectored send next to it.
+pub fn for_iked_header(local: SocketAddr, remote: SocketAddr) -> [u8; HEADER_LEN] {
+    let mut h = esp_header(local, remote);
+    h[0] = KIND_FOR_IKED;
+    h
+}
+
 /// The record announcing a socket bound to `local`.
 pub fn encode_attach(local: SocketAddr) -> Vec<u8> {
     let mut out = vec![KIND_ATTACH];
@@ -167,6 +189,11 @@ pub fn decode(record: &[u8]) -> Result<HandoffMessage<'_>, HandoffError> {
                 packets,
             })
         }
+        KIND_FOR_IKED => Ok(HandoffMessage::ForIked {
+            local,
+            remote,
+            datagram: packet,
+        }),
         k => Err(HandoffError::UnknownKind(k)),
     }
 }
@@ -268,6 +295,24 @@ mod tests {
     }
 
     #[test]
+    fn records_for_iked_carry_the_datagram_as_read() {
+        let local = "[2001:db8::1]:4500".parse().unwrap();
+        let remote = "192.0.2.9:4500".parse().unwrap();
+        let mut rec = for_iked_header(local, remote).to_vec();
+        rec.extend_from_slice(b"\0\0\0\0ike");
+        let msg = decode(&rec).unwrap();
+        assert_eq!(
+            msg,
+            HandoffMessage::ForIked {
+                local,
+                remote,
+                datagram: b"\0\0\0\0ike"
+            }
+        );
+        assert_eq!(msg.datagrams().count(), 0, "not ESP for the datapath");
+    }
+
+    #[test]
     fn attach_records_carry_the_local_address() {
         let local = "192.0.2.1:4500".parse().unwrap();
         assert_eq!(
@@ -286,7 +331,7 @@ mod tests {
             b"spi+payload",
         );
         for len in 0..=rec.len() {
-            for kind in 0..=4 {
+            for kind in 0..=5 {
                 let mut r = rec[..len].to_vec();
                 if let Some(k) = r.first_mut() {
                     *k = kind;

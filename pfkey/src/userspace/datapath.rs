@@ -7,10 +7,13 @@
 //!
 //! - TUN read → [`Sad::encapsulate`] → raw socket (plain ESP) or the
 //!   attached UDP socket (ESP-in-UDP, RFC 3948, no marker);
-//! - raw socket read, or [`UserspaceKernel::handle_udp_esp`] →
-//!   [`Sad::decapsulate`] → TUN write.
+//! - raw socket read, attached port-4500 socket read (`UDP_GRO`; IKE and
+//!   anything else not ESP goes back through its [`NonEspSink`]), or
+//!   [`UserspaceKernel::handle_udp_esp`] → [`Sad::decapsulate`] → TUN
+//!   write.
 //!
-//! `handle_udp_esp` runs on iked's task: it copies the datagram into a
+//! `handle_udp_esp` takes the ESP the socket's owner read itself (before
+//! the attach, or while it still reads too): it copies the datagram into a
 //! recycled buffer from a lock-free pool and queues it for the datapath task
 //! (a full queue drops the packet, counted as `backlog`). Control operations
 //! (`add_sa`, `delete_sa`, ...) are messages to the same task and are
@@ -83,6 +86,12 @@ pub struct UserspaceConfig {
     pub mtu: u16,
 }
 
+/// Where the datapath passes a datagram it read from an attached port-4500
+/// socket that is not ESP: `(local, remote, datagram)`, the datagram as
+/// read (non-ESP marker included). Called on the datapath task: must not
+/// block.
+pub type NonEspSink = Arc<dyn Fn(SocketAddr, SocketAddr, &[u8]) + Send + Sync>;
+
 /// The userspace ESP datapath as a [`Kernel`] backend.
 ///
 /// Call order: [`start`](Self::start) inside a tokio runtime;
@@ -90,9 +99,9 @@ pub struct UserspaceConfig {
 /// [`mark_socket`] on every IKE socket (ports 500 and
 /// 4500) of the daemons; then, for NAT-T,
 /// [`attach_nat_t_socket`](Self::attach_nat_t_socket) per port-4500 socket
-/// before installing SAs with `encap`, and
-/// [`handle_udp_esp`](Self::handle_udp_esp) for each ESP datagram read from
-/// it; [`Kernel::add_policy`] for trap policies and
+/// before installing SAs with `encap` (the datapath reads it from then
+/// on), and [`handle_udp_esp`](Self::handle_udp_esp) for each ESP
+/// datagram the owner still reads from it; [`Kernel::add_policy`] for trap policies and
 /// [`Kernel::add_sa`]/[`Kernel::delete_sa`] as SAs come and go. Dropping
 /// the last handle stops the task, deletes the TUN device and removes the
 /// routing rule.
@@ -187,6 +196,7 @@ impl UserspaceKernel {
                 raw4,
                 raw6,
                 udp: HashMap::new(),
+                readers: Vec::new(),
                 udp_gso: std::sync::atomic::AtomicBool::new(true),
             },
             bufs: Buffers::new(),
@@ -213,24 +223,41 @@ impl UserspaceKernel {
     }
 
     /// Registers a UDP socket bound to `local` (port 4500) that ESP-in-UDP
-    /// for SAs with `encap` leaves from. iked owns and reads it; the
-    /// datapath only sends. A socket bound to the unspecified address
-    /// serves every source address of its family.
+    /// for SAs with `encap` leaves from and arrives on. iked owns it; the
+    /// datapath sends from it and reads it (with the `UDP_GRO` its owner
+    /// may have set, whole coalesced reads decrypted in place), passing
+    /// every datagram that is not ESP (IKE behind its non-ESP marker) to
+    /// `to_iked` as read. The owner may stop reading it meanwhile. A
+    /// socket bound to the unspecified address serves every source address
+    /// of its family.
     ///
     /// The socket is marked with [`BYPASS_MARK`](super::BYPASS_MARK) here (see
     /// [`mark_socket`]), so that its packets to a peer whose address is
     /// routed into the TUN device still leave through the main table. A
     /// failure to mark is logged: host-to-host SAs over this socket would
     /// then loop into the TUN device.
-    pub fn attach_nat_t_socket(&self, local: SocketAddr, sock: Arc<UdpSocket>) {
+    pub fn attach_nat_t_socket(
+        &self,
+        local: SocketAddr,
+        sock: Arc<UdpSocket>,
+        to_iked: NonEspSink,
+    ) {
         if let Err(e) = mark_socket(&*sock) {
             tracing::error!(%local, error = %e, "cannot set SO_MARK on the NAT-T socket");
         }
-        let _ = self.ctl.send(Command::Attach(local, sock));
+        socket::enlarge_receive_buffer(&*sock);
+        let _ = self.ctl.send(Command::Attach(local, sock, to_iked));
     }
 
-    /// ESP-in-UDP that arrived on an attached socket (iked has already
-    /// ruled out the non-ESP marker and NAT keepalives). The packet is
+    /// Lets go of the socket attached for `local` (its owner stopped):
+    /// neither read nor sent from any more, so that the port is free for
+    /// the owner's successor.
+    pub fn detach_nat_t_socket(&self, local: SocketAddr) {
+        let _ = self.ctl.send(Command::Detach(local));
+    }
+
+    /// ESP-in-UDP that the owner of an attached socket read itself (it has
+    /// already ruled out the non-ESP marker and NAT keepalives). The packet is
     /// copied and processed on the datapath task.
     ///
     /// `local` and `remote` are not checked yet: SAs are found by SPI, and

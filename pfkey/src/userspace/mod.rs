@@ -32,8 +32,8 @@ pub mod stats;
 mod task;
 pub mod transport;
 
-pub use datapath::{UserspaceConfig, UserspaceKernel};
-pub use socket::{BYPASS_MARK, mark_socket};
+pub use datapath::{NonEspSink, UserspaceConfig, UserspaceKernel};
+pub use socket::{BYPASS_MARK, is_esp_in_udp, mark_socket, recv_gro};
 
 pub use esp::{EspError, EspHeader, EspOptions, EspSa, Opened};
 pub use policy::{ACQUIRE_RETRY, PolicyTable};

@@ -9,7 +9,10 @@
 //!   packets first, so SA counters, lifetimes and sequence numbers count
 //!   inner packets as without offloads. The sealed packets of one read go
 //!   out with one `sendmmsg` per run of packets sharing a path;
-//! - raw sockets read with `recvmmsg`, or queued [`Datagram`]s →
+//! - raw sockets read with `recvmmsg`, attached port-4500 sockets read
+//!   with `UDP_GRO` (one read, many ESP datagrams; whatever is not ESP
+//!   goes back to iked through the socket's [`NonEspSink`]), or queued
+//!   [`Datagram`]s (ESP iked read itself) →
 //!   [`Sad::decapsulate`] → a [`TunBatch`] of inner packets (transport
 //!   mode: rebuilt header + payload), written after each event, coalesced
 //!   by tun-rs's GRO (TCP, and UDP where the kernel has USO) into few
@@ -39,7 +42,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tun_rs::{AsyncDevice, ExpandBuffer, GROTable, IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN};
 
-use super::datapath::Control;
+use super::datapath::{Control, NonEspSink};
 use super::route;
 use super::sad::{Exists, Lifetime, Sad, SadEntry, Transmit};
 use super::socket;
@@ -52,6 +55,9 @@ const MAX_PACKET: usize = 65_535;
 const MAX_OVERHEAD: usize = 8 + 16 + 16 + 2 + 32;
 /// Packets handled per readiness event before yielding to other sources.
 const BURST: usize = 64;
+/// Reads of an attached UDP socket per readiness event (each one datagram
+/// or up to 64 KB of them coalesced).
+const UDP_READS: usize = 8;
 /// Datagrams read from a raw socket with one `recvmmsg`.
 const RECV_BATCH: usize = 32;
 /// Where the inner packets of a TUN read start in their buffers: room for
@@ -76,7 +82,8 @@ pub(super) enum Command {
     Delete(SaId, oneshot::Sender<bool>),
     SetLifetime(SaId, Lifetime, oneshot::Sender<bool>),
     Update(SaId, Lifetime, Option<UdpEncap>, oneshot::Sender<bool>),
-    Attach(SocketAddr, Arc<UdpSocket>),
+    Attach(SocketAddr, Arc<UdpSocket>, NonEspSink),
+    Detach(SocketAddr),
     AddPolicy(PolicySpec, oneshot::Sender<()>),
     DeletePolicy(Selector, SaDirection, oneshot::Sender<bool>),
 }
@@ -121,9 +128,18 @@ pub(super) struct Io {
     pub(super) raw4: AsyncFd<Socket>,
     pub(super) raw6: Option<AsyncFd<Socket>>,
     pub(super) udp: HashMap<SocketAddr, Arc<UdpSocket>>,
+    /// The same sockets, read here too, with where their IKE goes.
+    pub(super) readers: Vec<UdpReader>,
     /// Whether ESP-in-UDP still goes out with UDP GSO: cleared for good
     /// when the kernel refuses it (`EINVAL`, `EIO`).
     pub(super) udp_gso: AtomicBool,
+}
+
+/// An attached port-4500 socket the task reads.
+pub(super) struct UdpReader {
+    local: SocketAddr,
+    sock: Arc<UdpSocket>,
+    to_iked: NonEspSink,
 }
 
 /// The task's packet buffers, allocated once (zeroed allocations: pages
@@ -140,6 +156,9 @@ pub(super) struct Buffers {
     /// Lengths of the datagrams of one `recvmmsg` on a raw socket (they
     /// are received straight into [`TunBatch`] buffers).
     raw_lens: Vec<usize>,
+    /// One read of an attached UDP socket: a datagram, or the datagrams
+    /// `UDP_GRO` coalesced, decrypted in place.
+    udp_in: Vec<u8>,
     /// The sealed packets of one TUN read: where each is and goes.
     txs: Vec<Sealed>,
     to_tun: TunBatch,
@@ -154,6 +173,7 @@ impl Buffers {
                 .collect(),
             sizes: vec![0; IDEAL_BATCH_SIZE],
             raw_lens: vec![0; RECV_BATCH],
+            udp_in: vec![0; MAX_PACKET],
             txs: Vec::with_capacity(IDEAL_BATCH_SIZE),
             to_tun: TunBatch {
                 bufs: (0..BURST).map(|_| PacketBuf::new()).collect(),
@@ -371,6 +391,7 @@ impl Datapath {
                         inbound_raw(&mut sad, &mut bufs, n, RECV_AT_V6, false);
                     }
                 }
+                i = udp_readable(&io.readers) => inbound_udp(&mut sad, &io, &mut bufs, i),
                 _ = tick.tick() => sad.handle_timeout(Instant::now()),
             }
             bufs.to_tun.flush(&io, &sad);
@@ -414,8 +435,18 @@ fn apply(cmd: Command, sad: &mut Sad, io: &mut Io) {
         Command::Update(id, lifetime, encap, reply) => {
             let _ = reply.send(sad.update(id, lifetime, encap));
         }
-        Command::Attach(local, sock) => {
-            io.udp.insert(local, sock);
+        Command::Attach(local, sock, to_iked) => {
+            io.udp.insert(local, sock.clone());
+            io.readers.retain(|r| r.local != local);
+            io.readers.push(UdpReader {
+                local,
+                sock,
+                to_iked,
+            });
+        }
+        Command::Detach(local) => {
+            io.udp.remove(&local);
+            io.readers.retain(|r| r.local != local);
         }
         Command::AddPolicy(spec, reply) => {
             sad.insert_policy(spec);
@@ -552,6 +583,52 @@ fn inbound_raw(sad: &mut Sad, bufs: &mut Buffers, n: usize, at: usize, v4: bool)
         };
         let payload = start + inner.payload.start..start + inner.payload.end;
         to_tun.commit(i, inner.header(), payload);
+    }
+}
+
+/// The index of an attached socket with something to read; never, if
+/// none is attached.
+fn udp_readable(readers: &[UdpReader]) -> impl Future<Output = usize> + '_ {
+    std::future::poll_fn(move |cx| {
+        for (i, r) in readers.iter().enumerate() {
+            if r.sock.poll_recv_ready(cx).is_ready() {
+                return std::task::Poll::Ready(i);
+            }
+        }
+        std::task::Poll::Pending
+    })
+}
+
+/// Reads attached socket `i` until it is empty (or for a burst): ESP is
+/// decrypted in place and queued for the TUN device, IKE goes back to
+/// iked, NAT keepalives are dropped (they only keep a NAT mapping open).
+fn inbound_udp(sad: &mut Sad, io: &Io, bufs: &mut Buffers, i: usize) {
+    let Some(reader) = io.readers.get(i) else {
+        return;
+    };
+    for _ in 0..UDP_READS {
+        let got = reader.sock.try_io(tokio::io::Interest::READABLE, || {
+            socket::recv_gro(&*reader.sock, &mut bufs.udp_in)
+        });
+        let (n, remote, segment) = match got {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            // An ICMP error queued on the socket, reported once.
+            Err(e) => {
+                tracing::debug!(local = %reader.local, error = %e, "ESP-in-UDP read failed");
+                return;
+            }
+        };
+        let Some(data) = bufs.udp_in.get_mut(..n) else {
+            return;
+        };
+        for datagram in data.chunks_mut(segment.max(1)) {
+            if socket::is_esp_in_udp(datagram) {
+                inbound(sad, io, datagram, &mut bufs.to_tun);
+            } else if datagram != [0xff] {
+                (reader.to_iked)(reader.local, remote, datagram);
+            }
+        }
     }
 }
 
