@@ -1083,4 +1083,35 @@ fn esp_packets_too_big_for_the_outer_link_leave_fragmented() {
         }
         assert_eq!(stats.dropped(DropReason::Integrity), 0, "{stats}");
     }
+    remove(&a, &b, &plain);
+    // ESP in UDP: the kernel refuses a UDP GSO send of datagrams bigger
+    // than the path MTU (EMSGSIZE); the datapath sends the run one datagram
+    // each instead, the kernel fragments them, and bulk TCP arrives
+    // intact.
+    let udp = pair(
+        (0x1013, 0x2013),
+        ("192.0.2.1", "192.0.2.2"),
+        (
+            range("198.51.100.0", "198.51.100.255"),
+            range("203.0.113.0", "203.0.113.255"),
+        ),
+        Suite::Gcm128,
+        Some(UdpEncap {
+            sport: 4500,
+            dport: 4500,
+        }),
+    );
+    install(&a, &b, &udp);
+    tcp_bulk(&na, &nb, "198.51.100.1", "203.0.113.1", 5203);
+    // The data leaves A's outbound SA and enters B's inbound one.
+    for (host, specs) in [(&a, &udp.a), (&b, &udp.b)] {
+        let stats = host.stats();
+        let packets: u64 = specs
+            .iter()
+            .map(|s| stats.sa(s.id).expect("SA listed").packets)
+            .sum();
+        assert!(packets >= (BULK / 1400) as u64, "{stats}");
+        assert_eq!(stats.dropped(DropReason::Integrity), 0, "{stats}");
+        assert_eq!(stats.dropped(DropReason::SendFailed), 0, "{stats}");
+    }
 }

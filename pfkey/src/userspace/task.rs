@@ -31,7 +31,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -55,6 +55,8 @@ const MAX_PACKET: usize = 65_535;
 const MAX_OVERHEAD: usize = 8 + 16 + 16 + 2 + 32;
 /// Packets handled per readiness event before yielding to other sources.
 const BURST: usize = 64;
+/// How long ESP-in-UDP goes without UDP GSO after the kernel refused it.
+const GSO_RETRY: Duration = Duration::from_secs(60);
 /// Reads of an attached UDP socket per readiness event (each one datagram
 /// or up to 64 KB of them coalesced).
 const UDP_READS: usize = 8;
@@ -130,9 +132,14 @@ pub(super) struct Io {
     pub(super) udp: HashMap<SocketAddr, Arc<UdpSocket>>,
     /// The same sockets, read here too, with where their IKE goes.
     pub(super) readers: Vec<UdpReader>,
-    /// Whether ESP-in-UDP still goes out with UDP GSO: cleared for good
-    /// when the kernel refuses it (`EINVAL`, `EIO`).
-    pub(super) udp_gso: AtomicBool,
+    /// When ESP-in-UDP may go out with UDP GSO again, in milliseconds
+    /// after `started` (0: now). The kernel refuses GSO when a path's MTU
+    /// is below the packet size (`EMSGSIZE`, or `EINVAL` past the first
+    /// check) and on devices without checksum offload (`EIO`); sends then go one datagram each for
+    /// [`GSO_RETRY`] before GSO is tried again, so that one small-MTU
+    /// path does not cost every other peer GSO for good.
+    pub(super) udp_gso_off_until: AtomicU64,
+    pub(super) started: Instant,
 }
 
 /// An attached port-4500 socket the task reads.
@@ -255,6 +262,25 @@ struct TunBatch {
     bufs: Vec<PacketBuf>,
     pending: usize,
     gro: GROTable,
+}
+
+impl Io {
+    /// Whether ESP-in-UDP may go out with UDP GSO now.
+    fn udp_gso_allowed(&self) -> bool {
+        let until = self.udp_gso_off_until.load(Ordering::Relaxed);
+        until == 0 || self.elapsed_ms() >= until
+    }
+
+    /// The kernel refused a GSO send: one datagram each for [`GSO_RETRY`].
+    fn udp_gso_refused(&self) {
+        let retry = u64::try_from(GSO_RETRY.as_millis()).unwrap_or(u64::MAX);
+        let until = self.elapsed_ms().saturating_add(retry).max(1);
+        self.udp_gso_off_until.store(until, Ordering::Relaxed);
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
 }
 
 impl TunBatch {
@@ -680,7 +706,7 @@ fn transmit(io: &Io, segs: &[Vec<u8>], sealed: &[Sealed]) -> Result<usize, DropR
             let dst = SocketAddr::new(tx.dst, encap.dport);
             if let [s] = sealed {
                 sock.try_send_to(esp(s), dst).map(|_| 1)
-            } else if io.udp_gso.load(Ordering::Relaxed) {
+            } else if io.udp_gso_allowed() {
                 return transmit_gso(io, sock, dst, sealed, esp);
             } else {
                 socket::send_batch(&**sock, None, dst, sealed.iter().map(esp))
@@ -711,9 +737,18 @@ fn transmit_gso<'a>(
         };
         match r {
             Ok(n) => sent += n,
-            Err(e) if run > 1 && matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EIO)) => {
-                tracing::info!("UDP GSO refused ({e}); ESP-in-UDP goes out one datagram each");
-                io.udp_gso.store(false, Ordering::Relaxed);
+            Err(e)
+                if run > 1
+                    && matches!(
+                        e.raw_os_error(),
+                        Some(libc::EMSGSIZE | libc::EINVAL | libc::EIO)
+                    ) =>
+            {
+                tracing::info!(
+                    "UDP GSO refused ({e}, to {dst}); ESP-in-UDP goes out one datagram each for {} s",
+                    GSO_RETRY.as_secs()
+                );
+                io.udp_gso_refused();
                 let more = socket::send_batch(sock, None, dst, rest.iter().map(esp));
                 return Ok(sent + more.unwrap_or(0));
             }
