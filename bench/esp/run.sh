@@ -9,6 +9,8 @@
 #   racoon3     target/release/spmd and iked in each namespace (spmd first: it
 #               creates TUN r3esp0 and hosts the userspace ESP datapath,
 #               default --kernel auto), plain ESP, AES-GCM-16-128
+#   racoon3-udp the same with `force_udp_encap on;`: ESP in UDP 4500 (UDP
+#               GSO sends, UDP GRO reads in spmd's datapath), like libipsec
 #   libipsec    strongSwan charon with kernel-libipsec on both sides,
 #               ESP-in-UDP (libipsec always encapsulates), AES-GCM-16-128
 #   boringtun   boringtun-cli (userspace WireGuard, Rust), configured with wg
