@@ -273,6 +273,16 @@ impl Iked {
         &self.netns
     }
 
+    /// The inbound SPI (8 hex digits) of the first CHILD SA `racoonctl
+    /// show sa --json` lists, if any: what `racoonctl rekey` takes.
+    pub fn first_child_spi_in(&self) -> Option<String> {
+        let (_, sas, _) = self.racoonctl(&["--json", "show", "sa"]).ok()?;
+        sas.split("\"spi_in\":\"")
+            .nth(1)
+            .and_then(|rest| rest.get(..8))
+            .map(str::to_owned)
+    }
+
     /// Stops iked (SIGTERM) and starts a new one with the same
     /// configuration and run directory, without `-I` or extra arguments;
     /// spmd keeps running. Both write to the same (appended) log.

@@ -298,13 +298,7 @@ fn force_udp_encap_carries_esp_in_udp_4500_between_two_racoon3_peers_without_a_n
             d.spmd_log()
         );
     }
-    let (_, sas, _) = a.racoonctl(&["--json", "show", "sa"]).expect("show sa");
-    let spi = sas
-        .split("\"spi_in\":\"")
-        .nth(1)
-        .and_then(|rest| rest.get(..8))
-        .expect("a CHILD SA SPI")
-        .to_owned();
+    let spi = a.first_child_spi_in().expect("a CHILD SA SPI");
     let installed = |d: &Iked| d.log().matches("UDP-encapsulated Tunnel ESP").count();
     let before = (installed(&a), installed(&b));
     let (code, out, err) = a.racoonctl(&["rekey", &spi]).expect("rekey");

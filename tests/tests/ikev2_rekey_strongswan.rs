@@ -166,13 +166,7 @@ fn racoon3_rekeys_the_child_sa_on_its_soft_lifetime_and_traffic_keeps_flowing() 
         }
     }
     // `racoonctl rekey` does it on demand too.
-    let (_, sas, _) = iked.racoonctl(&["--json", "show", "sa"]).expect("show sa");
-    let spi = sas
-        .split("\"spi_in\":\"")
-        .nth(1)
-        .and_then(|rest| rest.get(..8))
-        .expect("a CHILD SA SPI")
-        .to_owned();
+    let spi = iked.first_child_spi_in().expect("a CHILD SA SPI");
     let before = iked.log().matches("INSTALLED").count();
     let (code, out, err) = iked.racoonctl(&["rekey", &spi]).expect("rekey");
     assert_eq!(code, 0, "{out}{err}");
