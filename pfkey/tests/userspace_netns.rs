@@ -259,7 +259,7 @@ async fn serve(
             let _ = ike.lock().unwrap().send(msg.to_vec());
         }
     });
-    kernel.attach_nat_t_socket(nat_t, sock.clone(), to_iked);
+    kernel.attach_nat_t_socket(nat_t, sock.clone(), to_iked, 1);
     let mut stream = kernel.take_events().expect("first take");
     assert!(kernel.take_events().is_none(), "the stream is taken once");
     let forward = tokio::spawn(async move {

@@ -150,9 +150,9 @@ pub async fn run(opts: Options, prepared: Prepared) -> anyhow::Result<()> {
             let handoff = tokio::spawn(receiver.run(
                 move |local, sock, to_iked| attach(&a, local, sock, to_iked),
                 move |local, remote, packet| e.handle_udp_esp(local, remote, packet),
-                move |local| {
+                move |local, conn| {
                     tracing::info!("iked let go of {local}; the datapath closes its copy");
-                    d.detach_nat_t_socket(local);
+                    d.detach_nat_t_socket(local, conn);
                 },
             ));
             let result = serve(&opts, prepared, kernel.as_ref()).await;
@@ -171,27 +171,33 @@ async fn serve_xfrm(opts: &Options, prepared: Prepared) -> anyhow::Result<()> {
 }
 
 /// Gives the datapath iked's port-4500 socket to send ESP-in-UDP from and
-/// read it, IKE going back to iked over the hand-off connection.
+/// read it, IKE going back to iked over the hand-off connection; `false`
+/// when the socket is unusable (iked then keeps reading it).
 fn attach(
     kernel: &Arc<UserspaceKernel>,
     local: std::net::SocketAddr,
     sock: std::net::UdpSocket,
     to_iked: handoff::ToIked,
-) {
+) -> bool {
     match sock
         .set_nonblocking(true)
         .and_then(|()| tokio::net::UdpSocket::from_std(sock))
     {
         Ok(sock) => {
             tracing::info!("iked attached its ESP-in-UDP socket {local}; the datapath reads it");
+            let conn = to_iked.connection();
             let sink: pfkey::userspace::NonEspSink = Arc::new(move |local, remote, datagram| {
                 if let Err(e) = to_iked.send(local, remote, datagram) {
                     tracing::debug!("cannot pass a datagram from {remote} back to iked: {e}");
                 }
             });
-            kernel.attach_nat_t_socket(local, Arc::new(sock), sink);
+            kernel.attach_nat_t_socket(local, Arc::new(sock), sink, conn);
+            true
         }
-        Err(e) => tracing::warn!("cannot use the socket iked attached for {local}: {e}"),
+        Err(e) => {
+            tracing::warn!("cannot use the socket iked attached for {local}: {e}");
+            false
+        }
     }
 }
 

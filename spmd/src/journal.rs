@@ -1,6 +1,6 @@
 //! What spmd has installed, on disk, so that a successor can remove what a
-//! crashed spmd left in the kernel (DESIGN.md: "A daemon restart leaves no
-//! stale kernel state").
+//! crashed spmd left in the kernel: a daemon restart leaves no stale
+//! kernel state.
 //!
 //! The journal is `RUN_DIR/spmd.policies`: a JSON array of the installed
 //! policies, rewritten (write to a temporary file, then rename) after every

@@ -3,14 +3,16 @@
 //! sockets attached here and reads them, passing IKE back; iked's own
 //! readers pause meanwhile and forward any ESP they read before or after.
 
+use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use pfkey::handoff::HandoffSender;
+use pfkey::handoff::{FromSpmd, HandoffSender};
 use tokio::task::JoinHandle;
 
-use super::udp::{EspSink, IkeInput, Sockets};
+use super::udp::{EspSink, Sockets};
 
 /// The connection to spmd's hand-off socket, replaced when spmd restarts.
 #[derive(Debug, Clone)]
@@ -56,12 +58,12 @@ impl EspHandoff {
         })
     }
 
-    /// (Re)connects and attaches every port-4500 socket of `sockets`;
-    /// while the connection lasts, spmd's datapath reads them and iked's
-    /// readers pause.
+    /// (Re)connects and attaches every port-4500 socket of `sockets`.
+    /// iked keeps reading them until spmd says its datapath reads every
+    /// one; then its readers pause for as long as this connection lasts.
     pub(crate) fn connect(&self, sockets: &Arc<Sockets>) {
         let sender = match HandoffSender::connect(&self.path) {
-            Ok(s) => s,
+            Ok(s) => Arc::new(s),
             Err(e) => {
                 tracing::error!(
                     "cannot reach spmd's ESP hand-off socket {}: {e}; ESP-in-UDP will not flow",
@@ -70,32 +72,29 @@ impl EspHandoff {
                 return;
             }
         };
-        let sender = Arc::new(sender);
-        let mut attached = 0;
+        // A new connection: iked reads until this one's datapath does,
+        // whatever an earlier connection left.
+        let conn = self.connections.fetch_add(1, Ordering::Relaxed) + 1;
+        sockets.datapath_reads(None);
+        let mut expected = HashSet::new();
         for (local, sock) in sockets.nat_t_sockets() {
             match sender.attach(local, &*sock) {
                 Ok(()) => {
-                    attached += 1;
+                    expected.insert(local);
                     tracing::info!("ESP-in-UDP on {local} handed to spmd's datapath");
                 }
                 Err(e) => tracing::error!("cannot attach {local} to spmd's datapath: {e}"),
             }
         }
-        let conn = self.connections.fetch_add(1, Ordering::Relaxed) + 1;
-        let returns = tokio::spawn(read_returns(
+        // Every socket must be acknowledged: one left with iked alone must
+        // still be read here.
+        let all = expected.len() == sockets.nat_t_sockets().count();
+        let returns = tokio::spawn(read_from_spmd(
             sender.clone(),
-            sockets.ike_input(),
             sockets.clone(),
             conn,
+            all.then_some(expected),
         ));
-        // Only when every socket went over: one left with iked alone must
-        // still be read here.
-        if attached > 0 && attached == sockets.nat_t_sockets().count() {
-            sockets.datapath_reads(conn);
-            tracing::info!(
-                "spmd's datapath reads port 4500 and passes IKE back; iked's readers pause"
-            );
-        }
         if let Some(old) = self
             .returns
             .lock()
@@ -109,42 +108,76 @@ impl EspHandoff {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .replace(sender);
-        if let Some(old) = old
-            && old.dropped() > 0
-        {
-            tracing::warn!(
-                "{} ESP-in-UDP datagrams were dropped on the way to spmd",
-                old.dropped()
-            );
+        if let Some(old) = old {
+            old.shutdown();
+            if old.dropped() > 0 {
+                tracing::warn!(
+                    "{} ESP-in-UDP datagrams were dropped on the way to spmd",
+                    old.dropped()
+                );
+            }
         }
     }
 }
 
-/// Queues the IKE spmd's datapath passes back on connection `conn` until
-/// spmd closes it, then lets iked's readers take port 4500 again.
-async fn read_returns(
+/// Reads what spmd sends on connection `conn` until it ends: IKE its
+/// datapath passes back goes to the daemon; once it reads every socket
+/// in `expected` (`None`: not all could be attached), iked's readers
+/// pause. However this ends (spmd closed the connection, an error, or a
+/// newer connection aborted this task), they read again unless a newer
+/// connection says otherwise.
+async fn read_from_spmd(
     sender: Arc<HandoffSender>,
-    input: IkeInput,
     sockets: Arc<Sockets>,
     conn: u64,
+    mut expected: Option<HashSet<SocketAddr>>,
 ) {
-    let mut buf = vec![0u8; 65_535 + pfkey::handoff::wire::HEADER_LEN];
+    /// Resumes iked's reads when the task ends, aborted or not.
+    struct Resume(Arc<Sockets>, u64);
+    impl Drop for Resume {
+        fn drop(&mut self) {
+            if self.0.datapath_stopped(self.1) {
+                tracing::info!("spmd's datapath stopped reading port 4500; iked reads it again");
+            }
+        }
+    }
+    let _resume = Resume(sockets.clone(), conn);
+    let input = sockets.ike_input();
+    let mut buf = vec![0u8; pfkey::handoff::MAX_RECORD];
     loop {
-        match sender.next_for_iked(&mut buf).await {
-            Ok(Some((local, remote, datagram))) => {
+        match sender.next_from_spmd(&mut buf).await {
+            Ok(Some(FromSpmd::Datagram {
+                local,
+                remote,
+                datagram,
+            })) => {
                 if input.deliver_datagram(local, remote, datagram).is_break() {
                     break;
                 }
             }
+            Ok(Some(FromSpmd::Reading { local })) => {
+                if let Some(waiting) = expected.as_mut()
+                    && waiting.remove(&local)
+                    && waiting.is_empty()
+                {
+                    expected = None;
+                    sockets.datapath_reads(Some(conn));
+                    tracing::info!(
+                        "spmd's datapath reads port 4500 and passes IKE back; iked's readers pause"
+                    );
+                }
+            }
             Ok(None) => {
-                tracing::info!("spmd closed the ESP hand-off; iked reads port 4500 again");
+                tracing::info!("spmd closed the ESP hand-off");
                 break;
             }
             Err(e) => {
-                tracing::warn!("ESP hand-off from spmd failed: {e}; iked reads port 4500 again");
+                tracing::warn!("ESP hand-off from spmd failed: {e}; closing it");
+                // spmd then lets go of the sockets instead of reading them
+                // for nobody.
+                sender.shutdown();
                 break;
             }
         }
     }
-    sockets.datapath_stopped(conn);
 }

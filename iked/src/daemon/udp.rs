@@ -1,27 +1,29 @@
 //! IKE sockets: port 500 and the NAT-T port 4500 on every listen address.
 //!
 //! On port 4500 IKE travels behind a four-zero non-ESP marker and ESP
-//! without one (RFC 3948 §2.2). iked owns port 4500 and hands ESP to the
-//! userspace datapath through an [`EspSink`] (one owner of the port, so no
-//! SO_REUSEPORT steering is needed); with no datapath, ESP is counted and
-//! dropped, never mistaken for IKE.
+//! without one (RFC 3948 §2.2). iked owns port 4500 (binds it, keeps it
+//! across spmd restarts). With the userspace datapath, spmd reads it too
+//! (`pfkey::handoff`): once spmd says its datapath reads every port-4500
+//! socket, iked's own 4500 readers pause ([`Sockets::datapath_reads`])
+//! and IKE comes back from spmd through [`IkeInput`]; when that hand-off
+//! connection ends, they read again. Whatever ESP iked reads itself
+//! (before that, or without spmd) goes to the datapath through an
+//! [`EspSink`]; with no datapath, ESP is counted and dropped, never
+//! mistaken for IKE.
 //!
 //! With the datapath, port 4500 also has `UDP_GRO`: the kernel coalesces a
 //! burst of equal-sized datagrams of one flow into one read and says the
 //! segment size. Such a read goes to the datapath whole when every segment
 //! is ESP (the hand-off record carries the size; spmd splits it); anything
 //! else is split here first and each datagram classified on its own.
-//!
-//! Once spmd's datapath has the socket (`pfkey::handoff`), it reads port
-//! 4500 itself and passes IKE back; iked's own 4500 readers pause for as
-//! long as that hand-off connection lasts ([`Sockets::datapath_reads`]) and
-//! resume when it ends, so the port is never left unread.
 
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
+use pfkey::userspace::natt::{self, NatTDatagram};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
@@ -30,6 +32,8 @@ use crate::ikev2::output::Path;
 
 /// Largest datagram we accept (IKE messages are far smaller; this bounds memory).
 const MAX_DATAGRAM: usize = 65_535;
+/// How long binding waits for an address still in use.
+const BIND_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A received IKE message with its path.
 pub struct Received {
@@ -74,25 +78,18 @@ impl IkeInput {
         local: SocketAddr,
         remote: SocketAddr,
         data: &[u8],
-    ) -> std::ops::ControlFlow<()> {
-        match if local.port() == NAT_T_PORT {
-            strip_marker(data)
-        } else {
-            Ok(Some(data))
-        } {
-            Ok(Some(ike)) => self.deliver(local, remote, ike),
-            Ok(None) | Err(_) => std::ops::ControlFlow::Continue(()),
+    ) -> ControlFlow<()> {
+        if local.port() != NAT_T_PORT {
+            return self.deliver(local, remote, data);
+        }
+        match natt::classify(data) {
+            NatTDatagram::Ike(ike) => self.deliver(local, remote, ike),
+            NatTDatagram::Keepalive | NatTDatagram::Esp(_) => ControlFlow::Continue(()),
         }
     }
 
     /// Queues one IKE message (marker removed).
-    fn deliver(
-        &self,
-        local: SocketAddr,
-        remote: SocketAddr,
-        ike: &[u8],
-    ) -> std::ops::ControlFlow<()> {
-        use std::ops::ControlFlow;
+    fn deliver(&self, local: SocketAddr, remote: SocketAddr, ike: &[u8]) -> ControlFlow<()> {
         let msg = Received {
             path: Path { local, remote },
             bytes: ike.to_vec(),
@@ -147,9 +144,7 @@ impl Sockets {
                 if socks.iter().any(|(l, _)| *l == a) {
                     continue;
                 }
-                let sock = UdpSocket::bind(a)
-                    .await
-                    .with_context(|| format!("cannot bind UDP {a}"))?;
+                let sock = bind(a).await?;
                 if mark {
                     pfkey::userspace::mark_socket(&sock)
                         .with_context(|| format!("cannot mark UDP {a} to bypass the datapath"))?;
@@ -182,13 +177,7 @@ impl Sockets {
                 };
                 // Only the sockets the datapath may read pause.
                 let pause = (mark && a.port() == NAT_T_PORT).then(|| reader.subscribe());
-                tokio::spawn(read_loop(
-                    a,
-                    sock.clone(),
-                    input.clone(),
-                    sink,
-                    (gro, pause),
-                ));
+                tokio::spawn(read_loop(a, sock.clone(), input.clone(), sink, gro, pause));
                 socks.push((a, sock));
             }
         }
@@ -205,25 +194,29 @@ impl Sockets {
         self.input.clone()
     }
 
-    /// Hand-off connection `conn`'s datapath now reads port 4500: iked's
-    /// own readers pause.
-    pub fn datapath_reads(&self, conn: u64) {
-        self.reader.send_replace(Some(conn));
+    /// Hand-off connection `conn`'s datapath now reads every port-4500
+    /// socket (`Some`): iked's own readers pause; or nobody's does yet
+    /// (`None`, a new connection): they read. Either way replaces what
+    /// an earlier connection left.
+    pub fn datapath_reads(&self, conn: Option<u64>) {
+        self.reader.send_replace(conn);
     }
 
     /// Hand-off connection `conn` ended: iked reads port 4500 again, unless
-    /// a newer connection's datapath took over meanwhile.
-    pub fn datapath_stopped(&self, conn: u64) {
+    /// a newer connection set the state since. Whether iked had paused
+    /// for `conn`.
+    pub fn datapath_stopped(&self, conn: u64) -> bool {
         self.reader.send_if_modified(|now| {
             let ours = *now == Some(conn);
             if ours {
                 *now = None;
             }
             ours
-        });
+        })
     }
 
-    /// The port-4500 sockets, for the datapath to send ESP-in-UDP from.
+    /// The port-4500 sockets, for the datapath to send ESP-in-UDP from and
+    /// read.
     pub fn nat_t_sockets(&self) -> impl Iterator<Item = (SocketAddr, Arc<UdpSocket>)> + '_ {
         self.socks
             .iter()
@@ -277,9 +270,11 @@ async fn read_loop(
     sock: Arc<UdpSocket>,
     input: IkeInput,
     esp: EspRoute,
-    (gro, mut pause): (bool, Option<watch::Receiver<Option<u64>>>),
+    gro: bool,
+    mut pause: Option<watch::Receiver<Option<u64>>>,
 ) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut control = natt::gro_control_buffer();
     loop {
         if let Some(p) = pause.as_mut()
             && p.borrow_and_update().is_some()
@@ -292,9 +287,10 @@ async fn read_loop(
         let recv = async {
             if gro {
                 sock.async_io(tokio::io::Interest::READABLE, || {
-                    pfkey::userspace::recv_gro(&*sock, &mut buf)
+                    natt::recv_gro(&*sock, &mut buf, &mut control)
                 })
                 .await
+                .map(|r| (r.len, r.remote, r.segment))
             } else {
                 sock.recv_from(&mut buf).await.map(|(n, r)| (n, r, n))
             }
@@ -346,7 +342,10 @@ async fn read_loop(
 /// Whether every `segment`-sized datagram of `data` is ESP (no non-ESP
 /// marker, no keepalive).
 fn all_esp(data: &[u8], segment: usize) -> bool {
-    segment > 0 && data.chunks(segment).all(|d| strip_marker(d).is_err())
+    segment > 0
+        && data
+            .chunks(segment)
+            .all(|d| matches!(natt::classify(d), NatTDatagram::Esp(_)))
 }
 
 /// Classifies one datagram read on `local`: IKE to the daemon, ESP to the
@@ -357,9 +356,9 @@ fn handle(
     data: &[u8],
     input: &IkeInput,
     esp: &EspRoute,
-) -> std::ops::ControlFlow<()> {
+) -> ControlFlow<()> {
     if local.port() == NAT_T_PORT
-        && let Err(esp_packet) = strip_marker(data)
+        && let NatTDatagram::Esp(esp_packet) = natt::classify(data)
     {
         match &esp.sink {
             Some(sink) => sink(local, remote, esp_packet.len(), esp_packet),
@@ -367,31 +366,33 @@ fn handle(
                 esp.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
-        return std::ops::ControlFlow::Continue(());
+        return ControlFlow::Continue(());
     }
     input.deliver_datagram(local, remote, data)
 }
 
-/// RFC 3948 §2.2: IKE behind four zero octets (`Ok(Some)`); a single 0xff
-/// is a NAT keepalive (`Ok(None)`); anything else is ESP (`Err`).
-fn strip_marker(data: &[u8]) -> Result<Option<&[u8]>, &[u8]> {
-    match data {
-        [0, 0, 0, 0, rest @ ..] => Ok(Some(rest)),
-        [0xff] => Ok(None),
-        esp => Err(esp),
+/// Binds UDP `addr`, waiting up to [`BIND_PATIENCE`] while the address is
+/// in use: after an iked restart, spmd may take a moment to close its
+/// copy of the previous iked's port-4500 socket.
+async fn bind(addr: SocketAddr) -> anyhow::Result<UdpSocket> {
+    let deadline = tokio::time::Instant::now() + BIND_PATIENCE;
+    loop {
+        match UdpSocket::bind(addr).await {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tracing::debug!("UDP {addr} still in use; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            r => return r.with_context(|| format!("cannot bind UDP {addr}")),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn marker_separates_ike_from_esp_and_keepalives() {
-        assert_eq!(strip_marker(&[0, 0, 0, 0, 7, 8]), Ok(Some(&[7u8, 8][..])));
-        assert_eq!(strip_marker(&[0xff]), Ok(None));
-        assert_eq!(strip_marker(&[1, 2, 3, 4, 5]), Err(&[1u8, 2, 3, 4, 5][..]));
-    }
 
     #[test]
     fn a_coalesced_read_goes_whole_only_when_every_segment_is_esp() {
@@ -428,11 +429,12 @@ mod tests {
             sock,
             sockets.ike_input(),
             route,
-            (false, pause),
+            false,
+            pause,
         ));
         let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let quiet = std::time::Duration::from_millis(200);
-        sockets.datapath_reads(1);
+        sockets.datapath_reads(Some(1));
         tokio::task::yield_now().await;
         peer.send_to(b"first", local).await.unwrap();
         assert!(
@@ -440,10 +442,10 @@ mod tests {
             "paused: the datagram stays queued for the datapath"
         );
         // A newer connection took over; the old one's end changes nothing.
-        sockets.datapath_reads(2);
-        sockets.datapath_stopped(1);
+        sockets.datapath_reads(Some(2));
+        assert!(!sockets.datapath_stopped(1));
         assert!(tokio::time::timeout(quiet, rx.recv()).await.is_err());
-        sockets.datapath_stopped(2);
+        assert!(sockets.datapath_stopped(2));
         let got = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
             .await
             .expect("resumed")

@@ -21,8 +21,9 @@ use super::fd::adopt_received;
 use super::wire::{self, HandoffMessage, SEGMENTED_HEADER_LEN};
 
 /// Largest record: an ESP datagram of the largest UDP payload (or as many
-/// bytes of coalesced ones), plus the longest header.
-const MAX_RECORD: usize = 65_535 + SEGMENTED_HEADER_LEN;
+/// bytes of coalesced ones), plus the longest header: the receive buffer
+/// either end needs.
+pub const MAX_RECORD: usize = 65_535 + SEGMENTED_HEADER_LEN;
 
 /// Send buffer of iked's end: room for bursts while spmd catches up.
 const SNDBUF: usize = 4 << 20;
@@ -52,17 +53,14 @@ impl HandoffSender {
         })
     }
 
-    /// Waits for the next datagram spmd passes back (read from an attached
-    /// socket, not ESP): `(local, remote, datagram)` with `datagram` in
-    /// `buf`, or `None` once spmd closed the connection. Records of any
-    /// other kind are logged and skipped.
+    /// Waits for the next record from spmd (a datagram passed back, or
+    /// word that the datapath reads a socket), with its bytes in `buf`
+    /// ([`MAX_RECORD`] long); `None` once spmd closed the connection.
+    /// Records of other kinds are logged and skipped.
     ///
     /// # Errors
     /// A receive error other than the connection's end.
-    pub async fn next_for_iked<'b>(
-        &self,
-        buf: &'b mut [u8],
-    ) -> io::Result<Option<(SocketAddr, SocketAddr, &'b [u8])>> {
+    pub async fn next_from_spmd<'b>(&self, buf: &'b mut [u8]) -> io::Result<Option<FromSpmd<'b>>> {
         loop {
             let len = self
                 .sock
@@ -75,23 +73,37 @@ impl HandoffSender {
             }
             match wire::decode(&buf[..len]) {
                 Ok(HandoffMessage::ForIked { local, remote, .. }) => {
-                    let start = wire::HEADER_LEN;
-                    return Ok(Some((local, remote, &buf[start..len])));
+                    let datagram = buf.get(wire::HEADER_LEN..len).unwrap_or_default();
+                    return Ok(Some(FromSpmd::Datagram {
+                        local,
+                        remote,
+                        datagram,
+                    }));
                 }
-                Ok(other) => tracing::warn!("hand-off: unexpected record from spmd: {other:?}"),
+                Ok(HandoffMessage::Reading { local }) => {
+                    return Ok(Some(FromSpmd::Reading { local }));
+                }
+                Ok(other) => {
+                    tracing::warn!("hand-off: unexpected {} record from spmd", other.kind());
+                }
                 Err(e) => tracing::warn!("hand-off from spmd: {e}; record skipped"),
             }
         }
     }
 
+    /// Ends the connection both ways (spmd then lets go of the sockets).
+    pub fn shutdown(&self) {
+        let _ = self.sock.get_ref().shutdown(std::net::Shutdown::Both);
+    }
+
     /// Gives spmd a duplicate of `udp`, bound to `local`: the datapath
-    /// sends ESP-in-UDP from it.
+    /// sends ESP-in-UDP from it and reads it (with the `UDP_GRO` iked set
+    /// on it), passing back what is not ESP. spmd says
+    /// [`FromSpmd::Reading`] once it does; iked may stop reading the
+    /// socket from then on, while this connection lasts.
     ///
     /// # Errors
     /// The `sendmsg` error.
-    /// From then on spmd's datapath also *reads* the socket (with the
-    /// `UDP_GRO` iked set on it) and passes back what is not ESP, so iked
-    /// may stop reading it while this connection lasts.
     pub fn attach(&self, local: SocketAddr, udp: &impl AsFd) -> io::Result<()> {
         let record = wire::encode_attach(local);
         let fds = [udp.as_fd().as_raw_fd()];
@@ -142,6 +154,26 @@ impl HandoffSender {
     }
 }
 
+/// What spmd sends iked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FromSpmd<'a> {
+    /// A datagram the datapath read on `local` from `remote` that is not
+    /// ESP, as read (non-ESP marker included).
+    Datagram {
+        /// The attached socket's address.
+        local: SocketAddr,
+        /// The sender.
+        remote: SocketAddr,
+        /// The UDP payload.
+        datagram: &'a [u8],
+    },
+    /// The datapath reads the socket attached for `local`.
+    Reading {
+        /// The attached socket's address.
+        local: SocketAddr,
+    },
+}
+
 /// spmd's way back to iked on one hand-off connection: the datagrams the
 /// datapath reads from that connection's attached sockets that are not
 /// ESP (IKE, behind its non-ESP marker).
@@ -149,9 +181,17 @@ impl HandoffSender {
 pub struct ToIked {
     conn: Arc<AsyncFd<Socket>>,
     dropped: Arc<AtomicU64>,
+    id: u64,
 }
 
 impl ToIked {
+    /// Numbers the connection (from 1, per receiver), so that what one
+    /// connection attached can be told from a later one's.
+    #[must_use]
+    pub fn connection(&self) -> u64 {
+        self.id
+    }
+
     /// Passes `datagram`, read on `local` from `remote`, to iked without
     /// blocking or allocating; a full queue drops it (IKE retransmits).
     ///
@@ -163,6 +203,7 @@ impl ToIked {
     }
 
     /// Datagrams dropped because iked's queue was full.
+    #[must_use]
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
@@ -229,19 +270,21 @@ impl HandoffReceiver {
 
     /// Serves connections until the task is dropped: attached sockets go
     /// to `on_attach` with the connection's way back to iked (the datapath
-    /// reads them and returns what is not ESP), ESP datagrams iked read
-    /// itself to `on_esp` (a coalesced record's one by one). When a
-    /// connection ends (iked stopped), `on_detach` gets the address of
+    /// reads them and returns what is not ESP; `true` once it does, which
+    /// iked is then told), ESP datagrams iked read itself to `on_esp` (a
+    /// coalesced record's one by one). When a connection ends (iked
+    /// stopped), `on_detach` gets the address and connection number of
     /// each socket it attached: spmd must let go of them, or the port
     /// stays bound and a restarted iked cannot bind it. Malformed records
     /// are logged and skipped.
     pub async fn run<A, E, D>(self, on_attach: A, on_esp: E, on_detach: D)
     where
-        A: Fn(SocketAddr, UdpSocket, ToIked) + Send + Sync + Clone + 'static,
+        A: Fn(SocketAddr, UdpSocket, ToIked) -> bool + Send + Sync + Clone + 'static,
         E: Fn(SocketAddr, SocketAddr, &[u8]) + Send + Sync + Clone + 'static,
-        D: Fn(SocketAddr) + Send + Sync + Clone + 'static,
+        D: Fn(SocketAddr, u64) + Send + Sync + Clone + 'static,
     {
         let mut conns = tokio::task::JoinSet::new();
+        let mut numbered = 0;
         loop {
             while conns.try_join_next().is_some() {}
             let accepted = self
@@ -266,7 +309,8 @@ impl HandoffReceiver {
                 .and_then(|()| crate::sys::register(conn))
             {
                 Ok(conn) => {
-                    conns.spawn(serve(conn, a, e, d));
+                    numbered += 1;
+                    conns.spawn(serve(conn, numbered, (a, e, d)));
                 }
                 Err(e) => tracing::warn!("hand-off connection: {e}"),
             }
@@ -293,17 +337,18 @@ fn check_peer(conn: &Socket) -> io::Result<()> {
     ))
 }
 
-async fn serve<A, E, D>(conn: AsyncFd<Socket>, on_attach: A, on_esp: E, on_detach: D)
+async fn serve<A, E, D>(conn: AsyncFd<Socket>, id: u64, (on_attach, on_esp, on_detach): (A, E, D))
 where
-    A: Fn(SocketAddr, UdpSocket, ToIked),
+    A: Fn(SocketAddr, UdpSocket, ToIked) -> bool,
     E: Fn(SocketAddr, SocketAddr, &[u8]),
-    D: Fn(SocketAddr),
+    D: Fn(SocketAddr, u64),
 {
     let mut attached = Vec::new();
     let conn = Arc::new(conn);
     let to_iked = ToIked {
         conn: conn.clone(),
         dropped: Arc::default(),
+        id,
     };
     let mut buf = vec![0u8; MAX_RECORD];
     loop {
@@ -331,11 +376,18 @@ where
                 }
             }
             (Ok(HandoffMessage::Attach { local }), Some(fd)) => {
-                on_attach(local, UdpSocket::from(fd), to_iked.clone());
-                attached.push(local);
+                if on_attach(local, UdpSocket::from(fd), to_iked.clone()) {
+                    attached.push(local);
+                    let ack = wire::encode_reading(local);
+                    if let Err(e) = send_or_drop(conn.get_ref(), &ack, &[], &to_iked.dropped) {
+                        tracing::debug!(
+                            "hand-off: cannot tell iked the datapath reads {local}: {e}"
+                        );
+                    }
+                }
             }
-            (Ok(m @ HandoffMessage::ForIked { .. }), _) => {
-                tracing::warn!("hand-off: a record meant for iked came from iked: {m:?}");
+            (Ok(m @ (HandoffMessage::ForIked { .. } | HandoffMessage::Reading { .. })), _) => {
+                tracing::warn!("hand-off: a {} record came from iked; skipped", m.kind());
             }
             (Ok(HandoffMessage::Attach { local }), None) => {
                 tracing::warn!("hand-off: attach of {local} without a socket; ignored");
@@ -344,7 +396,7 @@ where
         }
     }
     for local in attached {
-        on_detach(local);
+        on_detach(local, id);
     }
     if to_iked.dropped() > 0 {
         tracing::warn!(
@@ -402,45 +454,68 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("spmd-esp.sock");
         let receiver = HandoffReceiver::bind(&path).unwrap();
+        let detached = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = detached.clone();
         // spmd's side: on the attach, pass an IKE datagram back at once.
         let server = tokio::spawn(receiver.run(
             |local: SocketAddr, _sock: UdpSocket, to_iked: ToIked| {
                 let remote = "192.0.2.9:4500".parse().unwrap();
                 to_iked.send(local, remote, b"\0\0\0\0ike").unwrap();
+                true
             },
             |_: SocketAddr, _: SocketAddr, _: &[u8]| {},
-            |_: SocketAddr| {},
+            move |local: SocketAddr, conn: u64| seen.lock().unwrap().push((local, conn)),
         ));
-        let sender = HandoffSender::connect(&path).unwrap();
         let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
         let local = udp.local_addr().unwrap();
-        sender.attach(local, &udp).unwrap();
         let mut buf = vec![0u8; MAX_RECORD];
-        let got = tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            sender.next_for_iked(&mut buf),
-        )
-        .await
-        .expect("a record back")
-        .unwrap()
-        .expect("not closed");
+        let wait = std::time::Duration::from_secs(5);
+        let first = HandoffSender::connect(&path).unwrap();
+        first.attach(local, &udp).unwrap();
+        let got = tokio::time::timeout(wait, first.next_from_spmd(&mut buf))
+            .await
+            .expect("a record back")
+            .unwrap();
         assert_eq!(
             got,
-            (
+            Some(FromSpmd::Datagram {
                 local,
-                "192.0.2.9:4500".parse().unwrap(),
-                &b"\0\0\0\0ike"[..]
-            )
+                remote: "192.0.2.9:4500".parse().unwrap(),
+                datagram: b"\0\0\0\0ike"
+            })
         );
+        let got = tokio::time::timeout(wait, first.next_from_spmd(&mut buf))
+            .await
+            .expect("the acknowledgement")
+            .unwrap();
+        assert_eq!(got, Some(FromSpmd::Reading { local }));
+        // A second connection attaches the same address; the first one's
+        // end detaches only what the first attached (connection 1).
+        let second = HandoffSender::connect(&path).unwrap();
+        second.attach(local, &udp).unwrap();
+        let _ = tokio::time::timeout(wait, second.next_from_spmd(&mut buf)).await;
+        first.shutdown();
+        drop(first);
+        let detached_one = async {
+            while detached.lock().unwrap().is_empty() {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(wait, detached_one)
+            .await
+            .expect("detached");
+        assert_eq!(*detached.lock().unwrap(), [(local, 1)]);
         // spmd going away ends the stream.
         server.abort();
         let _ = server.await;
-        let end = tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            sender.next_for_iked(&mut buf),
-        )
-        .await
-        .expect("the end is seen");
+        let end = loop {
+            let next = tokio::time::timeout(wait, second.next_from_spmd(&mut buf))
+                .await
+                .expect("the end is seen");
+            if !matches!(next, Ok(Some(_))) {
+                break next;
+            }
+        };
         assert!(matches!(end, Ok(None) | Err(_)), "{end:?}");
     }
 }

@@ -6,9 +6,11 @@
 //!
 //! `kind` 1 attaches a port-4500 socket (its descriptor rides along as
 //! `SCM_RIGHTS`, `remote` is unused), 2 carries one ESP datagram, 3 carries
-//! the ESP datagrams UDP GRO coalesced into one read, 4 (the other way,
-//! spmd to iked) carries a datagram spmd's datapath read from an attached
-//! socket that is not ESP (IKE behind its non-ESP marker), unchanged:
+//! the ESP datagrams UDP GRO coalesced into one read. The other way, spmd
+//! to iked: 4 carries a datagram spmd's datapath read from an attached
+//! socket that is not ESP (IKE behind its non-ESP marker), unchanged; 5
+//! says the datapath now reads the socket bound to `local` (`remote`
+//! unused), so iked may stop reading it. Kind 3's layout:
 //!
 //! ```text
 //! kind 3 (1) | local (19) | remote (19) | segment size (2, big-endian) | payload
@@ -29,6 +31,8 @@ const KIND_ESP: u8 = 2;
 const KIND_ESP_SEGMENTED: u8 = 3;
 /// A non-ESP datagram the datapath read, for iked.
 const KIND_FOR_IKED: u8 = 4;
+/// The datapath reads an attached socket.
+const KIND_READING: u8 = 5;
 /// Bytes before the payload of a segmented record (GRO-coalesced ESP of one
 /// segment size): the header and the 2-byte segment size.
 pub const SEGMENTED_HEADER_LEN: usize = HEADER_LEN + 2;
@@ -76,14 +80,32 @@ pub enum HandoffMessage<'a> {
         /// The UDP payload.
         datagram: &'a [u8],
     },
+    /// spmd's datapath reads the socket bound to `local` that iked
+    /// attached (sent once the reader is in place).
+    Reading {
+        /// The socket's address.
+        local: SocketAddr,
+    },
 }
 
 impl<'a> HandoffMessage<'a> {
+    /// What the record is, for logs (never its payload).
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Attach { .. } => "attach",
+            Self::Esp { .. } => "ESP datagram",
+            Self::Segmented { .. } => "coalesced ESP datagrams",
+            Self::ForIked { .. } => "datagram for iked",
+            Self::Reading { .. } => "datapath reading",
+        }
+    }
+
     /// The ESP datagrams an [`Esp`](Self::Esp) or
     /// [`Segmented`](Self::Segmented) record carries (none for the others).
     pub fn datagrams(&self) -> impl Iterator<Item = &'a [u8]> + use<'a> {
         let (packets, size): (&'a [u8], usize) = match *self {
-            Self::Attach { .. } | Self::ForIked { .. } => (&[], 1),
+            Self::Attach { .. } | Self::ForIked { .. } | Self::Reading { .. } => (&[], 1),
             Self::Esp { packet, .. } => (packet, packet.len().max(1)),
             Self::Segmented {
                 segment, packets, ..
@@ -142,6 +164,7 @@ pub fn segmented_header(
 
 /// The header of a record passing a non-ESP datagram back to iked, for a
 /// vectored send next to it.
+#[must_use]
 pub fn for_iked_header(local: SocketAddr, remote: SocketAddr) -> [u8; HEADER_LEN] {
     let mut h = esp_header(local, remote);
     h[0] = KIND_FOR_IKED;
@@ -149,11 +172,20 @@ pub fn for_iked_header(local: SocketAddr, remote: SocketAddr) -> [u8; HEADER_LEN
 }
 
 /// The record announcing a socket bound to `local`.
+#[must_use]
 pub fn encode_attach(local: SocketAddr) -> Vec<u8> {
     let mut out = vec![KIND_ATTACH];
     put(&mut out, local);
     put(&mut out, SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
     out
+}
+
+/// The record saying the datapath reads the socket bound to `local`.
+#[must_use]
+pub fn encode_reading(local: SocketAddr) -> [u8; HEADER_LEN] {
+    let mut h = esp_header(local, SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
+    h[0] = KIND_READING;
+    h
 }
 
 /// Parses one record; never panics.
@@ -189,6 +221,7 @@ pub fn decode(record: &[u8]) -> Result<HandoffMessage<'_>, HandoffError> {
                 packets,
             })
         }
+        KIND_READING => Ok(HandoffMessage::Reading { local }),
         KIND_FOR_IKED => Ok(HandoffMessage::ForIked {
             local,
             remote,
@@ -313,11 +346,16 @@ mod tests {
     }
 
     #[test]
-    fn attach_records_carry_the_local_address() {
+    fn attach_and_reading_records_carry_the_local_address() {
         let local = "192.0.2.1:4500".parse().unwrap();
         assert_eq!(
             decode(&encode_attach(local)),
             Ok(HandoffMessage::Attach { local })
+        );
+        let v6 = "[2001:db8::1]:4500".parse().unwrap();
+        assert_eq!(
+            decode(&encode_reading(v6)),
+            Ok(HandoffMessage::Reading { local: v6 })
         );
     }
 
@@ -331,7 +369,7 @@ mod tests {
             b"spi+payload",
         );
         for len in 0..=rec.len() {
-            for kind in 0..=5 {
+            for kind in 0..=6 {
                 let mut r = rec[..len].to_vec();
                 if let Some(k) = r.first_mut() {
                     *k = kind;

@@ -197,8 +197,6 @@ impl UserspaceKernel {
                 raw6,
                 udp: HashMap::new(),
                 readers: Vec::new(),
-                udp_gso_off_until: std::sync::atomic::AtomicU64::new(0),
-                started: Instant::now(),
             },
             bufs: Buffers::new(),
             ctl: ctl_rx,
@@ -237,24 +235,30 @@ impl UserspaceKernel {
     /// routed into the TUN device still leave through the main table. A
     /// failure to mark is logged: host-to-host SAs over this socket would
     /// then loop into the TUN device.
+    ///
+    /// `owner` numbers the attach (e.g. the hand-off connection): a later
+    /// [`detach_nat_t_socket`](Self::detach_nat_t_socket) lets go only of
+    /// the socket the same owner attached.
     pub fn attach_nat_t_socket(
         &self,
         local: SocketAddr,
         sock: Arc<UdpSocket>,
         to_iked: NonEspSink,
+        owner: u64,
     ) {
         if let Err(e) = mark_socket(&*sock) {
             tracing::error!(%local, error = %e, "cannot set SO_MARK on the NAT-T socket");
         }
         socket::enlarge_receive_buffer(&*sock);
-        let _ = self.ctl.send(Command::Attach(local, sock, to_iked));
+        let _ = self.ctl.send(Command::Attach(local, sock, to_iked, owner));
     }
 
-    /// Lets go of the socket attached for `local` (its owner stopped):
-    /// neither read nor sent from any more, so that the port is free for
-    /// the owner's successor.
-    pub fn detach_nat_t_socket(&self, local: SocketAddr) {
-        let _ = self.ctl.send(Command::Detach(local));
+    /// Lets go of the socket `owner` attached for `local` (the owner
+    /// stopped): neither read nor sent from any more, so that the port is
+    /// free for the owner's successor. A socket a newer owner attached for
+    /// the same address stays.
+    pub fn detach_nat_t_socket(&self, local: SocketAddr, owner: u64) {
+        let _ = self.ctl.send(Command::Detach(local, owner));
     }
 
     /// ESP-in-UDP that the owner of an attached socket read itself (it has

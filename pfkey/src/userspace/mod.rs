@@ -22,6 +22,7 @@ mod datapath;
 pub mod esp;
 #[cfg(any(test, fuzzing))]
 pub mod fuzzing;
+pub mod natt;
 pub mod policy;
 pub mod replay;
 mod route;
@@ -33,7 +34,7 @@ mod task;
 pub mod transport;
 
 pub use datapath::{NonEspSink, UserspaceConfig, UserspaceKernel};
-pub use socket::{BYPASS_MARK, is_esp_in_udp, mark_socket, recv_gro};
+pub use socket::{BYPASS_MARK, mark_socket};
 
 pub use esp::{EspError, EspHeader, EspOptions, EspSa, Opened};
 pub use policy::{ACQUIRE_RETRY, PolicyTable};

@@ -110,55 +110,6 @@ pub(crate) fn recv_batch<'a>(
     Ok(n)
 }
 
-/// One `recvmsg` on a UDP socket that may have `UDP_GRO` on: the length,
-/// the sender and the segment size (the length itself when nothing was
-/// coalesced). Non-blocking.
-///
-/// iked and the datapath both read port 4500 this way (the socket is
-/// shared; see `crate::handoff`).
-///
-/// # Errors
-/// The `recvmsg` error (`WouldBlock` when nothing is queued), or a
-/// datagram without an IP sender address.
-pub fn recv_gro(sock: &impl AsRawFd, buf: &mut [u8]) -> io::Result<(usize, SocketAddr, usize)> {
-    use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg};
-    let mut space = nix::cmsg_space!(libc::c_int);
-    let mut iov = [IoSliceMut::new(buf)];
-    let msg = recvmsg::<SockaddrStorage>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_DONTWAIT,
-    )?;
-    let n = msg.bytes;
-    let mut segment = n;
-    for c in msg.cmsgs()? {
-        if let ControlMessageOwned::UdpGroSegments(s) = c {
-            segment = usize::try_from(s).unwrap_or(n).clamp(1, n.max(1));
-        }
-    }
-    let remote = msg
-        .address
-        .and_then(|a| {
-            a.as_sockaddr_in()
-                .map(|v4| SocketAddr::from(std::net::SocketAddrV4::from(*v4)))
-                .or_else(|| {
-                    a.as_sockaddr_in6()
-                        .map(|v6| SocketAddr::from(std::net::SocketAddrV6::from(*v6)))
-                })
-        })
-        .ok_or_else(|| io::Error::other("datagram without a sender address"))?;
-    Ok((n, remote, segment))
-}
-
-/// Whether a datagram read on port 4500 is ESP: not IKE behind the
-/// four-zero non-ESP marker, not a one-octet 0xff NAT keepalive (RFC 3948
-/// §2.2, §2.3).
-#[must_use]
-pub fn is_esp_in_udp(datagram: &[u8]) -> bool {
-    !matches!(datagram, [0, 0, 0, 0, ..] | [0xff])
-}
-
 /// Where the ESP packet starts in a datagram read from the IPv4 raw
 /// socket, and where it ends (the IPv4 Total Length), if it is ESP.
 #[must_use]
@@ -428,40 +379,5 @@ mod tests {
         p[2..4].copy_from_slice(&41u16.to_be_bytes());
         assert_eq!(ipv4_esp_payload(&p), None);
         assert_eq!(ipv4_esp_payload(&[]), None);
-    }
-
-    #[tokio::test]
-    async fn gro_reads_give_the_segment_size_and_the_sender() {
-        let rx = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let gro =
-            nix::sys::socket::setsockopt(&rx, nix::sys::socket::sockopt::UdpGroSegment, &true)
-                .is_ok();
-        let tx = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let to = rx.local_addr().unwrap();
-        for _ in 0..3 {
-            tx.send_to(&[7u8; 100], to).await.unwrap();
-        }
-        tx.send_to(&[7u8; 40], to).await.unwrap();
-        let mut buf = vec![0u8; 65_535];
-        let mut total = 0;
-        while total < 340 {
-            let (n, from, segment) = rx
-                .async_io(tokio::io::Interest::READABLE, || recv_gro(&rx, &mut buf))
-                .await
-                .unwrap();
-            assert_eq!(from, tx.local_addr().unwrap());
-            assert!(segment == 100 || segment == n, "{segment} of {n}");
-            assert!(gro || segment == n);
-            total += n;
-        }
-        assert_eq!(total, 340);
-    }
-
-    #[test]
-    fn esp_in_udp_is_neither_marked_ike_nor_a_keepalive() {
-        assert!(!is_esp_in_udp(&[0, 0, 0, 0, 0x21, 0x20]), "IKE");
-        assert!(!is_esp_in_udp(&[0xff]), "NAT keepalive");
-        assert!(is_esp_in_udp(&[0, 0, 0, 1, 0, 0, 0, 1]), "SPI 1");
-        assert!(is_esp_in_udp(&[0xff, 0xff]));
     }
 }

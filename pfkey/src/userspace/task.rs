@@ -31,7 +31,6 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::Deref;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -43,6 +42,7 @@ use tokio::sync::{mpsc, oneshot};
 use tun_rs::{AsyncDevice, ExpandBuffer, GROTable, IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN};
 
 use super::datapath::{Control, NonEspSink};
+use super::natt::{self, NatTDatagram};
 use super::route;
 use super::sad::{Exists, Lifetime, Sad, SadEntry, Transmit};
 use super::socket;
@@ -84,8 +84,12 @@ pub(super) enum Command {
     Delete(SaId, oneshot::Sender<bool>),
     SetLifetime(SaId, Lifetime, oneshot::Sender<bool>),
     Update(SaId, Lifetime, Option<UdpEncap>, oneshot::Sender<bool>),
-    Attach(SocketAddr, Arc<UdpSocket>, NonEspSink),
-    Detach(SocketAddr),
+    /// A port-4500 socket bound to the address, to read and send from, and
+    /// the number of the hand-off connection that attached it.
+    Attach(SocketAddr, Arc<UdpSocket>, NonEspSink, u64),
+    /// That connection ended: let go of the socket, unless a newer
+    /// connection attached one for the same address since.
+    Detach(SocketAddr, u64),
     AddPolicy(PolicySpec, oneshot::Sender<()>),
     DeletePolicy(Selector, SaDirection, oneshot::Sender<bool>),
 }
@@ -132,14 +136,6 @@ pub(super) struct Io {
     pub(super) udp: HashMap<SocketAddr, Arc<UdpSocket>>,
     /// The same sockets, read here too, with where their IKE goes.
     pub(super) readers: Vec<UdpReader>,
-    /// When ESP-in-UDP may go out with UDP GSO again, in milliseconds
-    /// after `started` (0: now). The kernel refuses GSO when a path's MTU
-    /// is below the packet size (`EMSGSIZE`, or `EINVAL` past the first
-    /// check) and on devices without checksum offload (`EIO`); sends then go one datagram each for
-    /// [`GSO_RETRY`] before GSO is tried again, so that one small-MTU
-    /// path does not cost every other peer GSO for good.
-    pub(super) udp_gso_off_until: AtomicU64,
-    pub(super) started: Instant,
 }
 
 /// An attached port-4500 socket the task reads.
@@ -147,6 +143,8 @@ pub(super) struct UdpReader {
     local: SocketAddr,
     sock: Arc<UdpSocket>,
     to_iked: NonEspSink,
+    /// The hand-off connection that attached it.
+    owner: u64,
 }
 
 /// The task's packet buffers, allocated once (zeroed allocations: pages
@@ -164,8 +162,12 @@ pub(super) struct Buffers {
     /// are received straight into [`TunBatch`] buffers).
     raw_lens: Vec<usize>,
     /// One read of an attached UDP socket: a datagram, or the datagrams
-    /// `UDP_GRO` coalesced, decrypted in place.
+    /// `UDP_GRO` coalesced, decrypted in place; and its control messages.
     udp_in: Vec<u8>,
+    udp_control: Vec<u8>,
+    /// Destinations whose path refused a UDP GSO send, and until when
+    /// their ESP-in-UDP goes out one datagram each (see [`GSO_RETRY`]).
+    gso_refused: HashMap<SocketAddr, Instant>,
     /// The sealed packets of one TUN read: where each is and goes.
     txs: Vec<Sealed>,
     to_tun: TunBatch,
@@ -181,6 +183,8 @@ impl Buffers {
             sizes: vec![0; IDEAL_BATCH_SIZE],
             raw_lens: vec![0; RECV_BATCH],
             udp_in: vec![0; MAX_PACKET],
+            udp_control: natt::gro_control_buffer(),
+            gso_refused: HashMap::new(),
             txs: Vec::with_capacity(IDEAL_BATCH_SIZE),
             to_tun: TunBatch {
                 bufs: (0..BURST).map(|_| PacketBuf::new()).collect(),
@@ -264,25 +268,6 @@ struct TunBatch {
     gro: GROTable,
 }
 
-impl Io {
-    /// Whether ESP-in-UDP may go out with UDP GSO now.
-    fn udp_gso_allowed(&self) -> bool {
-        let until = self.udp_gso_off_until.load(Ordering::Relaxed);
-        until == 0 || self.elapsed_ms() >= until
-    }
-
-    /// The kernel refused a GSO send: one datagram each for [`GSO_RETRY`].
-    fn udp_gso_refused(&self) {
-        let retry = u64::try_from(GSO_RETRY.as_millis()).unwrap_or(u64::MAX);
-        let until = self.elapsed_ms().saturating_add(retry).max(1);
-        self.udp_gso_off_until.store(until, Ordering::Relaxed);
-    }
-
-    fn elapsed_ms(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-}
-
 impl TunBatch {
     /// Queues `header` + `payload` as one inner packet (a copy); writes the
     /// batch when it is full.
@@ -359,6 +344,7 @@ impl Datapath {
             pool,
             events,
         } = self;
+        let mut next_reader = 0;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let exit = loop {
@@ -417,7 +403,10 @@ impl Datapath {
                         inbound_raw(&mut sad, &mut bufs, n, RECV_AT_V6, false);
                     }
                 }
-                i = udp_readable(&io.readers) => inbound_udp(&mut sad, &io, &mut bufs, i),
+                i = udp_readable(&io.readers, next_reader) => {
+                    inbound_udp(&mut sad, &io, &mut bufs, i);
+                    next_reader = i + 1;
+                }
                 _ = tick.tick() => sad.handle_timeout(Instant::now()),
             }
             bufs.to_tun.flush(&io, &sad);
@@ -461,18 +450,22 @@ fn apply(cmd: Command, sad: &mut Sad, io: &mut Io) {
         Command::Update(id, lifetime, encap, reply) => {
             let _ = reply.send(sad.update(id, lifetime, encap));
         }
-        Command::Attach(local, sock, to_iked) => {
+        Command::Attach(local, sock, to_iked, owner) => {
             io.udp.insert(local, sock.clone());
             io.readers.retain(|r| r.local != local);
             io.readers.push(UdpReader {
                 local,
                 sock,
                 to_iked,
+                owner,
             });
         }
-        Command::Detach(local) => {
-            io.udp.remove(&local);
-            io.readers.retain(|r| r.local != local);
+        Command::Detach(local, owner) => {
+            let ours = |r: &UdpReader| r.local == local && r.owner == owner;
+            if io.readers.iter().any(ours) {
+                io.udp.remove(&local);
+                io.readers.retain(|r| !ours(r));
+            }
         }
         Command::AddPolicy(spec, reply) => {
             sad.insert_policy(spec);
@@ -568,7 +561,8 @@ fn outbound_segs(sad: &mut Sad, io: &Io, now: Instant, bufs: &mut Buffers, n: us
             .take_while(|s| same_path(&s.tx, &first.tx))
             .count();
         let range = start..start + run;
-        let (sent, reason) = match transmit(io, &bufs.segs, &bufs.txs[range]) {
+        let sealed = &bufs.txs[range];
+        let (sent, reason) = match transmit(io, &bufs.segs, sealed, now, &mut bufs.gso_refused) {
             Ok(sent) => (sent, DropReason::SendFailed),
             Err(reason) => (0, reason),
         };
@@ -612,12 +606,15 @@ fn inbound_raw(sad: &mut Sad, bufs: &mut Buffers, n: usize, at: usize, v4: bool)
     }
 }
 
-/// The index of an attached socket with something to read; never, if
-/// none is attached.
-fn udp_readable(readers: &[UdpReader]) -> impl Future<Output = usize> + '_ {
+/// The index of an attached socket with something to read, looking from
+/// `first` on (round robin, so that a busy socket does not starve the
+/// others); never, if none is attached.
+fn udp_readable(readers: &[UdpReader], first: usize) -> impl Future<Output = usize> + '_ {
     std::future::poll_fn(move |cx| {
-        for (i, r) in readers.iter().enumerate() {
-            if r.sock.poll_recv_ready(cx).is_ready() {
+        let n = readers.len();
+        for k in 0..n {
+            let i = (first + k) % n;
+            if readers[i].sock.poll_recv_ready(cx).is_ready() {
                 return std::task::Poll::Ready(i);
             }
         }
@@ -634,25 +631,29 @@ fn inbound_udp(sad: &mut Sad, io: &Io, bufs: &mut Buffers, i: usize) {
     };
     for _ in 0..UDP_READS {
         let got = reader.sock.try_io(tokio::io::Interest::READABLE, || {
-            socket::recv_gro(&*reader.sock, &mut bufs.udp_in)
+            natt::recv_gro(&*reader.sock, &mut bufs.udp_in, &mut bufs.udp_control)
         });
-        let (n, remote, segment) = match got {
+        let read = match got {
             Ok(r) => r,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                sad.count_drop(DropReason::Malformed);
+                continue;
+            }
             // An ICMP error queued on the socket, reported once.
             Err(e) => {
                 tracing::debug!(local = %reader.local, error = %e, "ESP-in-UDP read failed");
                 return;
             }
         };
-        let Some(data) = bufs.udp_in.get_mut(..n) else {
+        let Some(data) = bufs.udp_in.get_mut(..read.len) else {
             return;
         };
-        for datagram in data.chunks_mut(segment.max(1)) {
-            if socket::is_esp_in_udp(datagram) {
-                inbound(sad, io, datagram, &mut bufs.to_tun);
-            } else if datagram != [0xff] {
-                (reader.to_iked)(reader.local, remote, datagram);
+        for datagram in data.chunks_mut(read.segment) {
+            match natt::classify(datagram) {
+                NatTDatagram::Esp(_) => inbound(sad, io, datagram, &mut bufs.to_tun),
+                NatTDatagram::Ike(_) => (reader.to_iked)(reader.local, read.remote, datagram),
+                NatTDatagram::Keepalive => {}
             }
         }
     }
@@ -668,9 +669,15 @@ fn inbound(sad: &mut Sad, io: &Io, esp: &mut [u8], to_tun: &mut TunBatch) {
 }
 
 /// Sends the sealed packets `sealed` (in `segs`), which all share the
-/// first one's path (one `sendmsg` for a single packet, else `sendmmsg`);
-/// returns how many went out.
-fn transmit(io: &Io, segs: &[Vec<u8>], sealed: &[Sealed]) -> Result<usize, DropReason> {
+/// first one's path (one `sendmsg` for a single packet, else `sendmmsg`,
+/// or UDP GSO where the path takes it); returns how many went out.
+fn transmit(
+    io: &Io,
+    segs: &[Vec<u8>],
+    sealed: &[Sealed],
+    now: Instant,
+    gso_refused: &mut HashMap<SocketAddr, Instant>,
+) -> Result<usize, DropReason> {
     let Some(&Sealed { tx, .. }) = sealed.first() else {
         return Ok(0);
     };
@@ -706,8 +713,8 @@ fn transmit(io: &Io, segs: &[Vec<u8>], sealed: &[Sealed]) -> Result<usize, DropR
             let dst = SocketAddr::new(tx.dst, encap.dport);
             if let [s] = sealed {
                 sock.try_send_to(esp(s), dst).map(|_| 1)
-            } else if io.udp_gso_allowed() {
-                return transmit_gso(io, sock, dst, sealed, esp);
+            } else if gso_allowed(gso_refused, dst, now) {
+                return transmit_gso(sock, dst, sealed, esp, (now, gso_refused));
             } else {
                 socket::send_batch(&**sock, None, dst, sealed.iter().map(esp))
             }
@@ -716,16 +723,34 @@ fn transmit(io: &Io, segs: &[Vec<u8>], sealed: &[Sealed]) -> Result<usize, DropR
     sent.map_err(|_| DropReason::SendFailed)
 }
 
+/// Whether ESP-in-UDP to `dst` may go out with UDP GSO at `now`.
+fn gso_allowed(refused: &mut HashMap<SocketAddr, Instant>, dst: SocketAddr, now: Instant) -> bool {
+    if refused.is_empty() {
+        return true;
+    }
+    match refused.get(&dst) {
+        Some(&until) if now < until => false,
+        Some(_) => {
+            refused.remove(&dst);
+            true
+        }
+        None => true,
+    }
+}
+
 /// Sends the ESP-in-UDP packets `sealed` to `dst`: each run of equal sizes
 /// (a TUN GSO read's segments, the last maybe shorter) with one UDP GSO
-/// `sendmsg`, lone packets with one `send`. When the kernel refuses GSO,
-/// turns it off for good and sends the rest one datagram each (`sendmmsg`).
+/// `sendmsg`, lone packets with one `send`. When the kernel refuses GSO
+/// for this path (its MTU is below the packet size: `EMSGSIZE`, or
+/// `EINVAL`; a device without checksum offload: `EIO`), sends the rest
+/// one datagram each (`sendmmsg`, the kernel fragmenting) and does so for
+/// this destination for [`GSO_RETRY`]; other peers keep GSO.
 fn transmit_gso<'a>(
-    io: &Io,
     sock: &UdpSocket,
     dst: SocketAddr,
     sealed: &'a [Sealed],
     esp: impl Fn(&'a Sealed) -> &'a [u8] + Copy,
+    (now, refused): (Instant, &mut HashMap<SocketAddr, Instant>),
 ) -> Result<usize, DropReason> {
     let mut sent = 0;
     while sent < sealed.len() {
@@ -748,7 +773,7 @@ fn transmit_gso<'a>(
                     "UDP GSO refused ({e}, to {dst}); ESP-in-UDP goes out one datagram each for {} s",
                     GSO_RETRY.as_secs()
                 );
-                io.udp_gso_refused();
+                refused.insert(dst, now + GSO_RETRY);
                 let more = socket::send_batch(sock, None, dst, rest.iter().map(esp));
                 return Ok(sent + more.unwrap_or(0));
             }
