@@ -298,6 +298,14 @@ fn force_udp_encap_carries_esp_in_udp_4500_between_two_racoon3_peers_without_a_n
             d.spmd_log()
         );
     }
+    for (side, d) in [("A", &a), ("B", &b)] {
+        let (_, out, _) = d.racoonctl(&["--json", "show", "status"]).expect("status");
+        let status: serde_json::Value = serde_json::from_str(&out).expect("JSON status");
+        assert_eq!(
+            status["status"]["counters"]["port_4500_read_by_spmd"], 1,
+            "{side}: {status}"
+        );
+    }
     let spi = a.first_child_spi_in().expect("a CHILD SA SPI");
     let installed = |d: &Iked| d.log().matches("UDP-encapsulated Tunnel ESP").count();
     let before = (installed(&a), installed(&b));

@@ -22,6 +22,9 @@ pub(crate) struct Context<'a> {
     pub(crate) config: &'a libracoon::config::Config,
     /// The backend as operators know it (`userspace via spmd`).
     pub(crate) backend: &'a str,
+    /// What the socket readers and the ESP hand-off counted (`show
+    /// status`): drops an operator must be able to see.
+    pub(crate) counters: std::collections::BTreeMap<String, u64>,
 }
 
 /// Answers one request.
@@ -132,7 +135,7 @@ fn status(endpoint: &Endpoint, kernel: &impl Kernel, cx: &Context<'_>) -> Daemon
         ike_sas: endpoint.sas().filter(|s| s.is_established()).count() as u64,
         half_open: endpoint.sas().filter(|s| s.is_half_open()).count() as u64,
         listen: cx.listen.iter().map(ToString::to_string).collect(),
-        counters: std::collections::BTreeMap::new(),
+        counters: cx.counters.clone(),
     }
 }
 

@@ -58,6 +58,18 @@ impl EspHandoff {
         })
     }
 
+    /// ESP-in-UDP datagrams dropped on the way to spmd (its queue full) on
+    /// the current connection, for `show status`.
+    pub(crate) fn counters(&self) -> [(String, u64); 1] {
+        let dropped = self
+            .sender
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map_or(0, |s| s.dropped());
+        [("esp_dropped_handoff_full".to_owned(), dropped)]
+    }
+
     /// (Re)connects and attaches every port-4500 socket of `sockets`.
     /// iked keeps reading them until spmd says its datapath reads every
     /// one; then its readers pause for as long as this connection lasts.

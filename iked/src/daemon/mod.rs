@@ -259,7 +259,8 @@ async fn serve<K: Kernel>(
                 }
             },
             Some(req) = requests.recv() => {
-                let cx = ctl::Context { started, listen: &conf.listen, config: &config, backend };
+                let counters = socket_counters(&sockets, handoff.as_ref());
+                let cx = ctl::Context { started, listen: &conf.listen, config: &config, backend, counters };
                 let _ = req.reply.send(ctl::answer(req.request, &mut endpoint, kernel, &cx).await);
             }
         }
@@ -482,4 +483,16 @@ async fn install(
         tag.name, child.esp, child.ts
     );
     Ok(report::Report::info("child_installed", msg))
+}
+
+/// The socket readers' and the ESP hand-off's counters, for `show status`.
+fn socket_counters(
+    sockets: &udp::Sockets,
+    handoff: Option<&handoff::EspHandoff>,
+) -> std::collections::BTreeMap<String, u64> {
+    let mut counters = sockets.counters();
+    if let Some(h) = handoff {
+        counters.extend(h.counters());
+    }
+    counters
 }

@@ -52,7 +52,7 @@ pub type EspSink = Arc<dyn Fn(SocketAddr, SocketAddr, usize, &[u8]) + Send + Syn
 pub struct Sockets {
     socks: Vec<(SocketAddr, Arc<UdpSocket>)>,
     /// ESP packets that arrived on port 4500 with no datapath to take them.
-    pub esp_dropped: Arc<AtomicU64>,
+    esp_dropped: Arc<AtomicU64>,
     /// Where received IKE goes.
     input: IkeInput,
     /// The hand-off connection (by number) whose datapath reads port 4500
@@ -187,6 +187,28 @@ impl Sockets {
             input,
             reader,
         })
+    }
+
+    /// Drops by reason, and whether spmd's datapath reads port 4500 now
+    /// (1) or iked does (0), for `show status`.
+    pub fn counters(&self) -> std::collections::BTreeMap<String, u64> {
+        [
+            (
+                "ike_dropped_queue_full",
+                self.input.dropped.load(Ordering::Relaxed),
+            ),
+            (
+                "esp_dropped_no_datapath",
+                self.esp_dropped.load(Ordering::Relaxed),
+            ),
+            (
+                "port_4500_read_by_spmd",
+                u64::from(self.reader.borrow().is_some()),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
     }
 
     /// Where IKE the datapath passes back goes.

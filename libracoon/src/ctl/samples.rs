@@ -237,7 +237,15 @@ pub(crate) fn daemon_status() -> DaemonStatus {
         ike_sas: 1,
         half_open: 0,
         listen: vec!["192.0.2.1[500]".into(), "192.0.2.1[4500]".into()],
-        counters: std::collections::BTreeMap::new(),
+        counters: [
+            ("esp_dropped_handoff_full", 0),
+            ("esp_dropped_no_datapath", 0),
+            ("ike_dropped_queue_full", 0),
+            ("port_4500_read_by_spmd", 1),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect(),
     }
 }
 
