@@ -411,7 +411,11 @@ impl Datapath {
                     inbound_udp(&mut sad, &io, &mut bufs, i);
                     next_reader = i + 1;
                 }
-                _ = tick.tick() => sad.handle_timeout(Instant::now()),
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    sad.handle_timeout(now);
+                    bufs.gso_refused.retain(|_, until| *until > now);
+                }
             }
             bufs.to_tun.flush(&io, &sad);
             forward_events(&mut sad, &events);
