@@ -179,14 +179,6 @@ impl UserspaceKernel {
         let raw4 =
             socket::open(Domain::IPV4).map_err(|e| failed(format!("raw ESP socket: {e}")))?;
         let raw6 = socket::open(Domain::IPV6).ok();
-        // Only for packets a Bypass policy covers; without them such
-        // packets are dropped (counted as `bypass`).
-        let cleartext = |domain| {
-            socket::open_cleartext(domain)
-                .map_err(|e| tracing::warn!("no raw IP socket for bypassed packets: {e}"))
-                .ok()
-        };
-        let (clear4, clear6) = (cleartext(Domain::IPV4), cleartext(Domain::IPV6));
         route::install_rules().await.map_err(failed)?;
         let drops = Arc::new(DropCounters::default());
         let pool = Arc::new(ArrayQueue::new(UDP_QUEUE));
@@ -203,8 +195,6 @@ impl UserspaceKernel {
                 tun,
                 raw4,
                 raw6,
-                clear4,
-                clear6,
                 udp: HashMap::new(),
                 readers: Vec::new(),
             },

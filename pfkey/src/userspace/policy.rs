@@ -13,11 +13,9 @@
 //!   without `xfrm_larval_drop = 0`); the sender's retransmissions get
 //!   through once the SA is in.
 //! - **`Bypass`** is recorded. Bypass policies get no route into the TUN
-//!   device, so their traffic reaches the datapath only when a broader
-//!   route of a protect policy pulls it in; the datapath then sends it in
-//!   the clear through a raw IP socket carrying
-//!   [`BYPASS_MARK`](super::BYPASS_MARK), which routes it by the main
-//!   table (reason `bypass` when that fails).
+//!   device, so their traffic never reaches the datapath unless a broader
+//!   route of a protect policy pulls it in; the datapath cannot send
+//!   cleartext from there, so such a packet is dropped (reason `bypass`).
 //!
 //! A policy's `tunnel` addresses are not used here: the SAs carry their
 //! outer addresses. Inbound policies are recorded for completeness: cleartext inbound

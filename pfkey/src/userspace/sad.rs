@@ -430,7 +430,7 @@ impl Sad {
     ) -> Result<Transmit, DropReason> {
         let r = self.try_encapsulate(now, inner, out);
         if let Err(reason) = r {
-            self.count_refusal(reason);
+            self.drops.add(reason);
         }
         r
     }
@@ -442,8 +442,7 @@ impl Sad {
     ///
     /// # Errors
     /// The [`DropReason`], already counted (`oversize` when `buf` lacks
-    /// that room), except [`DropReason::Bypass`]: the packet's policy says
-    /// it leaves in the clear, which is the caller's to do.
+    /// that room).
     pub fn encapsulate_in_place(
         &mut self,
         now: Instant,
@@ -451,19 +450,10 @@ impl Sad {
         inner: Range<usize>,
     ) -> Result<(Range<usize>, Transmit), DropReason> {
         let r = self.try_encapsulate_in_place(now, buf, inner);
-        if let Err(reason) = r {
-            self.count_refusal(reason);
+        if let Err(reason) = &r {
+            self.drops.add(*reason);
         }
         r
-    }
-
-    /// Counts why an outbound packet was not sealed, except `bypass`:
-    /// that packet is the caller's to send in the clear (it counts
-    /// `bypass` only when it cannot).
-    fn count_refusal(&self, reason: DropReason) {
-        if reason != DropReason::Bypass {
-            self.drops.add(reason);
-        }
     }
 
     /// Checks and decrypts the ESP packet `packet` in place and returns

@@ -67,24 +67,6 @@ pub(crate) fn open(domain: Domain) -> io::Result<AsyncFd<Socket>> {
     crate::sys::register(sock)
 }
 
-/// Opens a non-blocking raw IP socket of `domain` that sends whole IP
-/// packets (`IPPROTO_RAW`: the header comes with the packet), marked with
-/// [`BYPASS_MARK`] so that it leaves by the main table, not the TUN
-/// device: how packets a `Bypass` policy covers leave in the clear. It
-/// receives nothing.
-pub(crate) fn open_cleartext(domain: Domain) -> io::Result<Socket> {
-    let sock = Socket::new(domain, Type::RAW, Some(Protocol::from(libc::IPPROTO_RAW)))?;
-    sock.set_nonblocking(true)?;
-    sock.set_mark(BYPASS_MARK)?;
-    Ok(sock)
-}
-
-/// Sends the whole IP packet `packet` to `dst` (its destination) from a
-/// socket of [`open_cleartext`].
-pub(crate) fn send_cleartext(sock: &Socket, dst: IpAddr, packet: &[u8]) -> io::Result<usize> {
-    sock.send_to(packet, &SockAddr::from(SocketAddr::new(dst, 0)))
-}
-
 /// Room for the bursts a GSO-sized send of the peer brings (the default
 /// queue overflows under bulk TCP, and a coalesced UDP read counts whole):
 /// beyond `rmem_max` as root (`SO_RCVBUFFORCE`), else as much as allowed.

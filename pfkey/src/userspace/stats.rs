@@ -34,9 +34,9 @@ pub enum DropReason {
     Acquire,
     /// An outbound packet that a `Discard` policy covers.
     Discard,
-    /// An outbound packet whose policy says `Bypass` (a broader route
-    /// brought it into the TUN device) that could not be sent in the
-    /// clear: no raw IP socket, or the send failed.
+    /// An outbound packet whose policy says `Bypass` but that a broader
+    /// route brought into the TUN device: the datapath cannot send it in
+    /// the clear from there.
     Bypass,
     /// A decrypted packet outside the SA's selectors (RFC 4301 §5.2 step 4).
     SelectorMismatch,

@@ -46,7 +46,6 @@ use super::natt::{self, NatTDatagram};
 use super::route;
 use super::sad::{Exists, Lifetime, Sad, SadEntry, Transmit};
 use super::socket;
-use super::spd::InnerHeader;
 use super::stats::DropReason;
 use crate::{KernelEvent, PolicySpec, SaDirection, SaId, Selector, UdpEncap};
 
@@ -134,9 +133,6 @@ pub(super) struct Io {
     pub(super) tun: AsyncDevice,
     pub(super) raw4: AsyncFd<Socket>,
     pub(super) raw6: Option<AsyncFd<Socket>>,
-    /// Raw IP sockets that send whole packets in the clear (`Bypass`).
-    pub(super) clear4: Option<Socket>,
-    pub(super) clear6: Option<Socket>,
     pub(super) udp: HashMap<SocketAddr, Arc<UdpSocket>>,
     /// The same sockets, read here too, with where their IKE goes.
     pub(super) readers: Vec<UdpReader>,
@@ -554,20 +550,12 @@ struct Sealed {
 fn outbound_segs(sad: &mut Sad, io: &Io, now: Instant, bufs: &mut Buffers, n: usize) {
     bufs.txs.clear();
     for (seg, (buf, &len)) in bufs.segs.iter_mut().zip(&bufs.sizes).take(n).enumerate() {
-        match sad.encapsulate_in_place(now, buf, SEG_AT..SEG_AT + len) {
-            Ok((at, tx)) => bufs.txs.push(Sealed {
+        if let Ok((at, tx)) = sad.encapsulate_in_place(now, buf, SEG_AT..SEG_AT + len) {
+            bufs.txs.push(Sealed {
                 seg,
                 start: at.start,
                 tx,
-            }),
-            Err(DropReason::Bypass) => {
-                let packet = buf.get(SEG_AT..SEG_AT + len).unwrap_or_default();
-                if send_in_clear(io, packet).is_err() {
-                    sad.count_drop(DropReason::Bypass);
-                }
-            }
-            // Counted by the SAD.
-            Err(_) => {}
+            });
         }
     }
     let mut start = 0;
@@ -586,23 +574,6 @@ fn outbound_segs(sad: &mut Sad, io: &Io, now: Instant, bufs: &mut Buffers, n: us
             sad.count_drop(reason);
         }
         start += run;
-    }
-}
-
-/// Sends an inner packet a `Bypass` policy covers in the clear, as it
-/// is (the policy exempts it from the SA whose route brought it here).
-fn send_in_clear(io: &Io, packet: &[u8]) -> Result<(), ()> {
-    let dst = InnerHeader::parse(packet).ok_or(())?.dst;
-    let sock = match dst {
-        IpAddr::V4(_) => io.clear4.as_ref(),
-        IpAddr::V6(_) => io.clear6.as_ref(),
-    };
-    match socket::send_cleartext(sock.ok_or(())?, dst, packet) {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            tracing::debug!(%dst, error = %e, "cannot send a bypassed packet in the clear");
-            Err(())
-        }
     }
 }
 
