@@ -24,6 +24,9 @@ pub(crate) struct EspHandoff {
     /// Numbers the connections, so that a stale one's end does not resume
     /// iked's reads after a newer one took them over.
     connections: Arc<AtomicU64>,
+    /// ESP iked read but could not hand to spmd: no connection, a failed
+    /// send, or (added when a connection is replaced) a full queue.
+    lost: Arc<AtomicU64>,
 }
 
 impl EspHandoff {
@@ -34,6 +37,7 @@ impl EspHandoff {
             sender: Arc::default(),
             returns: Arc::default(),
             connections: Arc::default(),
+            lost: Arc::default(),
         }
     }
 
@@ -41,9 +45,13 @@ impl EspHandoff {
     /// lock is uncontended except for the instant of a reconnect.
     pub(crate) fn sink(&self) -> EspSink {
         let sender = self.sender.clone();
+        let lost = self.lost.clone();
         Arc::new(move |local, remote, segment: usize, packets: &[u8]| {
             let guard = sender.read().unwrap_or_else(PoisonError::into_inner);
-            let Some(s) = guard.as_ref() else { return };
+            let Some(s) = guard.as_ref() else {
+                lost.fetch_add(1, Ordering::Relaxed);
+                return;
+            };
             // One datagram, or several of `segment` bytes (GRO; the
             // segment size of a UDP payload always fits in 16 bits).
             let sent = match u16::try_from(segment) {
@@ -53,21 +61,23 @@ impl EspHandoff {
                 _ => s.forward(local, remote, packets),
             };
             if let Err(e) = sent {
+                lost.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!("ESP hand-off to spmd failed: {e}");
             }
         })
     }
 
-    /// ESP-in-UDP datagrams dropped on the way to spmd (its queue full) on
-    /// the current connection, for `show status`.
+    /// ESP-in-UDP reads (a datagram, or a coalesced run) iked could not
+    /// hand to spmd since it started, for `show status`.
     pub(crate) fn counters(&self) -> [(String, u64); 1] {
-        let dropped = self
+        let current = self
             .sender
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
             .map_or(0, |s| s.dropped());
-        [("esp_dropped_handoff_full".to_owned(), dropped)]
+        let lost = self.lost.load(Ordering::Relaxed) + current;
+        [("esp_dropped_handoff".to_owned(), lost)]
     }
 
     /// (Re)connects and attaches every port-4500 socket of `sockets`.
@@ -122,6 +132,7 @@ impl EspHandoff {
             .replace(sender);
         if let Some(old) = old {
             old.shutdown();
+            self.lost.fetch_add(old.dropped(), Ordering::Relaxed);
             if old.dropped() > 0 {
                 tracing::warn!(
                     "{} ESP-in-UDP datagrams were dropped on the way to spmd",

@@ -343,8 +343,9 @@ pub struct DaemonStatus {
     pub half_open: u64,
     /// Where it listens, for example `192.0.2.1[500]`.
     pub listen: Vec<String>,
-    /// Named protocol counters (kinkd: messages received, dropped by
-    /// reason, retransmissions, ...); absent when the daemon keeps none.
+    /// Named counters (kinkd: messages received, dropped by reason,
+    /// retransmissions, ...; iked: socket and hand-off drops); absent when
+    /// the daemon keeps none (spmd).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub counters: std::collections::BTreeMap<String, u64>,
 }

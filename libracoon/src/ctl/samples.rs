@@ -238,7 +238,7 @@ pub(crate) fn daemon_status() -> DaemonStatus {
         half_open: 0,
         listen: vec!["192.0.2.1[500]".into(), "192.0.2.1[4500]".into()],
         counters: [
-            ("esp_dropped_handoff_full", 0),
+            ("esp_dropped_handoff", 0),
             ("esp_dropped_no_datapath", 0),
             ("ike_dropped_queue_full", 0),
             ("port_4500_read_by_spmd", 1),

@@ -23,9 +23,13 @@
 //! checked against its SA's selectors (RFC 4301 §5.2).
 //!
 //! **Order.** [`PolicySpec`] carries no priority, so the most specific
-//! policy wins, as XFRM's priorities computed from prefix lengths make it
-//! (strongSwan): narrowest destination range, then narrowest source range,
-//! then a specific protocol over "any"; among equals the newest.
+//! policy wins: narrowest destination range, then narrowest source range,
+//! then a specific protocol over "any"; among equals the newest. The XFRM
+//! backend's priorities (`xfrm::convert`) rank by the *sum* of both
+//! prefix lengths instead, so two overlapping policies whose source and
+//! destination widths trade off (a /32 source to a /24 against a /24 to a
+//! /25) can be ordered differently by the two backends. Bypass acts as
+//! Discard here (below), so the difference never sends cleartext.
 //!
 //! **No ACQUIRE storm.** A policy raises at most one ACQUIRE until an SA
 //! with its request ID is installed ([`PolicyTable::sa_installed`]), and
