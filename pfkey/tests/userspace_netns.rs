@@ -961,7 +961,7 @@ fn tcp_bulk(na: &Netns, nb: &Netns, from: &str, to: &str, port: u16) {
 #[test]
 #[ignore = "needs root: creates network namespaces, TUN devices and raw sockets"]
 fn bulk_tcp_crosses_the_offloading_tun_intact_and_counts_inner_packets() {
-    let (na, nb) = lab("t");
+    let (na, nb) = lab("g");
     let a = Host::start(&na, "192.0.2.1:4500".parse().expect("addr"));
     let b = Host::start(&nb, "192.0.2.2:4500".parse().expect("addr"));
     let cases = [
