@@ -36,6 +36,22 @@ fn pair(lab: &Lab, family: Family, mode: &str, extra: &[&str]) -> (Iked, Iked) {
     (a, b)
 }
 
+/// Pings between the LANs over IPv4, A to B and B to A; on failure panics
+/// with both logs (`when` follows "ping A -> B" in the message).
+fn pings_pass_both_ways(lab: &Lab, a: &Iked, b: &Iked, when: &str) {
+    for (from, to) in [(&lab.a, &lab.b), (&lab.b, &lab.a)] {
+        if let Err(out) = racoon2conf::ping_lan(from, to, Family::V4) {
+            panic!(
+                "ping {} -> {}{when}:\n{out}\n{}\n{}",
+                from.label,
+                to.label,
+                a.log(),
+                b.log()
+            );
+        }
+    }
+}
+
 fn check_up(a: &Iked, b: &Iked, installed: &str) {
     for (side, d) in [("A", a), ("B", b)] {
         d.wait_for_log("ESTABLISHED", WAIT)
@@ -61,17 +77,7 @@ fn two_racoon3_peers_negotiate_a_tunnel_over_ipv4_and_delete_it() {
     let lab = Lab::two_hosts().expect("lab");
     let (mut a, b) = pair(&lab, Family::V4, "tunnel", &[]);
     check_up(&a, &b, "CHILD SA peer INSTALLED, Tunnel ESP");
-    for (from, to) in [(&lab.a, &lab.b), (&lab.b, &lab.a)] {
-        if let Err(out) = racoon2conf::ping_lan(from, to, Family::V4) {
-            panic!(
-                "ping {} -> {}:\n{out}\n{}\n{}",
-                from.label,
-                to.label,
-                a.log(),
-                b.log()
-            );
-        }
-    }
+    pings_pass_both_ways(&lab, &a, &b, "");
     a.child_mut().stop();
     b.wait_for_log("deleted by", WAIT)
         .expect("B hears A's Delete");
@@ -264,17 +270,7 @@ fn force_udp_encap_carries_esp_in_udp_4500_between_two_racoon3_peers_without_a_n
             .unwrap_or_else(|e| panic!("{side}: {e}\n{}", d.log()));
     }
     let before = (udp_in_datagrams(&lab.a), udp_in_datagrams(&lab.b));
-    for (from, to) in [(&lab.a, &lab.b), (&lab.b, &lab.a)] {
-        if let Err(out) = racoon2conf::ping_lan(from, to, Family::V4) {
-            panic!(
-                "ping {} -> {}:\n{out}\n{}\n{}",
-                from.label,
-                to.label,
-                a.log(),
-                b.log()
-            );
-        }
-    }
+    pings_pass_both_ways(&lab, &a, &b, "");
     // Six echo requests and six replies, three each way per ping run: each
     // host received at least six ESP-in-UDP datagrams on port 4500 (plain
     // ESP would not count as UDP at all).
@@ -321,15 +317,5 @@ fn force_udp_encap_carries_esp_in_udp_4500_between_two_racoon3_peers_without_a_n
         a.log(),
         b.log()
     );
-    for (from, to) in [(&lab.a, &lab.b), (&lab.b, &lab.a)] {
-        if let Err(out) = racoon2conf::ping_lan(from, to, Family::V4) {
-            panic!(
-                "ping {} -> {} after the rekey:\n{out}\n{}\n{}",
-                from.label,
-                to.label,
-                a.log(),
-                b.log()
-            );
-        }
-    }
+    pings_pass_both_ways(&lab, &a, &b, " after the rekey");
 }

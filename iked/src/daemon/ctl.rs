@@ -22,9 +22,10 @@ pub(crate) struct Context<'a> {
     pub(crate) config: &'a libracoon::config::Config,
     /// The backend as operators know it (`userspace via spmd`).
     pub(crate) backend: &'a str,
-    /// What the socket readers and the ESP hand-off counted (`show
-    /// status`): drops an operator must be able to see.
-    pub(crate) counters: std::collections::BTreeMap<String, u64>,
+    /// The sockets and the ESP hand-off, whose counters `show status`
+    /// reports: drops an operator must be able to see.
+    pub(crate) sockets: &'a super::udp::Sockets,
+    pub(crate) handoff: Option<&'a super::handoff::EspHandoff>,
 }
 
 /// Answers one request.
@@ -135,8 +136,17 @@ fn status(endpoint: &Endpoint, kernel: &impl Kernel, cx: &Context<'_>) -> Daemon
         ike_sas: endpoint.sas().filter(|s| s.is_established()).count() as u64,
         half_open: endpoint.sas().filter(|s| s.is_half_open()).count() as u64,
         listen: cx.listen.iter().map(ToString::to_string).collect(),
-        counters: cx.counters.clone(),
+        counters: socket_counters(cx),
     }
+}
+
+/// The socket readers' and the ESP hand-off's counters.
+fn socket_counters(cx: &Context<'_>) -> std::collections::BTreeMap<String, u64> {
+    let mut counters = cx.sockets.counters();
+    if let Some(h) = cx.handoff {
+        counters.extend(h.counters());
+    }
+    counters
 }
 
 fn initiate(

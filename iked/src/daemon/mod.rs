@@ -259,8 +259,14 @@ async fn serve<K: Kernel>(
                 }
             },
             Some(req) = requests.recv() => {
-                let counters = socket_counters(&sockets, handoff.as_ref());
-                let cx = ctl::Context { started, listen: &conf.listen, config: &config, backend, counters };
+                let cx = ctl::Context {
+                    started,
+                    listen: &conf.listen,
+                    config: &config,
+                    backend,
+                    sockets: &sockets,
+                    handoff: handoff.as_ref(),
+                };
                 let _ = req.reply.send(ctl::answer(req.request, &mut endpoint, kernel, &cx).await);
             }
         }
@@ -483,16 +489,4 @@ async fn install(
         tag.name, child.esp, child.ts
     );
     Ok(report::Report::info("child_installed", msg))
-}
-
-/// The socket readers' and the ESP hand-off's counters, for `show status`.
-fn socket_counters(
-    sockets: &udp::Sockets,
-    handoff: Option<&handoff::EspHandoff>,
-) -> std::collections::BTreeMap<String, u64> {
-    let mut counters = sockets.counters();
-    if let Some(h) = handoff {
-        counters.extend(h.counters());
-    }
-    counters
 }

@@ -141,8 +141,13 @@ pub fn encode_esp(out: &mut Vec<u8>, local: SocketAddr, remote: SocketAddr, pack
 
 /// The header of an ESP record, for a vectored send next to the packet.
 pub fn esp_header(local: SocketAddr, remote: SocketAddr) -> [u8; HEADER_LEN] {
+    header(KIND_ESP, local, remote)
+}
+
+/// The header every record starts with.
+fn header(kind: u8, local: SocketAddr, remote: SocketAddr) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
-    h[0] = KIND_ESP;
+    h[0] = kind;
     h[1..=ENDPOINT_LEN].copy_from_slice(&endpoint(local));
     h[1 + ENDPOINT_LEN..].copy_from_slice(&endpoint(remote));
     h
@@ -156,8 +161,7 @@ pub fn segmented_header(
     segment: u16,
 ) -> [u8; SEGMENTED_HEADER_LEN] {
     let mut h = [0u8; SEGMENTED_HEADER_LEN];
-    h[..HEADER_LEN].copy_from_slice(&esp_header(local, remote));
-    h[0] = KIND_ESP_SEGMENTED;
+    h[..HEADER_LEN].copy_from_slice(&header(KIND_ESP_SEGMENTED, local, remote));
     h[HEADER_LEN..].copy_from_slice(&segment.to_be_bytes());
     h
 }
@@ -166,26 +170,28 @@ pub fn segmented_header(
 /// vectored send next to it.
 #[must_use]
 pub fn for_iked_header(local: SocketAddr, remote: SocketAddr) -> [u8; HEADER_LEN] {
-    let mut h = esp_header(local, remote);
-    h[0] = KIND_FOR_IKED;
-    h
+    header(KIND_FOR_IKED, local, remote)
 }
 
 /// The record announcing a socket bound to `local`.
 #[must_use]
 pub fn encode_attach(local: SocketAddr) -> Vec<u8> {
-    let mut out = vec![KIND_ATTACH];
-    put(&mut out, local);
-    put(&mut out, SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
-    out
+    header(
+        KIND_ATTACH,
+        local,
+        SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+    )
+    .to_vec()
 }
 
 /// The record saying the datapath reads the socket bound to `local`.
 #[must_use]
 pub fn encode_reading(local: SocketAddr) -> [u8; HEADER_LEN] {
-    let mut h = esp_header(local, SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
-    h[0] = KIND_READING;
-    h
+    header(
+        KIND_READING,
+        local,
+        SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+    )
 }
 
 /// Parses one record; never panics.
@@ -229,10 +235,6 @@ pub fn decode(record: &[u8]) -> Result<HandoffMessage<'_>, HandoffError> {
         }),
         k => Err(HandoffError::UnknownKind(k)),
     }
-}
-
-fn put(out: &mut Vec<u8>, a: SocketAddr) {
-    out.extend_from_slice(&endpoint(a));
 }
 
 fn endpoint(a: SocketAddr) -> [u8; ENDPOINT_LEN] {
